@@ -1,0 +1,244 @@
+//! The protected API: the server functions of DESIGN.md, the values they
+//! return and the one error type every one of them answers with.
+//!
+//! The Bearer access token is validated by the server before any of these
+//! run (`server/src/bearer_layer.rs` puts the outcome into the request's
+//! extensions); a function states what it needs with [`ssr::authorize`] on
+//! its first line, so it cannot run for a caller who lacks it.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+/// The scope `report` needs.
+pub const REPORTS_READ: &str = "reports:read";
+
+/// The checked claims of the caller's access token, as `whoami` returns them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub sub: String,
+    pub uid: Option<String>,
+    pub cid: Option<String>,
+    pub scopes: Vec<String>,
+    pub issuer: String,
+    /// Expiry of the access token, in Unix seconds.
+    pub expires_at: i64,
+}
+
+impl AccessClaims {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u32,
+    /// ISO 8601 date.
+    pub date: String,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeeklyReport {
+    pub title: String,
+    pub generated_for: String,
+    pub rows: Vec<ReportRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRow {
+    pub label: String,
+    pub value: u64,
+}
+
+/// Every way a protected call can fail, in RFC 6750's terms.
+///
+/// On the wire it is a JSON object `{"error": "<code>", ...}` whose `error`
+/// is the RFC 6750 / OAuth error code, so curl users and the app read the
+/// same thing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum ApiError {
+    /// No credentials at all, or not the Bearer scheme (401, no error code).
+    #[error("{error_description}")]
+    Unauthorized { error_description: String },
+    /// The `Authorization` header is malformed (400).
+    #[error("{error_description}")]
+    InvalidRequest { error_description: String },
+    /// The token is not acceptable: signature, expiry, issuer, audience... (401).
+    #[error("{error_description}")]
+    InvalidToken { error_description: String },
+    /// A valid token that lacks the scope this function needs (403).
+    #[error("this needs the {scope} scope")]
+    InsufficientScope { scope: String },
+    /// The issuer's keys cannot be had right now (503).
+    #[error("the token cannot be checked right now; retry in {retry_after} s")]
+    TemporarilyUnavailable { retry_after: u64 },
+    /// Anything else: the request could not be decoded or the server failed.
+    #[error("{error_description}")]
+    ServerError { error_description: String },
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Unauthorized { .. } | ApiError::InvalidToken { .. } => 401,
+            ApiError::InvalidRequest { .. } => 400,
+            ApiError::InsufficientScope { .. } => 403,
+            ApiError::TemporarilyUnavailable { .. } => 503,
+            ApiError::ServerError { .. } => 500,
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for this error, if it has one.
+    pub fn www_authenticate(&self) -> Option<String> {
+        let realm = "Bearer realm=\"api\"";
+        match self {
+            ApiError::Unauthorized { .. } => Some(realm.to_string()),
+            ApiError::InvalidRequest { error_description } => Some(format!(
+                "{realm}, error=\"invalid_request\", error_description=\"{}\"",
+                quoted_string_safe(error_description)
+            )),
+            ApiError::InvalidToken { error_description } => Some(format!(
+                "{realm}, error=\"invalid_token\", error_description=\"{}\"",
+                quoted_string_safe(error_description)
+            )),
+            ApiError::InsufficientScope { scope } => Some(format!(
+                "{realm}, error=\"insufficient_scope\", scope=\"{}\"",
+                quoted_string_safe(scope)
+            )),
+            ApiError::TemporarilyUnavailable { .. } | ApiError::ServerError { .. } => None,
+        }
+    }
+}
+
+/// RFC 6750 limits `error_description` and `scope` to printable ASCII
+/// without `"` and `\`; drop anything else rather than emit a broken header.
+fn quoted_string_safe(s: &str) -> String {
+    s.chars()
+        .filter(|c| matches!(c, ' ' | '!' | '#'..='[' | ']'..='~'))
+        .collect()
+}
+
+impl FromServerFnError for ApiError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        ApiError::ServerError {
+            error_description: value.to_string(),
+        }
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! Server-side half: what the bearer layer leaves on the request, and the
+    //! check each protected function makes first.
+
+    use super::{AccessClaims, ApiError};
+    use http::{header, HeaderValue, StatusCode};
+    use leptos::prelude::*;
+
+    /// What the server's bearer layer found on this request. Inserted as a
+    /// request extension before any server function runs.
+    #[derive(Clone, Debug)]
+    pub enum BearerAuth {
+        /// A valid access token.
+        Valid(AccessClaims),
+        /// No token, a malformed header or a token that failed validation.
+        Rejected(ApiError),
+    }
+
+    /// The caller's checked claims, if they have `scope` (or any valid token
+    /// when `scope` is `None`); otherwise the RFC 6750 error, with status and
+    /// `WWW-Authenticate` already set on the response.
+    pub async fn authorize(scope: Option<&str>) -> Result<AccessClaims, ApiError> {
+        let outcome = match leptos_axum::extract::<axum::Extension<BearerAuth>>().await {
+            Ok(axum::Extension(outcome)) => outcome,
+            // The layer is missing: fail closed.
+            Err(_) => BearerAuth::Rejected(ApiError::ServerError {
+                error_description: "bearer validation is not configured on this server".into(),
+            }),
+        };
+        let result = match outcome {
+            BearerAuth::Valid(claims) => match scope {
+                Some(scope) if !claims.has_scope(scope) => Err(ApiError::InsufficientScope {
+                    scope: scope.to_string(),
+                }),
+                _ => Ok(claims),
+            },
+            BearerAuth::Rejected(err) => Err(err),
+        };
+        if let Err(err) = &result {
+            set_error_response(err);
+        }
+        result
+    }
+
+    /// Puts the status, `WWW-Authenticate` and `Retry-After` of `err` on the
+    /// server function's response.
+    pub fn set_error_response(err: &ApiError) {
+        let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        resp.set_status(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED));
+        if let Some(value) = err
+            .www_authenticate()
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            resp.insert_header(header::WWW_AUTHENTICATE, value);
+        }
+        if let ApiError::TemporarilyUnavailable { retry_after } = err {
+            resp.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        resp.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// Who the caller is, according to their access token.
+#[server(endpoint = "whoami")]
+pub async fn whoami() -> Result<AccessClaims, ApiError> {
+    ssr::authorize(None).await
+}
+
+/// The caller's messages.
+#[server(endpoint = "messages")]
+pub async fn messages() -> Result<Vec<Message>, ApiError> {
+    let caller = ssr::authorize(None).await?;
+    Ok(demo_messages(&caller.sub))
+}
+
+/// A small report; needs the `reports:read` scope.
+#[server(endpoint = "report")]
+pub async fn report() -> Result<WeeklyReport, ApiError> {
+    let caller = ssr::authorize(Some(REPORTS_READ)).await?;
+    Ok(WeeklyReport {
+        title: "Sign-ins this week".into(),
+        generated_for: caller.sub,
+        rows: vec![
+            ReportRow { label: "Monday".into(), value: 12 },
+            ReportRow { label: "Tuesday".into(), value: 9 },
+            ReportRow { label: "Wednesday".into(), value: 15 },
+        ],
+    })
+}
+
+/// Messages addressed to `sub`; fixed demo data, the same on every call.
+pub fn demo_messages(sub: &str) -> Vec<Message> {
+    vec![
+        Message {
+            id: 1,
+            date: "2026-11-02".into(),
+            text: format!("Welcome, {sub}. Your sign-in went through the implicit flow."),
+        },
+        Message {
+            id: 2,
+            date: "2026-11-15".into(),
+            text: "This message came from a server function that checked your access token."
+                .into(),
+        },
+    ]
+}

@@ -1,0 +1,1 @@
+//! Validation of OAuth 2.0 Bearer access tokens against an issuer's JWKS.

@@ -1,0 +1,1 @@
+//! The embedded Okta-compatible development authorization server.
