@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The project's two commands:
+#   ./dev.sh run    install what is missing, then serve the app (cargo leptos watch)
+#   ./dev.sh test   install what is missing, then run every check and test
+# Each install step is skipped when the right version is already there.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")" && pwd)
+cd "$root"
+
+CARGO_LEPTOS_VERSION=0.3.10
+export PATH="$HOME/.cargo/bin:$root/end2end/node_modules/.bin:$PATH"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is missing: $2"
+}
+
+# The wasm-bindgen crate version the lock file pins; the CLI must match it.
+locked_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+setup() {
+  need rustup "install Rust with rustup (https://rustup.rs)"
+  need cargo "install Rust with rustup (https://rustup.rs)"
+  need node "install Node.js 20 or newer (apt-get install nodejs npm)"
+  need npm "install npm (apt-get install npm)"
+
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+
+  if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 20 minutes on 2 cores)"
+    cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  fi
+
+  local wbg
+  wbg=$(locked_version wasm-bindgen)
+  [ -n "$wbg" ] || die "Cargo.lock names no wasm-bindgen version; run cargo generate-lockfile"
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg" ]; then
+    say "installing wasm-bindgen-cli $wbg (one time, a few minutes)"
+    # --locked fails for this crate on these machines (its lock pins a
+    # webpki-roots the registry lacks), so let cargo resolve its deps.
+    cargo install wasm-bindgen-cli --version "$wbg" --force
+  fi
+
+  if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
+    say "installing Debian's chromium for Playwright"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    { $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+      || die "chromium is missing: install it with 'apt-get install chromium' (or set CHROMIUM_PATH)"
+  fi
+
+  # Playwright and binaryen's wasm-opt, from the committed lock file; the
+  # stamp records which lock file node_modules was installed from.
+  local stamp=end2end/node_modules/.installed-from-lock
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < end2end/package-lock.json)" ]; then
+    say "installing the end2end npm packages (npm ci)"
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    sha256sum < end2end/package-lock.json > "$stamp"
+  fi
+  need wasm-opt "run 'npm ci' in end2end/ (package binaryen)"
+}
+
+run() {
+  setup
+  say "serving the app on http://localhost:3000 (dev authorization server on http://localhost:3100)"
+  exec cargo leptos watch
+}
+
+# Runs every check and test suite, keeps going after a failure, and ends with
+# one line: the totals over every suite.
+test_all() {
+  setup
+  local log passed=0 failed=0 status=0
+  log=$(mktemp -d)
+
+  check() { # name, command...: a check that is not a test suite counts once
+    local name=$1; shift
+    say "$name"
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; say "FAILED: $name"; fi
+  }
+
+  check "cargo fmt --check" cargo fmt --all -- --check
+  check "clippy (ssr)" cargo clippy -p app -p server --all-targets -- -D warnings
+  check "clippy (hydrate)" cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
+
+  say "cargo test --workspace"
+  local rc=0
+  cargo test --workspace --exclude frontend 2>&1 | tee "$log/cargo-test.txt" || rc=$?
+  local counts
+  counts=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } } END { print p + 0, f + 0 }' "$log/cargo-test.txt")
+  passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
+  if [ "$rc" != 0 ]; then
+    status=1
+    [ "${counts#* }" != 0 ] || failed=$((failed + 1)) # failed before any test ran
+  fi
+
+  say "release build (cargo leptos build --release)"
+  if cargo leptos build --release; then
+    say "Playwright (Debian chromium)"
+    rc=0
+    (cd end2end && PW_JSON_OUTPUT="$log/playwright.json" npx playwright test) || rc=$?
+    if [ -f "$log/playwright.json" ]; then
+      counts=$(node -e 'const s=require(process.argv[1]).stats; console.log((s.expected + s.flaky), s.unexpected)' "$log/playwright.json")
+      passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
+    fi
+    if [ "$rc" != 0 ]; then
+      status=1
+      [ -f "$log/playwright.json" ] && [ "${counts#* }" != 0 ] || failed=$((failed + 1))
+    fi
+  else
+    say "FAILED: release build; Playwright not run"
+    failed=$((failed + 1)); status=1
+  fi
+
+  rm -rf "$log"
+  echo "$passed passed, $failed failed"
+  return "$status"
+}
+
+case "${1:-}" in
+  run) run ;;
+  test) test_all ;;
+  setup) setup ;;
+  *) echo "usage: ./dev.sh run | test | setup" >&2; exit 2 ;;
+esac

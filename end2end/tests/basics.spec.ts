@@ -1,0 +1,40 @@
+import { test, expect, type ConsoleMessage } from '@playwright/test';
+
+test('home page renders on the server and hydrates', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('console', (msg: ConsoleMessage) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('pageerror', (err) => errors.push(err.message));
+
+  const response = await page.goto('/');
+  expect(response?.status()).toBe(200);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Okta implicit sign-in');
+  await expect(page).toHaveTitle('Okta implicit sign-in');
+
+  // A click changes the page only once the wasm has hydrated it.
+  const button = page.locator('#hydration-check');
+  await expect(button).toHaveText('Clicked 0 times');
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await button.click();
+  await expect(button).toHaveText('Clicked 1 times');
+
+  expect(errors).toEqual([]);
+});
+
+test('stylesheet and favicon are served', async ({ page, request }) => {
+  await page.goto('/');
+  const background = await page.evaluate(() => getComputedStyle(document.querySelector('button')!).backgroundColor);
+  expect(background).toBe('rgb(22, 98, 221)');
+  const icon = await request.get('/favicon.svg');
+  expect(icon.status()).toBe(200);
+  expect(icon.headers()['content-type']).toContain('image/svg+xml');
+});
+
+test('an unknown path shows the 404 page with status 404', async ({ page }) => {
+  const response = await page.goto('/no/such/page');
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Page not found');
+  await page.getByRole('link', { name: 'Go to the home page' }).click();
+  await expect(page).toHaveURL('/');
+});
