@@ -1,0 +1,92 @@
+//! What the browser needs to know about the issuer, sent to it by the server
+//! (never compiled into the wasm), and the issuer's public keys, fetched
+//! through the server's JWKS cache.
+
+use crate::api::ApiError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The issuer's settings the browser uses to sign in and out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAuthConfig {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub end_session_endpoint: Option<String>,
+    pub client_id: String,
+    /// Space-separated, as sent in the `scope` parameter.
+    pub scopes: String,
+    /// `id_token token`, `token` or `id_token`.
+    pub response_type: String,
+    pub redirect_uri: String,
+    pub post_logout_redirect_uri: String,
+}
+
+impl PublicAuthConfig {
+    pub fn wants_id_token(&self) -> bool {
+        self.response_type.split(' ').any(|t| t == "id_token")
+    }
+
+    pub fn wants_access_token(&self) -> bool {
+        self.response_type.split(' ').any(|t| t == "token")
+    }
+}
+
+/// One RSA public key of the issuer, as a JWK the browser can import.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicJwk {
+    pub kid: String,
+    /// Base64url modulus.
+    pub n: String,
+    /// Base64url exponent.
+    pub e: String,
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! What the server provides as context for the public auth functions.
+
+    use super::PublicJwk;
+    use crate::api::ApiError;
+    use std::{future::Future, pin::Pin, sync::Arc};
+
+    /// The server's source of the issuer's keys (its JWKS cache).
+    pub trait IssuerKeys: Send + Sync {
+        /// The RS256 key `kid`, refetching the JWKS (rate-limited) when unknown.
+        fn key(&self, kid: String)
+            -> Pin<Box<dyn Future<Output = Result<PublicJwk, ApiError>> + Send + '_>>;
+    }
+
+    /// Context value: a shared handle on the server's key source.
+    pub type SharedIssuerKeys = Arc<dyn IssuerKeys>;
+}
+
+/// The issuer settings for the browser. Public: no token needed.
+#[server(endpoint = "auth_config")]
+pub async fn auth_config() -> Result<PublicAuthConfig, ApiError> {
+    use_context::<PublicAuthConfig>().ok_or_else(|| ApiError::ServerError {
+        error_description: "the server has no issuer configuration".into(),
+    })
+}
+
+/// The issuer's public key `kid`, for checking an ID token's signature in the
+/// browser. Public: keys are public, and the server caches them.
+#[server(endpoint = "issuer_key")]
+pub async fn issuer_key(kid: String) -> Result<PublicJwk, ApiError> {
+    if kid.is_empty() || kid.len() > 256 {
+        let err = ApiError::InvalidRequest {
+            error_description: "kid must be 1 to 256 characters".into(),
+        };
+        crate::api::ssr::set_error_response(&err);
+        return Err(err);
+    }
+    let Some(keys) = use_context::<ssr::SharedIssuerKeys>() else {
+        return Err(ApiError::ServerError {
+            error_description: "the server has no key source".into(),
+        });
+    };
+    let result = keys.key(kid).await;
+    if let Err(err) = &result {
+        crate::api::ssr::set_error_response(err);
+    }
+    result
+}

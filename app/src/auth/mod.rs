@@ -1,0 +1,13 @@
+//! Signing in with the implicit flow, browser side: what the server tells
+//! the browser about the issuer, the requests to the issuer, the callback's
+//! checks, the kept session and the server-function client that sends the
+//! access token.
+//!
+//! Everything except `browser` and `client` is plain logic, tested on the
+//! host with `cargo test`.
+
+pub mod callback;
+pub mod config;
+pub mod fragment;
+pub mod id_token;
+pub mod request;

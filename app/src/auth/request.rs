@@ -1,0 +1,133 @@
+//! Building the requests the browser sends to the issuer: the authorize URL
+//! that starts a sign-in and the logout URL that ends one.
+
+use super::config::PublicAuthConfig;
+use serde::{Deserialize, Serialize};
+
+/// A sign-in the browser started and has not finished: kept in
+/// `sessionStorage` until the callback uses it once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    pub state: String,
+    pub nonce: String,
+    /// The app path to go back to afterwards.
+    pub return_to: String,
+    /// Unix seconds; a pending sign-in older than [`PENDING_MAX_AGE`] is void.
+    pub created_at: i64,
+}
+
+/// How long a started sign-in may take before its `state` is refused.
+pub const PENDING_MAX_AGE: i64 = 15 * 60;
+
+/// Where to send the browser to sign in.
+pub fn authorize_url(cfg: &PublicAuthConfig, state: &str, nonce: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &cfg.client_id)
+        .append_pair("response_type", &cfg.response_type)
+        .append_pair("response_mode", "fragment")
+        .append_pair("scope", &cfg.scopes)
+        .append_pair("redirect_uri", &cfg.redirect_uri)
+        .append_pair("state", state)
+        .append_pair("nonce", nonce)
+        .finish();
+    with_query(&cfg.authorization_endpoint, &query)
+}
+
+/// Where to send the browser to end the issuer's session (RP-initiated
+/// logout), or `None` when the issuer has no `end_session_endpoint`.
+pub fn logout_url(cfg: &PublicAuthConfig, id_token_hint: Option<&str>, state: &str) -> Option<String> {
+    let endpoint = cfg.end_session_endpoint.as_deref()?;
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(hint) = id_token_hint {
+        query.append_pair("id_token_hint", hint);
+    }
+    query
+        .append_pair("post_logout_redirect_uri", &cfg.post_logout_redirect_uri)
+        .append_pair("state", state);
+    Some(with_query(endpoint, &query.finish()))
+}
+
+fn with_query(endpoint: &str, query: &str) -> String {
+    let sep = if endpoint.contains('?') { '&' } else { '?' };
+    format!("{endpoint}{sep}{query}")
+}
+
+/// Only same-app absolute paths may be returned to after sign-in, so a
+/// crafted link cannot bounce the user to another site.
+pub fn safe_return_path(path: &str) -> String {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.starts_with("/login/callback")
+        && path.chars().all(|c| !c.is_control());
+    if ok {
+        path.to_string()
+    } else {
+        "/profile".to_string()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn cfg() -> PublicAuthConfig {
+        PublicAuthConfig {
+            issuer: "http://localhost:3100/oauth2/default".into(),
+            authorization_endpoint: "http://localhost:3100/oauth2/default/v1/authorize".into(),
+            end_session_endpoint: Some("http://localhost:3100/oauth2/default/v1/logout".into()),
+            client_id: "0oa-dev-spa".into(),
+            scopes: "openid profile email".into(),
+            response_type: "id_token token".into(),
+            redirect_uri: "http://localhost:3000/login/callback".into(),
+            post_logout_redirect_uri: "http://localhost:3000/".into(),
+        }
+    }
+
+    fn query_pairs(url: &str) -> Vec<(String, String)> {
+        let q = url.split_once('?').unwrap().1;
+        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+    }
+
+    #[test]
+    fn authorize_url_carries_every_parameter_encoded() {
+        let url = authorize_url(&cfg(), "st&=", "no nce");
+        assert!(url.starts_with("http://localhost:3100/oauth2/default/v1/authorize?"));
+        let pairs = query_pairs(&url);
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("client_id"), Some("0oa-dev-spa"));
+        assert_eq!(get("response_type"), Some("id_token token"));
+        assert_eq!(get("response_mode"), Some("fragment"));
+        assert_eq!(get("scope"), Some("openid profile email"));
+        assert_eq!(get("redirect_uri"), Some("http://localhost:3000/login/callback"));
+        assert_eq!(get("state"), Some("st&="));
+        assert_eq!(get("nonce"), Some("no nce"));
+        assert_eq!(pairs.len(), 7);
+    }
+
+    #[test]
+    fn logout_url_has_hint_redirect_and_state() {
+        let url = logout_url(&cfg(), Some("a.b.c"), "s1").unwrap();
+        let pairs = query_pairs(&url);
+        assert_eq!(
+            pairs,
+            vec![
+                ("id_token_hint".into(), "a.b.c".into()),
+                ("post_logout_redirect_uri".into(), "http://localhost:3000/".into()),
+                ("state".into(), "s1".into()),
+            ]
+        );
+        let mut no_endpoint = cfg();
+        no_endpoint.end_session_endpoint = None;
+        assert_eq!(logout_url(&no_endpoint, None, "s"), None);
+    }
+
+    #[test]
+    fn return_paths_stay_inside_the_app() {
+        assert_eq!(safe_return_path("/messages"), "/messages");
+        assert_eq!(safe_return_path("/report?x=1"), "/report?x=1");
+        for bad in ["https://evil.example/", "//evil.example", "/\\evil", "javascript:x", "", "/login/callback"] {
+            assert_eq!(safe_return_path(bad), "/profile", "{bad}");
+        }
+    }
+}
