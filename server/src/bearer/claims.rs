@@ -1,0 +1,408 @@
+//! The claim rules for an access token, as a pure function of the decoded
+//! claims, the [`Policy`] and the current time.
+//!
+//! Runs only after the signature has been verified, so nothing here trusts
+//! unauthenticated input.
+
+use std::time::Duration;
+
+use app::api::AccessClaims;
+use serde::{Deserialize, Deserializer};
+
+use super::error::{InitError, TokenError};
+
+/// The most clock skew the validator may be configured to forgive.
+pub const MAX_LEEWAY: Duration = Duration::from_secs(120);
+/// The clock skew forgiven unless configured otherwise.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+/// What an access token must say to be accepted here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// `iss` must equal this exactly.
+    issuer: String,
+    /// `aud` must contain this.
+    audience: String,
+    /// `cid` must equal this when the token has one.
+    client_id: Option<String>,
+    leeway_secs: i64,
+}
+
+impl Policy {
+    pub fn new(
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        client_id: Option<String>,
+        leeway: Duration,
+    ) -> Result<Self, InitError> {
+        if leeway > MAX_LEEWAY {
+            return Err(InitError::Leeway(leeway.as_secs()));
+        }
+        Ok(Policy {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            client_id,
+            leeway_secs: leeway.as_secs() as i64,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
+    }
+}
+
+/// The claims of an access token as they come out of the JSON, before any
+/// rule has been applied. Unknown claims are ignored; a claim of the wrong
+/// type fails decoding.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawClaims {
+    pub iss: Option<String>,
+    pub sub: Option<String>,
+    pub aud: Option<Audience>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    pub exp: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    pub nbf: Option<i64>,
+    #[serde(default, deserialize_with = "numeric_date")]
+    pub iat: Option<i64>,
+    pub cid: Option<String>,
+    pub uid: Option<String>,
+    /// Okta: an array of scope names. Some issuers use a space-separated
+    /// string here, so both are read.
+    pub scp: Option<Scopes>,
+    /// RFC 8693 / RFC 9068: a space-separated string.
+    pub scope: Option<String>,
+}
+
+impl RawClaims {
+    /// Decodes the JSON payload of a verified token.
+    pub fn from_json(json: &[u8]) -> Result<Self, TokenError> {
+        serde_json::from_slice(json).map_err(|_| TokenError::BadClaims)
+    }
+}
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn contains(&self, value: &str) -> bool {
+        match self {
+            Audience::One(aud) => aud == value,
+            Audience::Many(auds) => auds.iter().any(|aud| aud == value),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Scopes {
+    List(Vec<String>),
+    SpaceSeparated(String),
+}
+
+/// NumericDate (RFC 7519 §2): seconds, possibly fractional. Fractions are
+/// dropped; a value that is not a finite number in range fails decoding.
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(value) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // Beyond ±2^53 an f64 no longer holds every integer; no real date is
+    // near that.
+    const LIMIT: f64 = 9_007_199_254_740_992.0;
+    if !value.is_finite() || value.abs() >= LIMIT {
+        return Err(serde::de::Error::custom("NumericDate out of range"));
+    }
+    Ok(Some(value.floor() as i64))
+}
+
+/// Applies every claim rule and returns what the server functions see.
+/// `now` is in Unix seconds.
+pub fn check(raw: RawClaims, policy: &Policy, now: i64) -> Result<AccessClaims, TokenError> {
+    let leeway = policy.leeway_secs;
+
+    match raw.iss.as_deref() {
+        None => return Err(TokenError::MissingClaim("iss")),
+        Some(iss) if iss != policy.issuer => return Err(TokenError::WrongIssuer),
+        Some(_) => {}
+    }
+
+    let aud = raw.aud.as_ref().ok_or(TokenError::MissingClaim("aud"))?;
+    if !aud.contains(&policy.audience) {
+        // An ID token is addressed to the client that asked for it; say so,
+        // because sending the ID token instead of the access token is the
+        // mistake a client developer actually makes.
+        let is_id_token = policy.client_id().is_some_and(|cid| aud.contains(cid));
+        return Err(if is_id_token {
+            TokenError::IdToken
+        } else {
+            TokenError::WrongAudience
+        });
+    }
+
+    let exp = raw.exp.ok_or(TokenError::MissingClaim("exp"))?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(TokenError::Expired);
+    }
+    if let Some(nbf) = raw.nbf {
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    if let Some(iat) = raw.iat {
+        if iat > now.saturating_add(leeway) {
+            return Err(TokenError::IssuedInFuture);
+        }
+    }
+
+    if let (Some(cid), Some(expected)) = (raw.cid.as_deref(), policy.client_id()) {
+        if cid != expected {
+            return Err(TokenError::WrongClient);
+        }
+    }
+
+    let sub = raw.sub.ok_or(TokenError::MissingClaim("sub"))?;
+    let scopes = match (raw.scp, raw.scope) {
+        (Some(Scopes::List(list)), _) => list,
+        (Some(Scopes::SpaceSeparated(s)), _) | (None, Some(s)) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+
+    Ok(AccessClaims {
+        sub,
+        uid: raw.uid,
+        cid: raw.cid,
+        scopes,
+        issuer: policy.issuer.clone(),
+        expires_at: exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_800_000_000;
+    const ISS: &str = "https://example.okta.com/oauth2/default";
+
+    fn policy() -> Policy {
+        Policy::new(
+            ISS,
+            "api://default",
+            Some("client-1".into()),
+            DEFAULT_LEEWAY,
+        )
+        .unwrap()
+    }
+
+    fn okta_claims() -> serde_json::Value {
+        json!({
+            "ver": 1,
+            "jti": "AT.abc",
+            "iss": ISS,
+            "aud": "api://default",
+            "iat": NOW - 10,
+            "exp": NOW + 3600,
+            "cid": "client-1",
+            "uid": "00u1",
+            "scp": ["openid", "profile", "reports:read"],
+            "sub": "alice@example.com",
+        })
+    }
+
+    fn check_json(value: serde_json::Value) -> Result<AccessClaims, TokenError> {
+        let raw = RawClaims::from_json(value.to_string().as_bytes())?;
+        check(raw, &policy(), NOW)
+    }
+
+    fn with(key: &str, value: serde_json::Value) -> serde_json::Value {
+        let mut claims = okta_claims();
+        claims[key] = value;
+        claims
+    }
+
+    fn without(key: &str) -> serde_json::Value {
+        let mut claims = okta_claims();
+        claims.as_object_mut().unwrap().remove(key);
+        claims
+    }
+
+    #[test]
+    fn accepts_an_okta_access_token() {
+        let claims = check_json(okta_claims()).unwrap();
+        assert_eq!(claims.sub, "alice@example.com");
+        assert_eq!(claims.uid.as_deref(), Some("00u1"));
+        assert_eq!(claims.cid.as_deref(), Some("client-1"));
+        assert_eq!(claims.scopes, ["openid", "profile", "reports:read"]);
+        assert_eq!(claims.issuer, ISS);
+        assert_eq!(claims.expires_at, NOW + 3600);
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        assert!(Policy::new(ISS, "a", None, MAX_LEEWAY).is_ok());
+        assert!(matches!(
+            Policy::new(ISS, "a", None, MAX_LEEWAY + Duration::from_secs(1)),
+            Err(InitError::Leeway(121))
+        ));
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        assert_eq!(
+            check_json(with("iss", json!(format!("{ISS}/")))),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            check_json(with("iss", json!("https://evil.example"))),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            check_json(without("iss")),
+            Err(TokenError::MissingClaim("iss"))
+        );
+    }
+
+    #[test]
+    fn audience_must_contain_ours() {
+        assert!(check_json(with("aud", json!(["other", "api://default"]))).is_ok());
+        assert_eq!(
+            check_json(with("aud", json!("api://other"))),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            check_json(with("aud", json!([]))),
+            Err(TokenError::WrongAudience)
+        );
+        assert_eq!(
+            check_json(without("aud")),
+            Err(TokenError::MissingClaim("aud"))
+        );
+    }
+
+    #[test]
+    fn an_id_token_is_named_as_such() {
+        let mut id_token = without("scp");
+        id_token["aud"] = json!("client-1");
+        id_token["nonce"] = json!("n-0S6_WzA2Mj");
+        assert_eq!(check_json(id_token), Err(TokenError::IdToken));
+    }
+
+    #[test]
+    fn exp_is_required_and_must_be_in_the_future_within_leeway() {
+        assert_eq!(
+            check_json(without("exp")),
+            Err(TokenError::MissingClaim("exp"))
+        );
+        assert_eq!(
+            check_json(with("exp", json!(NOW - 61))),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            check_json(with("exp", json!(NOW - 60))),
+            Err(TokenError::Expired)
+        );
+        assert!(check_json(with("exp", json!(NOW - 59))).is_ok());
+        assert_eq!(
+            check_json(with("exp", json!("soon"))),
+            Err(TokenError::BadClaims)
+        );
+        assert_eq!(
+            check_json(with("exp", json!(1e300))),
+            Err(TokenError::BadClaims)
+        );
+    }
+
+    #[test]
+    fn nbf_and_iat_must_not_be_in_the_future_beyond_leeway() {
+        assert!(check_json(with("nbf", json!(NOW + 60))).is_ok());
+        assert_eq!(
+            check_json(with("nbf", json!(NOW + 61))),
+            Err(TokenError::NotYetValid)
+        );
+        assert!(check_json(with("iat", json!(NOW + 60))).is_ok());
+        assert_eq!(
+            check_json(with("iat", json!(NOW + 61))),
+            Err(TokenError::IssuedInFuture)
+        );
+        assert!(check_json(without("iat")).is_ok());
+    }
+
+    #[test]
+    fn fractional_dates_are_accepted() {
+        assert!(check_json(with("exp", json!((NOW + 10) as f64 + 0.5))).is_ok());
+    }
+
+    #[test]
+    fn cid_must_match_when_present() {
+        assert_eq!(
+            check_json(with("cid", json!("client-2"))),
+            Err(TokenError::WrongClient)
+        );
+        assert!(check_json(without("cid")).is_ok());
+        let no_client_policy = Policy::new(ISS, "api://default", None, DEFAULT_LEEWAY).unwrap();
+        let raw =
+            RawClaims::from_json(with("cid", json!("anyone")).to_string().as_bytes()).unwrap();
+        assert!(check(raw, &no_client_policy, NOW).is_ok());
+    }
+
+    #[test]
+    fn sub_is_required() {
+        assert_eq!(
+            check_json(without("sub")),
+            Err(TokenError::MissingClaim("sub"))
+        );
+    }
+
+    #[test]
+    fn scopes_come_from_scp_or_scope() {
+        let mut claims = without("scp");
+        claims["scope"] = json!("openid  reports:read");
+        assert_eq!(
+            check_json(claims).unwrap().scopes,
+            ["openid", "reports:read"]
+        );
+        assert_eq!(
+            check_json(with("scp", json!("a b"))).unwrap().scopes,
+            ["a", "b"]
+        );
+        assert!(check_json(without("scp")).unwrap().scopes.is_empty());
+        assert_eq!(
+            check_json(with("scp", json!([1, 2]))),
+            Err(TokenError::BadClaims)
+        );
+    }
+
+    #[test]
+    fn claims_must_be_a_json_object() {
+        assert_eq!(
+            RawClaims::from_json(b"[]").err(),
+            Some(TokenError::BadClaims)
+        );
+        assert_eq!(
+            RawClaims::from_json(b"{\"sub\":\"\xff\"}").err(),
+            Some(TokenError::BadClaims)
+        );
+        assert_eq!(
+            RawClaims::from_json(br#"{"exp":1,"exp":2}"#).err(),
+            Some(TokenError::BadClaims)
+        );
+    }
+}

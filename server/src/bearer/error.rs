@@ -1,0 +1,196 @@
+//! The two error types of the validator: [`InitError`] stops start-up (bad
+//! settings, an issuer that cannot be discovered), [`AuthError`] answers one
+//! request in RFC 6750's terms.
+//!
+//! Descriptions never contain the token or anything else copied from the
+//! request, so they are safe to log and to put in a `WWW-Authenticate`
+//! header.
+
+use app::api::ApiError;
+
+/// Why the validator cannot be set up. Each message names what is wrong
+/// in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{what} {url:?} is not a valid URL: {reason}")]
+    BadUrl {
+        what: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("{what} {url:?} must use https (http:// is only allowed for localhost and loopback addresses)")]
+    InsecureUrl { what: &'static str, url: String },
+    #[error("cannot fetch {url}: {source}")]
+    Fetch { url: String, source: FetchError },
+    #[error("{url} is not a usable {what}: {reason}")]
+    BadDocument {
+        url: String,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("the discovery document says the issuer is {found:?}, but ISSUER is {expected:?}; they must be equal")]
+    IssuerMismatch { expected: String, found: String },
+    #[error("the JWKS at {url} has no RS256 signing key with a kid")]
+    NoUsableKeys { url: String },
+    #[error("the clock-skew leeway must be at most 120 s, not {0} s")]
+    Leeway(u64),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+}
+
+/// Why fetching a document (discovery, JWKS) failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("the server answered HTTP {0}")]
+    Status(u16),
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// What is wrong with a token. Every variant is answered `401
+/// invalid_token`; the message is the `error_description`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is larger than 8 KiB")]
+    TooLarge,
+    #[error("the token is not a JWS in compact serialization (three base64url parts)")]
+    NotCompactJws,
+    #[error("the token's header is not base64url-encoded UTF-8 JSON")]
+    BadHeader,
+    #[error("the token is not signed with RS256")]
+    AlgorithmNotAllowed,
+    #[error("the token has critical header parameters this server does not understand")]
+    UnsupportedCrit,
+    #[error("the token's header has no usable kid")]
+    BadKid,
+    #[error("the token is signed with a key the issuer does not publish")]
+    UnknownKid,
+    #[error("the token's signature is not valid")]
+    BadSignature,
+    #[error("the token's claims are not base64url-encoded UTF-8 JSON of the expected types")]
+    BadClaims,
+    #[error("the token has no {0} claim")]
+    MissingClaim(&'static str),
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the token was issued in the future (iat)")]
+    IssuedInFuture,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is not meant for this API (aud)")]
+    WrongAudience,
+    #[error("an ID token cannot be used as an access token")]
+    IdToken,
+    #[error("the token was issued to another client (cid)")]
+    WrongClient,
+}
+
+/// Why a request is not let through. Maps one to one onto the rows of the
+/// RFC 6750 table in DESIGN.md through [`ApiError`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization` header, or another scheme: 401 with a bare
+    /// challenge.
+    #[error("the request has no Bearer token")]
+    MissingCredentials,
+    /// A malformed request: 400 `invalid_request`.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 401 `invalid_token`.
+    #[error(transparent)]
+    InvalidToken(#[from] TokenError),
+    /// The key for the token's `kid` cannot be had because the issuer's JWKS
+    /// endpoint is failing: 503 with `Retry-After`.
+    #[error("the issuer's signing keys cannot be fetched right now; retry in {retry_after} s")]
+    KeysUnavailable { retry_after: u64 },
+}
+
+impl AuthError {
+    /// Whether this is the server's problem (logged at `error!`) rather than
+    /// the caller's (logged at `debug!`).
+    pub fn is_server_side(&self) -> bool {
+        matches!(self, AuthError::KeysUnavailable { .. })
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::MissingCredentials => ApiError::Unauthorized {
+                error_description: err.to_string(),
+            },
+            AuthError::InvalidRequest(error_description) => {
+                ApiError::InvalidRequest { error_description }
+            }
+            AuthError::InvalidToken(problem) => ApiError::InvalidToken {
+                error_description: problem.to_string(),
+            },
+            AuthError::KeysUnavailable { retry_after } => {
+                ApiError::TemporarilyUnavailable { retry_after }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_onto_the_rfc6750_table() {
+        assert_eq!(ApiError::from(AuthError::MissingCredentials).status(), 401);
+        assert_eq!(
+            ApiError::from(AuthError::MissingCredentials).www_authenticate(),
+            Some("Bearer realm=\"api\"".into())
+        );
+        assert_eq!(
+            ApiError::from(AuthError::InvalidRequest("x".into())).status(),
+            400
+        );
+        let invalid = ApiError::from(AuthError::InvalidToken(TokenError::Expired));
+        assert_eq!(invalid.status(), 401);
+        assert_eq!(
+            invalid.www_authenticate().as_deref(),
+            Some("Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\"")
+        );
+        let down = ApiError::from(AuthError::KeysUnavailable { retry_after: 30 });
+        assert_eq!(down.status(), 503);
+        assert_eq!(down.www_authenticate(), None);
+    }
+
+    #[test]
+    fn descriptions_are_header_safe() {
+        // Every description must survive ApiError's quoted-string filter
+        // unchanged, or the header and the body would disagree.
+        for problem in [
+            TokenError::TooLarge,
+            TokenError::NotCompactJws,
+            TokenError::BadHeader,
+            TokenError::AlgorithmNotAllowed,
+            TokenError::UnsupportedCrit,
+            TokenError::BadKid,
+            TokenError::UnknownKid,
+            TokenError::BadSignature,
+            TokenError::BadClaims,
+            TokenError::MissingClaim("exp"),
+            TokenError::Expired,
+            TokenError::NotYetValid,
+            TokenError::IssuedInFuture,
+            TokenError::WrongIssuer,
+            TokenError::WrongAudience,
+            TokenError::IdToken,
+            TokenError::WrongClient,
+        ] {
+            let text = problem.to_string();
+            assert!(
+                text.chars()
+                    .all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\')),
+                "{text}"
+            );
+        }
+    }
+}
