@@ -1,16 +1,294 @@
-//! The app's pages.
+//! The app's pages. Protected pages load their data with `LocalResource`
+//! (it runs only in the browser, where the token is) inside `RequireAuth`.
 
+use crate::api::{messages, report, whoami, ApiError};
+use crate::auth::state::use_auth;
 use leptos::prelude::*;
+use leptos_router::hooks::{use_location, use_query_map};
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let (clicks, set_clicks) = signal(0u32);
+    let auth = use_auth();
+
+    // Coming back from the issuer's logout with ?state=…: check it once.
+    #[cfg(feature = "hydrate")]
+    {
+        let query = use_query_map();
+        Effect::new(move |_| {
+            if let Some(state) = query.with_untracked(|q| q.get("state")) {
+                crate::auth::browser::strip_query();
+                if crate::auth::browser::take_logout_state(&state) {
+                    auth.notice.set(Some("You are signed out.".into()));
+                } else {
+                    auth.notice.set(Some(
+                        "A sign-out response arrived that this tab did not ask for; it was ignored.".into(),
+                    ));
+                }
+            }
+        });
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = use_query_map;
+
     view! {
         <h1>"Okta implicit sign-in"</h1>
-        <p>"A Leptos + axum app that signs people in with Okta's implicit flow."</p>
-        <button id="hydration-check" on:click=move |_| set_clicks.update(|n| *n += 1)>
-            "Clicked " {clicks} " times"
-        </button>
+        <p>
+            "A Leptos + axum app that signs you in with Okta's implicit flow and calls "
+            "server functions that check your access token against the issuer's keys."
+        </p>
+        <Show
+            when=move || auth.session.with(Option::is_some)
+            fallback=move || {
+                view! {
+                    <p id="signed-out">"You are not signed in."</p>
+                    <button id="sign-in" on:click=move |_| auth.sign_in("/profile")>"Sign in"</button>
+                }
+            }
+        >
+            <p id="signed-in">
+                "Signed in as "
+                <strong id="user-name">
+                    {move || auth.session.with(|s| s.as_ref().map(|s| s.display_name()))}
+                </strong> "."
+            </p>
+            <ul class="links">
+                <li><a href="/profile">"Profile"</a></li>
+                <li><a href="/messages">"Messages"</a></li>
+                <li><a href="/report">"Report"</a></li>
+            </ul>
+        </Show>
+    }
+}
+
+/// Shown while signed out on a protected page: starts sign-in and comes
+/// back here, unless the user was just told their session ended.
+#[component]
+pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    let location = use_location();
+    let children = StoredValue::new(children);
+
+    Effect::new(move |_| {
+        if auth.ready.get() && auth.session.with(Option::is_none) && auth.notice.with(Option::is_none) {
+            let return_to = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+            auth.sign_in(&return_to);
+        }
+    });
+
+    view! {
+        <Show
+            when=move || auth.ready.get() && auth.session.with(Option::is_some)
+            fallback=move || {
+                view! {
+                    <Show
+                        when=move || auth.ready.get() && auth.notice.with(Option::is_some)
+                        fallback=|| view! { <p class="muted">"Checking your sign-in…"</p> }
+                    >
+                        <button
+                            id="sign-in-again"
+                            on:click=move |_| {
+                                auth.notice.set(None);
+                                auth.sign_in(&location.pathname.get_untracked());
+                            }
+                        >
+                            "Sign in again"
+                        </button>
+                    </Show>
+                }
+            }
+        >
+            {children.with_value(|c| c())}
+        </Show>
+    }
+}
+
+/// Renders the result of a protected call: the data, or the error in words.
+fn show_result<T: Clone + Send + Sync + 'static, V: IntoView + 'static>(
+    result: Option<Result<T, ApiError>>,
+    render: impl FnOnce(T) -> V,
+) -> AnyView {
+    let auth = use_auth();
+    match result {
+        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+        Some(Ok(data)) => render(data).into_any(),
+        Some(Err(err)) => {
+            let text = auth.explain(&err);
+            view! { <p class="error" role="alert" id="api-error">{text}</p> }.into_any()
+        }
+    }
+}
+
+#[component]
+pub fn ProfilePage() -> impl IntoView {
+    view! {
+        <h1>"Profile"</h1>
+        <RequireAuth>
+            <ProfileDetails />
+        </RequireAuth>
+    }
+}
+
+#[component]
+fn ProfileDetails() -> impl IntoView {
+    let auth = use_auth();
+    let me = LocalResource::new(whoami);
+    let now = RwSignal::new(0i64);
+    #[cfg(feature = "hydrate")]
+    {
+        now.set(crate::auth::browser::now());
+        if let Ok(handle) = set_interval_with_handle(
+            move || now.set(crate::auth::browser::now()),
+            std::time::Duration::from_secs(1),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    }
+
+    let claims = move || auth.session.with(|s| s.as_ref().and_then(|s| s.claims.clone()));
+    view! {
+        <section>
+            <h2>"From your ID token"</h2>
+            {move || match claims() {
+                Some(c) => view! {
+                    <dl id="id-claims">
+                        <dt>"Name"</dt><dd id="claim-name">{c.name.clone().unwrap_or_default()}</dd>
+                        <dt>"Email"</dt><dd id="claim-email">{c.email.clone().unwrap_or_default()}</dd>
+                        <dt>"Username"</dt><dd>{c.preferred_username.clone().unwrap_or_default()}</dd>
+                        <dt>"Subject"</dt><dd>{c.sub.clone()}</dd>
+                        <dt>"Issuer"</dt><dd>{c.iss.clone()}</dd>
+                    </dl>
+                }.into_any(),
+                None => view! { <p class="muted">"No ID token was asked for."</p> }.into_any(),
+            }}
+        </section>
+        <section>
+            <h2>"What the server says"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || show_result(me.get(), move |me| {
+                    let expires_at = me.expires_at;
+                    view! {
+                        <dl id="whoami">
+                            <dt>"Subject"</dt><dd id="whoami-sub">{me.sub.clone()}</dd>
+                            <dt>"Scopes"</dt><dd id="whoami-scopes">{me.scopes.join(" ")}</dd>
+                            <dt>"Client"</dt><dd>{me.cid.clone().unwrap_or_default()}</dd>
+                            <dt>"Expires in"</dt>
+                            <dd id="expires-in">{move || format!("{} s", (expires_at - now.get()).max(0))}</dd>
+                        </dl>
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn MessagesPage() -> impl IntoView {
+    view! {
+        <h1>"Messages"</h1>
+        <RequireAuth>
+            <MessageList />
+        </RequireAuth>
+    }
+}
+
+#[component]
+fn MessageList() -> impl IntoView {
+    let list = LocalResource::new(messages);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || show_result(list.get(), |list| view! {
+                <ul id="messages">
+                    {list.into_iter().map(|m| view! {
+                        <li><time>{m.date}</time>" "{m.text}</li>
+                    }).collect_view()}
+                </ul>
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+pub fn ReportPage() -> impl IntoView {
+    view! {
+        <h1>"Report"</h1>
+        <RequireAuth>
+            <ReportTable />
+        </RequireAuth>
+    }
+}
+
+#[component]
+fn ReportTable() -> impl IntoView {
+    let data = LocalResource::new(report);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || show_result(data.get(), |r| view! {
+                <table id="report">
+                    <caption>{r.title}</caption>
+                    <tbody>
+                        {r.rows.into_iter().map(|row| view! {
+                            <tr><th scope="row">{row.label}</th><td>{row.value}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+        </Suspense>
+    }
+}
+
+/// `/login/callback`: takes the tokens out of the fragment, checks them,
+/// keeps them, and goes back to where the user was going.
+#[component]
+pub fn LoginCallback() -> impl IntoView {
+    let auth = use_auth();
+    let failure = RwSignal::new(None::<(String, String)>);
+
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        use crate::auth::{browser, callback, fragment};
+        // Before any await: wipe the fragment and take the pending sign-in.
+        let hash = browser::take_fragment();
+        let pending = browser::take_pending();
+        let retry_to = browser::return_path_of(&pending);
+        let Some(cfg) = auth.config.get_value() else {
+            failure.set(Some(("Sign-in is not configured on this server.".into(), retry_to)));
+            return;
+        };
+        let navigate = leptos_router::hooks::use_navigate();
+        leptos::task::spawn_local(async move {
+            let outcome = match fragment::parse_fragment(&hash) {
+                Ok(params) => {
+                    callback::complete_sign_in(params, pending, &cfg, browser::now(), &browser::WebCryptoSignatures).await
+                }
+                Err(err) => Err(err.into()),
+            };
+            match outcome {
+                Ok((session, return_to)) => {
+                    if browser::save_session(&session) {
+                        auth.notice.set(None);
+                        auth.session.set(Some(session));
+                        navigate(&return_to, leptos_router::NavigateOptions { replace: true, ..Default::default() });
+                    } else {
+                        failure.set(Some(("This browser would not keep the session (sessionStorage).".into(), retry_to)));
+                    }
+                }
+                Err(err) => {
+                    let mut text = err.to_string();
+                    if let Some(first) = text.get_mut(0..1) {
+                        first.make_ascii_uppercase();
+                    }
+                    failure.set(Some((format!("{text}."), retry_to)));
+                }
+            }
+        });
+    });
+
+    view! {
+        <h1>"Signing in…"</h1>
+        {move || failure.get().map(|(why, retry_to)| view! {
+            <p id="sign-in-error" role="alert" class="error">"Sign-in failed: " {why}</p>
+            <button id="try-again" on:click=move |_| auth.sign_in(&retry_to)>"Try again"</button>
+        })}
     }
 }
 

@@ -1,23 +1,32 @@
-//! The HTML shell rendered by the server and the router that picks a page.
+//! The HTML shell rendered by the server, its security headers, and the
+//! router that picks a page.
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{Route, Router, Routes, A},
     path,
 };
 
-use crate::pages::{HomePage, NotFound};
+use crate::auth::state::{provide_auth, use_auth};
+use crate::pages::{HomePage, LoginCallback, MessagesPage, NotFound, ProfilePage, ReportPage};
 
 /// The whole document the server renders; the browser hydrates its `<body>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    let config_script = ssr::security_headers_and_config();
+    #[cfg(not(feature = "ssr"))]
+    let config_script = ();
+
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="referrer" content="no-referrer" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                {config_script}
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -29,19 +38,92 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+#[cfg(feature = "ssr")]
+mod ssr {
+    use crate::auth::config::PublicAuthConfig;
+    use crate::auth::state::{config_json_for_page, CONFIG_ELEMENT_ID};
+    use http::{header, HeaderValue};
+    use leptos::nonce::{provide_nonce, use_nonce};
+    use leptos::prelude::*;
+
+    /// Sets the page's Content-Security-Policy (with a fresh nonce for the
+    /// hydration scripts) and returns the `<script type="application/json">`
+    /// that hands the issuer settings to the browser.
+    pub fn security_headers_and_config() -> impl IntoView {
+        provide_nonce();
+        let nonce = use_nonce().map(|n| n.to_string()).unwrap_or_default();
+        let config = use_context::<PublicAuthConfig>();
+        let issuer_origin = config
+            .as_ref()
+            .and_then(|c| origin_of(&c.authorization_endpoint))
+            .unwrap_or_default();
+        let csp = format!(
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+             style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'; \
+             object-src 'none'"
+        );
+        if let (Some(resp), Ok(value)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            HeaderValue::from_str(&csp),
+        ) {
+            resp.insert_header(header::CONTENT_SECURITY_POLICY, value);
+        }
+        config.map(|cfg| {
+            view! {
+                <script type="application/json" id=CONFIG_ELEMENT_ID inner_html=config_json_for_page(&cfg)></script>
+            }
+        })
+    }
+
+    /// `scheme://host[:port]` of an absolute URL.
+    fn origin_of(url: &str) -> Option<String> {
+        let (scheme, rest) = url.split_once("://")?;
+        let host = rest.split(['/', '?', '#']).next()?;
+        let ok = host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+        ok.then(|| format!("{scheme}://{host}"))
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let auth = provide_auth();
 
     view! {
         <Stylesheet id="leptos" href="/pkg/okta-implicit.css" />
         <Title text="Okta implicit sign-in" />
         <Router>
+            <Nav />
             <main>
+                <Show when=move || auth.notice.with(Option::is_some) && auth.session.with(Option::is_none)>
+                    <p id="notice" class="notice" role="status">{move || auth.notice.get()}</p>
+                </Show>
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=HomePage />
+                    <Route path=path!("/login/callback") view=LoginCallback />
+                    <Route path=path!("/profile") view=ProfilePage />
+                    <Route path=path!("/messages") view=MessagesPage />
+                    <Route path=path!("/report") view=ReportPage />
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+#[component]
+fn Nav() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <nav>
+            <A href="/">"Home"</A>
+            <A href="/profile">"Profile"</A>
+            <A href="/messages">"Messages"</A>
+            <A href="/report">"Report"</A>
+            <span class="spacer"></span>
+            <Show when=move || auth.session.with(Option::is_some)>
+                <button id="sign-out" on:click=move |_| auth.sign_out()>"Sign out"</button>
+            </Show>
+        </nav>
     }
 }

@@ -11,3 +11,8 @@ pub mod config;
 pub mod fragment;
 pub mod id_token;
 pub mod request;
+pub mod state;
+
+pub mod client;
+#[cfg(feature = "hydrate")]
+pub mod browser;

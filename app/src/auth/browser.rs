@@ -1,0 +1,227 @@
+//! Browser glue for signing in and out: `sessionStorage`, the CSPRNG,
+//! the address bar, and WebCrypto for the ID token's RS256 signature.
+//! Kept thin; the decisions are made in the plain modules beside it.
+
+use super::callback::{CallbackError, Session, SignatureCheck};
+use super::config::{issuer_key, PublicAuthConfig};
+use super::id_token::IdTokenError;
+use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use serde::{de::DeserializeOwned, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+const SESSION_KEY: &str = "okta-implicit.session";
+const PENDING_KEY: &str = "okta-implicit.pending";
+const LOGOUT_STATE_KEY: &str = "okta-implicit.logout-state";
+
+/// Unix seconds on the browser's clock.
+pub fn now() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.session_storage().ok()?
+}
+
+fn load<T: DeserializeOwned>(key: &str) -> Option<T> {
+    let raw = storage()?.get_item(key).ok()??;
+    serde_json::from_str(&raw).ok()
+}
+
+fn save<T: Serialize>(key: &str, value: &T) -> bool {
+    let (Some(storage), Ok(json)) = (storage(), serde_json::to_string(value)) else {
+        return false;
+    };
+    storage.set_item(key, &json).is_ok()
+}
+
+fn remove(key: &str) {
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(key);
+    }
+}
+
+/// 256 bits from `crypto.getRandomValues`, base64url.
+fn random_token() -> Option<String> {
+    let crypto = web_sys::window()?.crypto().ok()?;
+    let mut bytes = [0u8; 32];
+    crypto.get_random_values_with_u8_array(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The kept session, if any (expired or not).
+pub fn load_session() -> Option<Session> {
+    load(SESSION_KEY)
+}
+
+pub fn save_session(session: &Session) -> bool {
+    save(SESSION_KEY, session)
+}
+
+pub fn clear_session() {
+    remove(SESSION_KEY);
+}
+
+/// The access token to send, only while the session is live.
+pub fn live_access_token() -> Option<String> {
+    load_session()
+        .filter(|s| !s.is_expired(now()))
+        .and_then(|s| s.access_token)
+}
+
+/// Starts a sign-in: new `state` and `nonce`, kept with the return path,
+/// then off to the issuer's authorize endpoint.
+pub fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), String> {
+    let (Some(state), Some(nonce)) = (random_token(), random_token()) else {
+        return Err("this browser has no secure random number generator".into());
+    };
+    let pending = PendingSignIn {
+        state,
+        nonce,
+        return_to: safe_return_path(return_to),
+        created_at: now(),
+    };
+    if !save(PENDING_KEY, &pending) {
+        return Err("this browser does not allow session storage, which sign-in needs".into());
+    }
+    assign(&authorize_url(cfg, &pending.state, &pending.nonce))
+}
+
+/// Reads the fragment and at once removes it from the address bar and the
+/// current history entry, so no token stays in the URL or history.
+pub fn take_fragment() -> String {
+    let Some(window) = web_sys::window() else {
+        return String::new();
+    };
+    let location = window.location();
+    let hash = location.hash().unwrap_or_default();
+    let clean = format!(
+        "{}{}",
+        location.pathname().unwrap_or_default(),
+        location.search().unwrap_or_default()
+    );
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&clean));
+    }
+    hash
+}
+
+/// The pending sign-in, taken out of storage so it is used at most once.
+pub fn take_pending() -> Option<PendingSignIn> {
+    let pending = load(PENDING_KEY);
+    remove(PENDING_KEY);
+    pending
+}
+
+/// The return path of a sign-in that failed, to offer "try again".
+pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
+    pending.as_ref().map(|p| p.return_to.clone()).unwrap_or_else(|| "/profile".into())
+}
+
+/// Clears the local session and, when the issuer supports it, ends the
+/// issuer's session too (RP-initiated logout with a `state` checked on return).
+pub fn sign_out(cfg: &PublicAuthConfig) -> Result<(), String> {
+    let id_token = load_session().and_then(|s| s.id_token);
+    clear_session();
+    remove(PENDING_KEY);
+    let state = random_token().unwrap_or_default();
+    match logout_url(cfg, id_token.as_deref(), &state) {
+        Some(url) => {
+            save(LOGOUT_STATE_KEY, &state);
+            assign(&url)
+        }
+        None => assign("/"),
+    }
+}
+
+/// After the issuer sends the browser back from logout: `true` when the
+/// returned `state` is the one this tab sent. The state is used once.
+pub fn take_logout_state(returned: &str) -> bool {
+    let expected: Option<String> = load(LOGOUT_STATE_KEY);
+    remove(LOGOUT_STATE_KEY);
+    expected.is_some_and(|e| !e.is_empty() && e == returned)
+}
+
+/// Drops the query string from the current history entry.
+pub fn strip_query() {
+    if let Some(window) = web_sys::window() {
+        let path = window.location().pathname().unwrap_or_else(|_| "/".into());
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
+        }
+    }
+}
+
+/// The current path and query, for coming back after sign-in.
+pub fn current_path() -> String {
+    web_sys::window()
+        .map(|w| {
+            let l = w.location();
+            format!("{}{}", l.pathname().unwrap_or_default(), l.search().unwrap_or_default())
+        })
+        .unwrap_or_else(|| "/".into())
+}
+
+fn assign(url: &str) -> Result<(), String> {
+    web_sys::window()
+        .ok_or("no window")?
+        .location()
+        .assign(url)
+        .map_err(|_| "the browser refused to navigate".to_string())
+}
+
+/// Checks RS256 signatures with WebCrypto, taking keys from the server's
+/// cache of the issuer's JWKS (`issuer_key`).
+pub struct WebCryptoSignatures;
+
+impl SignatureCheck for WebCryptoSignatures {
+    async fn verify(&self, kid: &str, signing_input: &str, signature: &[u8]) -> Result<(), CallbackError> {
+        let jwk = issuer_key(kid.to_string()).await.map_err(|err| match err {
+            crate::api::ApiError::InvalidToken { .. } => IdTokenError::UnknownKey(kid.chars().take(64).collect()).into(),
+            other => CallbackError::KeyUnavailable(other.to_string()),
+        })?;
+        let ok = webcrypto_verify(&jwk.n, &jwk.e, signing_input.as_bytes(), signature)
+            .await
+            .map_err(|_| CallbackError::KeyUnavailable("WebCrypto could not use the key".into()))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(IdTokenError::BadSignature.into())
+        }
+    }
+}
+
+fn object(pairs: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {
+    let obj = js_sys::Object::new();
+    for (k, v) in pairs {
+        js_sys::Reflect::set(&obj, &JsValue::from_str(k), v)?;
+    }
+    Ok(obj)
+}
+
+async fn webcrypto_verify(n: &str, e: &str, data: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+    let subtle = web_sys::window().ok_or(JsValue::NULL)?.crypto()?.subtle();
+    let jwk = object(&[
+        ("kty", "RSA".into()),
+        ("alg", "RS256".into()),
+        ("n", n.into()),
+        ("e", e.into()),
+        ("ext", true.into()),
+    ])?;
+    let algorithm = object(&[
+        ("name", "RSASSA-PKCS1-v1_5".into()),
+        ("hash", "SHA-256".into()),
+    ])?;
+    let usages = js_sys::Array::of1(&"verify".into());
+    let key = JsFuture::from(subtle.import_key_with_object("jwk", &jwk, &algorithm, false, &usages)?).await?;
+    let key: web_sys::CryptoKey = key.dyn_into()?;
+    let ok = JsFuture::from(subtle.verify_with_str_and_u8_array_and_u8_array(
+        "RSASSA-PKCS1-v1_5",
+        &key,
+        signature,
+        data,
+    )?)
+    .await?;
+    Ok(ok.as_bool().unwrap_or(false))
+}
