@@ -12,19 +12,20 @@ test('home page renders on the server and hydrates', async ({ page }) => {
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Okta implicit sign-in');
   await expect(page).toHaveTitle('Okta implicit sign-in');
 
-  // A click changes the page only once the wasm has hydrated it.
-  const button = page.locator('#hydration-check');
-  await expect(button).toHaveText('Clicked 0 times');
+  // The Sign in button has no href: it works only once the wasm has hydrated
+  // the page, and then it sends the browser to the authorization server.
   await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
-  await button.click();
-  await expect(button).toHaveText('Clicked 1 times');
+  await expect(page.locator('#signed-out')).toHaveText('You are not signed in.');
+  await page.locator('#sign-in').click();
+  await page.waitForURL(/\/oauth2\/default\/v1\/authorize\?/);
+  await expect(page.getByLabel('Username')).toBeVisible();
 
   expect(errors).toEqual([]);
 });
 
 test('stylesheet and favicon are served', async ({ page, request }) => {
   await page.goto('/');
-  const background = await page.evaluate(() => getComputedStyle(document.querySelector('button')!).backgroundColor);
+  const background = await page.evaluate(() => getComputedStyle(document.querySelector('#sign-in')!).backgroundColor);
   expect(background).toBe('rgb(22, 98, 221)');
   const icon = await request.get('/favicon.svg');
   expect(icon.status()).toBe(200);

@@ -1,0 +1,272 @@
+import { test, expect, type Page, type Request } from '@playwright/test';
+import {
+  IDP, PENDING_KEY, SESSION_KEY, users, submitLogin, signIn, storedSession, historyUrls, setTokenLifetime,
+} from './helpers';
+
+const TOKEN_IN_URL = /access_token|id_token|#.*token/;
+
+test('alice signs in, sees her profile and messages; no token in any URL or history entry', async ({ page, context }) => {
+  await signIn(page, users.alice);
+  await expect(page.locator('#claim-name')).toHaveText(users.alice.name);
+  await expect(page.locator('#claim-email')).toHaveText(users.alice.login);
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+  await expect(page.locator('#whoami-scopes')).toContainText('reports:read');
+  await expect(page.locator('#expires-in')).toHaveText(/^\d+ s$/);
+
+  await page.locator('nav').getByRole('link', { name: 'Messages' }).click();
+  await expect(page.locator('#messages li')).toHaveCount(2);
+  await expect(page.locator('#messages')).toContainText('Welcome, alice@example.com');
+
+  expect(page.url()).not.toMatch(TOKEN_IN_URL);
+  const urls = await historyUrls(context, page);
+  expect(urls.length).toBeGreaterThan(2);
+  for (const url of urls) expect(url).not.toMatch(TOKEN_IN_URL);
+
+  const session = JSON.parse((await storedSession(page))!);
+  expect(session.access_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+  expect(session.id_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+  expect(await page.evaluate((k) => sessionStorage.getItem(k), PENDING_KEY)).toBeNull();
+});
+
+test('a reload keeps the session; a new tab does not have it', async ({ page, context }) => {
+  await signIn(page, users.alice);
+  await page.reload();
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+
+  const other = await context.newPage();
+  await other.goto('/');
+  await expect(other.locator('body[data-hydrated]')).toHaveCount(1);
+  await expect(other.locator('#signed-out')).toBeVisible();
+  expect(await storedSession(other)).toBeNull();
+});
+
+test('with a session at the authorization server, signing in again skips the form', async ({ page }) => {
+  await signIn(page, users.alice);
+  // Forget the tab's tokens only; the authorization server's cookie stays.
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto('/');
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+
+  const documents: string[] = [];
+  page.on('response', (r) => {
+    if (r.request().resourceType() === 'document') documents.push(`${r.status()} ${r.url()}`);
+  });
+  await page.locator('#sign-in').click();
+  await page.waitForURL('**/profile');
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+  const idpPages = documents.filter((d) => d.includes('/oauth2/default/') && d.startsWith('200'));
+  expect(idpPages).toEqual([]);
+});
+
+test('a wrong password is refused by the form and nothing is stored', async ({ page }) => {
+  await page.goto('/');
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await page.locator('#sign-in').click();
+  await submitLogin(page, { login: users.alice.login, password: 'not-her-password' });
+  await expect(page.getByRole('alert')).toHaveText('The username or password is incorrect.');
+  expect(new URL(page.url()).origin).toBe(new URL(IDP).origin);
+  await page.goto('/');
+  expect(await storedSession(page)).toBeNull();
+});
+
+test('cancel at the authorization server shows access_denied and offers to try again', async ({ page }) => {
+  await page.goto('/messages');
+  await expect(page.getByLabel('Username')).toBeVisible();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.waitForURL('**/login/callback');
+  await expect(page.locator('#sign-in-error')).toContainText('access_denied');
+  expect(page.url()).not.toContain('#');
+  expect(await storedSession(page)).toBeNull();
+  await page.locator('#try-again').click();
+  await submitLogin(page, users.bob);
+  await page.waitForURL('**/messages');
+  await expect(page.locator('#messages li')).toHaveCount(2);
+});
+
+/** Signs in but stops the browser at the callback, returning its URL. */
+async function captureCallback(page: Page, user: typeof users.alice): Promise<string> {
+  await page.route('**/login/callback**', (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: '<p>captured</p>' }));
+  await page.goto('/');
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await page.locator('#sign-in').click();
+  await submitLogin(page, user);
+  await page.waitForURL((u) => u.pathname === '/login/callback' && u.hash.length > 1);
+  const url = page.url();
+  await page.unroute('**/login/callback**');
+  await page.goto('/');
+  return url;
+}
+
+function withParam(url: string, name: string, change: (v: string) => string): string {
+  const [base, hash] = url.split('#');
+  const params = new URLSearchParams(hash);
+  params.set(name, change(params.get(name)!));
+  return `${base}#${params.toString()}`;
+}
+
+function flipLastChar(s: string): string {
+  const last = s.at(-1)!;
+  return s.slice(0, -1) + (last === 'A' ? 'B' : 'A');
+}
+
+async function expectRefused(page: Page, url: string, reason: RegExp) {
+  await page.goto(url);
+  await expect(page.locator('#sign-in-error')).toContainText(reason);
+  expect(page.url()).not.toContain('#');
+  expect(await storedSession(page)).toBeNull();
+  await expect(page.locator('#try-again')).toBeVisible();
+}
+
+test.describe('tampered callbacks are refused with a reason and nothing is stored', () => {
+  test('state changed', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'state', (s) => s + 'x'), /does not match the sign-in that was started/);
+  });
+
+  test('state replayed', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await page.goto(url);
+    await page.waitForURL('**/profile');
+    await page.evaluate((k) => sessionStorage.removeItem(k), SESSION_KEY);
+    await expectRefused(page, url, /not started here or was already used/);
+  });
+
+  test('nonce changed', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await page.evaluate((k) => {
+      const p = JSON.parse(sessionStorage.getItem(k)!);
+      p.nonce = 'another-nonce';
+      sessionStorage.setItem(k, JSON.stringify(p));
+    }, PENDING_KEY);
+    await expectRefused(page, url, /nonce does not match/);
+  });
+
+  test('ID token signature broken', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'id_token', flipLastChar), /signature is not valid/);
+  });
+
+  test('ID token payload altered', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    const altered = withParam(url, 'id_token', (t) => {
+      const [h, p, s] = t.split('.');
+      const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+      claims.name = 'Mallory';
+      return [h, Buffer.from(JSON.stringify(claims)).toString('base64url'), s].join('.');
+    });
+    await expectRefused(page, altered, /signature is not valid/);
+  });
+
+  test('at_hash broken (access token altered)', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'access_token', flipLastChar), /at_hash/);
+  });
+
+  test("access token swapped for another user's", async ({ browser, page }) => {
+    const other = await browser.newContext();
+    const bobPage = await other.newPage();
+    const bobUrl = await captureCallback(bobPage, users.bob);
+    await other.close();
+    const bobToken = new URLSearchParams(bobUrl.split('#')[1]).get('access_token')!;
+
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'access_token', () => bobToken), /at_hash/);
+  });
+});
+
+test('bob sees the insufficient-scope message on /report; alice sees the report', async ({ browser }) => {
+  const bobContext = await browser.newContext();
+  const bob = await bobContext.newPage();
+  await signIn(bob, users.bob);
+  await bob.goto('/report');
+  await expect(bob.locator('#api-error')).toHaveText('You do not have the reports:read scope.');
+  await bobContext.close();
+
+  const aliceContext = await browser.newContext();
+  const alice = await aliceContext.newPage();
+  await signIn(alice, users.alice);
+  await alice.goto('/report');
+  await expect(alice.locator('#report caption')).toHaveText('Sign-ins this week');
+  await expect(alice.locator('#report tr')).toHaveCount(3);
+  await aliceContext.close();
+});
+
+test('a short-lived session ends on time and its token is not sent afterwards', async ({ page }) => {
+  const lifetime = 6;
+  await setTokenLifetime(page, users.carol.login, lifetime);
+  try {
+    await signIn(page, users.carol);
+    await expect(page.locator('#whoami-sub')).toHaveText(users.carol.login);
+    const session = JSON.parse((await storedSession(page))!);
+    const token: string = session.access_token;
+
+    const sentWithToken: Request[] = [];
+    page.on('request', (r) => {
+      if ((r.headers()['authorization'] ?? '').includes(token)) sentWithToken.push(r);
+    });
+    await expect(page.locator('#notice')).toHaveText(/session has ended/, { timeout: (lifetime + 5) * 1000 });
+    expect(await storedSession(page)).toBeNull();
+    await expect(page.locator('#sign-in-again')).toBeVisible();
+
+    await page.locator('nav').getByRole('link', { name: 'Messages' }).click();
+    await expect(page.locator('#sign-in-again')).toBeVisible();
+    await page.reload();
+    await page.waitForTimeout(500);
+    expect(sentWithToken).toEqual([]);
+  } finally {
+    await setTokenLifetime(page, users.carol.login, null);
+  }
+});
+
+test('sign-out ends the session here and at the authorization server', async ({ page }) => {
+  await signIn(page, users.alice);
+  await page.locator('#sign-out').click();
+  await page.waitForURL((url) => url.pathname === '/' && url.search === '');
+  await expect(page.locator('#notice')).toHaveText('You are signed out.');
+  await expect(page.locator('#signed-out')).toBeVisible();
+  expect(await storedSession(page)).toBeNull();
+
+  await page.goBack();
+  await page.waitForLoadState();
+  await expect(page.locator('#sign-out')).toHaveCount(0);
+  expect(await storedSession(page)).toBeNull();
+
+  await page.goto('/');
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await page.locator('#sign-in').click();
+  await expect(page.getByLabel('Username')).toBeVisible();
+});
+
+test('a deep link to /messages while signed out comes back to /messages', async ({ page }) => {
+  await page.goto('/messages');
+  await submitLogin(page, users.bob);
+  await page.waitForURL((url) => url.pathname === '/messages');
+  await expect(page.locator('#messages li')).toHaveCount(2);
+  await expect(page.locator('#messages')).toContainText('Welcome, bob@example.com');
+});
+
+test('happy path: no console errors, no failed requests, security headers on pages', async ({ page }) => {
+  const problems: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`));
+  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()}: ${r.url()}`); });
+
+  const home = await page.goto('/');
+  const headers = home!.headers();
+  expect(headers['content-security-policy']).toMatch(/script-src 'self' 'nonce-[\w-]+' 'wasm-unsafe-eval'/);
+  expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+  expect(headers['referrer-policy']).toBe('no-referrer');
+  expect(headers['x-content-type-options']).toBe('nosniff');
+
+  await signIn(page, users.alice);
+  await expect(page.locator('#whoami-scopes')).toBeVisible();
+  await page.locator('nav').getByRole('link', { name: 'Report' }).click();
+  await expect(page.locator('#report')).toBeVisible();
+
+  const callback = await page.request.get('/login/callback');
+  expect(callback.headers()['referrer-policy']).toBe('no-referrer');
+  expect(callback.headers()['content-security-policy']).toContain("default-src 'self'");
+  expect(problems).toEqual([]);
+});
