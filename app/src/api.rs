@@ -127,6 +127,15 @@ impl FromServerFnError for ApiError {
     type Encoder = JsonEncoding;
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        #[cfg(feature = "ssr")]
+        {
+            // On the server this runs inside the server function's scope,
+            // so the status can still be set.
+            let err = ssr::from_server_side_failure(value);
+            ssr::set_error_response(&err);
+            err
+        }
+        #[cfg(not(feature = "ssr"))]
         ApiError::ServerError {
             error_description: value.to_string(),
         }
@@ -141,6 +150,7 @@ pub mod ssr {
     use super::{AccessClaims, ApiError};
     use http::{header, HeaderValue, StatusCode};
     use leptos::prelude::*;
+    use server_fn::error::ServerFnErrorErr;
 
     /// What the server's bearer layer found on this request. Inserted as a
     /// request extension before any server function runs.
@@ -178,6 +188,24 @@ pub mod ssr {
         result
     }
 
+    /// The answer to a request the server-function machinery could not
+    /// handle. A request that cannot be decoded is the caller's problem
+    /// (400 `invalid_request`: RFC 6750's "otherwise malformed"), so no
+    /// request causes a 500 by what it carries.
+    pub fn from_server_side_failure(failure: ServerFnErrorErr) -> ApiError {
+        match failure {
+            ServerFnErrorErr::Args(_)
+            | ServerFnErrorErr::MissingArg(_)
+            | ServerFnErrorErr::Deserialization(_)
+            | ServerFnErrorErr::UnsupportedRequestMethod(_) => ApiError::InvalidRequest {
+                error_description: "the request could not be decoded".into(),
+            },
+            other => ApiError::ServerError {
+                error_description: other.to_string(),
+            },
+        }
+    }
+
     /// Puts the status, `WWW-Authenticate` and `Retry-After` of `err` on the
     /// server function's response.
     pub fn set_error_response(err: &ApiError) {
@@ -196,6 +224,13 @@ pub mod ssr {
         }
         resp.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+}
+
+/// A public liveness check: no token needed (the bearer layer skips
+/// `/api/health`). Answers `"ok"`.
+#[server(endpoint = "health")]
+pub async fn health() -> Result<String, ApiError> {
+    Ok("ok".to_string())
 }
 
 /// Who the caller is, according to their access token.
@@ -219,9 +254,18 @@ pub async fn report() -> Result<WeeklyReport, ApiError> {
         title: "Sign-ins this week".into(),
         generated_for: caller.sub,
         rows: vec![
-            ReportRow { label: "Monday".into(), value: 12 },
-            ReportRow { label: "Tuesday".into(), value: 9 },
-            ReportRow { label: "Wednesday".into(), value: 15 },
+            ReportRow {
+                label: "Monday".into(),
+                value: 12,
+            },
+            ReportRow {
+                label: "Tuesday".into(),
+                value: 9,
+            },
+            ReportRow {
+                label: "Wednesday".into(),
+                value: 15,
+            },
         ],
     })
 }
@@ -237,8 +281,7 @@ pub fn demo_messages(sub: &str) -> Vec<Message> {
         Message {
             id: 2,
             date: "2026-11-15".into(),
-            text: "This message came from a server function that checked your access token."
-                .into(),
+            text: "This message came from a server function that checked your access token.".into(),
         },
     ]
 }

@@ -1,0 +1,371 @@
+//! The RFC 6750 table of DESIGN.md, row by row, through the real app router
+//! (`server::app_router`): status, `WWW-Authenticate`, `Retry-After` and a
+//! JSON body that decodes as `app::api::ApiError`; and the protected server
+//! functions answering 200 with the caller's claims.
+//!
+//! Run: `cargo test -p server --test bearer_router`
+
+#[path = "common/bearer_fixtures.rs"]
+mod fixtures;
+
+use std::sync::Arc;
+
+use app::api::{AccessClaims, ApiError, Message, WeeklyReport};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use fixtures::*;
+use leptos::prelude::LeptosOptions;
+use serde_json::{json, Value};
+use server::bearer::{Clock, ManualClock};
+use tower::ServiceExt;
+
+struct App {
+    server: JwksServer,
+    clock: Arc<ManualClock>,
+    router: Router,
+}
+
+impl App {
+    async fn new() -> App {
+        let [k1, _, _] = keys();
+        let server = JwksServer::start(jwks(&[k1])).await;
+        let clock = Arc::new(ManualClock::starting_now());
+        let validator = validator_for(&server, clock.clone()).await;
+        let options = LeptosOptions::builder()
+            .output_name("okta-implicit")
+            .build();
+        App {
+            router: server::app_router(options, validator),
+            server,
+            clock,
+        }
+    }
+
+    fn claims(&self) -> Value {
+        access_claims(&self.server.issuer(), self.clock.now_secs())
+    }
+
+    fn token_with(&self, key: &str, value: Value) -> String {
+        let mut claims = self.claims();
+        claims[key] = value;
+        keys()[0].token(&claims)
+    }
+
+    fn valid_token(&self) -> String {
+        keys()[0].token(&self.claims())
+    }
+
+    async fn call(&self, path: &str, authorization: &[&str]) -> Answer {
+        let mut request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json");
+        for value in authorization {
+            request = request.header(header::AUTHORIZATION, *value);
+        }
+        self.send(request.body(Body::empty()).unwrap()).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let header_of = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v: &header::HeaderValue| v.to_str().unwrap().to_string())
+        };
+        let www_authenticate = header_of(header::WWW_AUTHENTICATE);
+        let retry_after = header_of(header::RETRY_AFTER);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            www_authenticate,
+            retry_after,
+            body: String::from_utf8(body.to_vec()).unwrap(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    www_authenticate: Option<String>,
+    retry_after: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn error(&self) -> ApiError {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body {:?} is not an ApiError: {e}", self.body))
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        assert_eq!(self.status, StatusCode::OK, "{self:?}");
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// Asserts the row for `invalid_token` with this description.
+    fn assert_invalid_token(&self, description: &str) {
+        assert_eq!(self.status, StatusCode::UNAUTHORIZED, "{self:?}");
+        assert_eq!(
+            self.www_authenticate.as_deref(),
+            Some(
+                format!(
+                    "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"{description}\""
+                )
+                .as_str()
+            )
+        );
+        assert_eq!(
+            self.error(),
+            ApiError::InvalidToken {
+                error_description: description.into()
+            }
+        );
+    }
+
+    fn assert_invalid_request(&self) {
+        assert_eq!(self.status, StatusCode::BAD_REQUEST, "{self:?}");
+        let challenge = self.www_authenticate.as_deref().unwrap();
+        assert!(
+            challenge.starts_with(
+                "Bearer realm=\"api\", error=\"invalid_request\", error_description=\""
+            ),
+            "{challenge}"
+        );
+        assert!(matches!(self.error(), ApiError::InvalidRequest { .. }));
+    }
+}
+
+#[tokio::test]
+async fn no_credentials_get_a_bare_challenge() {
+    let app = App::new().await;
+    for authorization in [&[][..], &["Basic YWxpY2U6cGFzcw=="], &["Negotiate abc"]] {
+        let answer = app.call("/api/whoami", authorization).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+        assert_eq!(
+            answer.www_authenticate.as_deref(),
+            Some("Bearer realm=\"api\"")
+        );
+        assert!(matches!(answer.error(), ApiError::Unauthorized { .. }));
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_header_is_invalid_request() {
+    let app = App::new().await;
+    let token = app.valid_token();
+    let two_tokens = format!("Bearer {token} {token}");
+    let bad_chars = format!("Bearer {token},x");
+    let huge = format!("Bearer {}", "a".repeat(9 * 1024));
+    let first = format!("Bearer {token}");
+    for authorization in [
+        &["Bearer"][..],
+        &[two_tokens.as_str()],
+        &[bad_chars.as_str()],
+        &[huge.as_str()],
+        &[first.as_str(), first.as_str()],
+    ] {
+        let answer = app.call("/api/whoami", authorization).await;
+        answer.assert_invalid_request();
+        assert!(!answer.body.contains(&token), "the token is echoed");
+    }
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_is_never_accepted() {
+    let app = App::new().await;
+    let token = app.valid_token();
+    let path = format!("/api/whoami?access_token={token}");
+    let answer = app.call(&path, &[]).await;
+    answer.assert_invalid_request();
+    assert!(answer.body.contains("query string"));
+    // Not even alongside a valid header.
+    let answer = app.call(&path, &[&format!("Bearer {token}")]).await;
+    answer.assert_invalid_request();
+}
+
+#[tokio::test]
+async fn bad_tokens_are_invalid_token() {
+    let app = App::new().await;
+    let now = app.clock.now_secs();
+    let valid = app.valid_token();
+    let (two_parts, _) = valid.rsplit_once('.').unwrap();
+    let forged_signature = {
+        let (head, _) = valid.rsplit_once('.').unwrap();
+        let other = keys()[2].sign_json(&json!({"alg": "RS256", "kid": "k1"}), &app.claims());
+        format!("{head}.{}", other.rsplit_once('.').unwrap().1)
+    };
+    let hs256 = keys()[0].sign_json(&json!({"alg": "HS256", "kid": "k1"}), &app.claims());
+    let id_token = {
+        let mut claims = app.claims();
+        claims["aud"] = json!(CLIENT_ID);
+        claims["nonce"] = json!("n");
+        keys()[0].token(&claims)
+    };
+    let cases = [
+        (forged_signature, "the token's signature is not valid"),
+        (
+            app.token_with("exp", json!(now - 3600)),
+            "the token has expired",
+        ),
+        (
+            app.token_with("nbf", json!(now + 3600)),
+            "the token is not valid yet (nbf)",
+        ),
+        (
+            app.token_with("iss", json!("https://evil.example")),
+            "the token was issued by another issuer",
+        ),
+        (
+            app.token_with("aud", json!("api://other")),
+            "the token is not meant for this API (aud)",
+        ),
+        (
+            app.token_with("cid", json!("0oa-other")),
+            "the token was issued to another client (cid)",
+        ),
+        (
+            keys()[2].token(&app.claims()),
+            "the token is signed with a key the issuer does not publish",
+        ),
+        (hs256, "the token is not signed with RS256"),
+        (
+            two_parts.to_string(),
+            "the token is not a JWS in compact serialization (three base64url parts)",
+        ),
+        (id_token, "an ID token cannot be used as an access token"),
+    ];
+    for (token, description) in cases {
+        let answer = app.call("/api/whoami", &[&format!("Bearer {token}")]).await;
+        answer.assert_invalid_token(description);
+        assert!(!answer.body.contains(&token));
+    }
+}
+
+#[tokio::test]
+async fn a_missing_scope_is_insufficient_scope() {
+    let app = App::new().await;
+    let answer = app
+        .call("/api/report", &[&format!("Bearer {}", app.valid_token())])
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
+    assert_eq!(
+        answer.www_authenticate.as_deref(),
+        Some("Bearer realm=\"api\", error=\"insufficient_scope\", scope=\"reports:read\"")
+    );
+    assert_eq!(
+        answer.error(),
+        ApiError::InsufficientScope {
+            scope: "reports:read".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn keys_unavailable_is_503_with_retry_after() {
+    let app = App::new().await;
+    app.server.stop().await;
+    // k2 is a kid the server has never seen; the issuer is gone.
+    let token = keys()[1].token(&app.claims());
+    let answer = app.call("/api/whoami", &[&format!("Bearer {token}")]).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    assert_eq!(answer.www_authenticate, None);
+    assert_eq!(answer.retry_after.as_deref(), Some("30"));
+    assert_eq!(
+        answer.error(),
+        ApiError::TemporarilyUnavailable { retry_after: 30 }
+    );
+    // Known keys keep working.
+    let answer = app
+        .call("/api/whoami", &[&format!("Bearer {}", app.valid_token())])
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn whoami_answers_the_checked_claims() {
+    let app = App::new().await;
+    let answer = app
+        .call("/api/whoami", &[&format!("bearer {}", app.valid_token())])
+        .await;
+    let claims: AccessClaims = answer.json();
+    assert_eq!(
+        claims,
+        AccessClaims {
+            sub: "alice@example.com".into(),
+            uid: Some("00u-alice".into()),
+            cid: Some(CLIENT_ID.into()),
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            issuer: app.server.issuer(),
+            expires_at: app.clock.now_secs() + 3600,
+        }
+    );
+    assert_eq!(answer.www_authenticate, None);
+}
+
+#[tokio::test]
+async fn messages_and_report_answer_with_a_valid_token() {
+    let app = App::new().await;
+    let auth = format!("Bearer {}", app.valid_token());
+    let messages: Vec<Message> = app.call("/api/messages", &[&auth]).await.json();
+    assert_eq!(messages, app::api::demo_messages("alice@example.com"));
+
+    let with_scope = format!(
+        "Bearer {}",
+        app.token_with("scp", json!(["openid", "reports:read"]))
+    );
+    let report: WeeklyReport = app.call("/api/report", &[&with_scope]).await.json();
+    assert_eq!(report.generated_for, "alice@example.com");
+    // Okta-style `scope` strings from other issuers work too.
+    let mut claims = app.claims();
+    claims.as_object_mut().unwrap().remove("scp");
+    claims["scope"] = json!("openid reports:read");
+    let answer = app
+        .call(
+            "/api/report",
+            &[&format!("Bearer {}", keys()[0].token(&claims))],
+        )
+        .await;
+    let _: WeeklyReport = answer.json();
+}
+
+#[tokio::test]
+async fn health_is_public() {
+    let app = App::new().await;
+    let answer = app.call("/api/health", &[]).await;
+    let body: String = answer.json();
+    assert_eq!(body, "ok");
+    // A bad token does not matter there either.
+    let answer = app.call("/api/health", &["Bearer x.y"]).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn undecodable_requests_are_not_server_errors() {
+    let app = App::new().await;
+    let auth = format!("Bearer {}", app.valid_token());
+    let get = Request::get("/api/whoami")
+        .header(header::AUTHORIZATION, &auth)
+        .body(Body::empty())
+        .unwrap();
+    let answer = app.send(get).await;
+    assert!(answer.status.is_client_error(), "{answer:?}");
+    let odd_body = Request::post("/api/whoami")
+        .header(header::AUTHORIZATION, &auth)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(vec![0xff, 0xfe, b'{']))
+        .unwrap();
+    let answer = app.send(odd_body).await;
+    assert!(!answer.status.is_server_error(), "{answer:?}");
+    let no_token_odd_body = Request::post("/api/report")
+        .header(header::CONTENT_TYPE, "multipart/form-data")
+        .body(Body::from("%%%"))
+        .unwrap();
+    let answer = app.send(no_token_odd_body).await;
+    assert!(!answer.status.is_server_error(), "{answer:?}");
+}
