@@ -1,1 +1,413 @@
 //! The embedded Okta-compatible development authorization server.
+//!
+//! It behaves like Okta's custom authorization server for the implicit flow,
+//! so the app signs in on a fresh machine with no Okta account, and the
+//! browser tests sign in over real HTTP redirects. The app's server starts
+//! it with [`start`] when `ISSUER` is unset; `cargo run -p server --bin
+//! dev-idp` runs it on its own. Under the issuer
+//! `http://{DEV_IDP_ADDR}/oauth2/default` it serves:
+//!
+//! | path | what |
+//! |---|---|
+//! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | discovery ([`discovery`]) |
+//! | `/v1/authorize` (GET) | the authorization endpoint ([`authorize`]) |
+//! | `/v1/sign-in` (POST) | the sign-in form's target ([`sign_in`]) |
+//! | `/v1/keys` | the JWKS ([`keys`]) |
+//! | `/v1/logout` (GET) | RP-initiated logout ([`logout`]) |
+//! | `/dev/…` (POST) | test controls, only with `enable_control` ([`control`]) |
+//!
+//! It is for development only: it shows its demo users' passwords on the
+//! sign-in page, keeps everything in memory and speaks plain HTTP.
+
+mod authorize;
+mod config;
+mod control;
+mod discovery;
+mod html;
+mod keys;
+mod logout;
+mod params;
+mod password;
+mod session;
+mod sign_in;
+mod tokens;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Client, Config, ConfigError, Lifetimes, User, DEMO_CONFIG};
+pub use keys::KeyError;
+pub use password::hash_password;
+pub use tokens::{AccessTokenClaims, IdTokenClaims};
+
+use keys::{KeyStore, SigningKey};
+use session::{ExpiringMap, Session};
+use sign_in::PendingSignIn;
+
+/// The path of the issuer under the server's origin, as Okta's `default`
+/// custom authorization server.
+pub const ISSUER_PATH: &str = "/oauth2/default";
+
+/// How long a sign-in page stays usable.
+const PENDING_SIGN_IN_TTL: Duration = Duration::from_secs(10 * 60);
+/// At most this many sessions and this many pending sign-ins are kept.
+const MAX_ENTRIES: usize = 10_000;
+
+/// How to run the dev authorization server.
+#[derive(Debug, Clone)]
+pub struct DevIdpOptions {
+    /// `HOST:PORT` to listen on (`DEV_IDP_ADDR`), also the issuer's
+    /// authority. `localhost` listens on 127.0.0.1 and, if it can, on ::1.
+    /// Port 0 picks a free port.
+    pub addr: String,
+    /// The config file (`DEV_IDP_CONFIG`); `None` uses the built-in demo.
+    pub config_path: Option<PathBuf>,
+    /// The app's public origin, e.g. `http://localhost:3000`: its
+    /// `/login/callback` and `/` are registered for the app's client.
+    /// Empty registers nothing.
+    pub app_origin: String,
+    /// Serve the `/dev/…` test controls (`DEV_IDP_CONTROL=1`).
+    pub enable_control: bool,
+}
+
+impl Default for DevIdpOptions {
+    fn default() -> Self {
+        Self {
+            addr: "localhost:3100".into(),
+            config_path: None,
+            app_origin: "http://localhost:3000".into(),
+            enable_control: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevIdpError {
+    #[error("DEV_IDP_ADDR {0:?} is not HOST:PORT (for example localhost:3100)")]
+    Addr(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr} (DEV_IDP_ADDR): {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the dev authorization server's signing key: {0}")]
+    Key(#[from] KeyError),
+    #[error("the dev authorization server's public origin {0:?} is not an http(s) origin")]
+    Origin(String),
+    #[error("the dev authorization server's start-up task failed: {0}")]
+    Task(String),
+}
+
+/// The shared state of the handlers.
+#[derive(Clone)]
+pub struct DevIdpState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    /// `http://host:port`, what a same-origin form post sends as `Origin`.
+    origin: String,
+    config: Config,
+    keys: KeyStore,
+    sessions: ExpiringMap<Session>,
+    pending: ExpiringMap<PendingSignIn>,
+    /// Token lifetimes set through the control, by login.
+    lifetime_overrides: Mutex<HashMap<String, u64>>,
+    enable_control: bool,
+    /// Cookie names carry the port: cookies ignore ports, and two dev
+    /// servers on one host must not read each other's cookies.
+    session_cookie: String,
+    binding_cookie: String,
+}
+
+impl DevIdpState {
+    /// State for a server reached at `origin` (`http://localhost:3100`),
+    /// with a freshly generated signing key. Generating the key takes a
+    /// moment: call this off the async executor.
+    pub fn new(origin: &str, config: Config, enable_control: bool) -> Result<Self, DevIdpError> {
+        let url = url::Url::parse(origin).map_err(|_| DevIdpError::Origin(origin.into()))?;
+        let port = url
+            .port_or_known_default()
+            .filter(|_| matches!(url.scheme(), "http" | "https") && url.path() == "/")
+            .ok_or_else(|| DevIdpError::Origin(origin.into()))?;
+        let origin = url.origin().ascii_serialization();
+        let key = SigningKey::generate()?;
+        let session_ttl = Duration::from_secs(config.lifetimes.session_secs);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuer: format!("{origin}{ISSUER_PATH}"),
+                origin,
+                keys: KeyStore::new(key),
+                sessions: ExpiringMap::new(session_ttl, MAX_ENTRIES),
+                pending: ExpiringMap::new(PENDING_SIGN_IN_TTL, MAX_ENTRIES),
+                lifetime_overrides: Mutex::new(HashMap::new()),
+                enable_control,
+                session_cookie: format!("dev_idp_session_{port}"),
+                binding_cookie: format!("dev_idp_signin_{port}"),
+                config,
+            }),
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The browser's live session, if its cookie names one.
+    fn session(&self, headers: &HeaderMap) -> Option<Session> {
+        session::read_cookie(headers, &self.inner.session_cookie)
+            .and_then(|id| self.inner.sessions.get(id))
+    }
+
+    /// (access token, ID token) lifetimes in seconds for `login`.
+    fn token_lifetimes(&self, login: &str) -> (u64, u64) {
+        let overrides = self
+            .inner
+            .lifetime_overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match overrides.get(login) {
+            Some(&secs) => (secs, secs),
+            None => (
+                self.inner.config.lifetimes.access_token_secs,
+                self.inner.config.lifetimes.id_token_secs,
+            ),
+        }
+    }
+
+    fn set_token_lifetime(&self, login: &str, seconds: Option<u64>) {
+        let mut overrides = self
+            .inner
+            .lifetime_overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match seconds {
+            Some(secs) => overrides.insert(login.to_owned(), secs),
+            None => overrides.remove(login),
+        };
+    }
+}
+
+/// The routes, for [`start`] or to drive with `tower::ServiceExt::oneshot`.
+pub fn router(state: DevIdpState) -> Router {
+    let mut issuer_routes = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::authorization_server_metadata),
+        )
+        .route("/v1/keys", get(discovery::keys))
+        .route("/v1/authorize", get(authorize::authorize))
+        .route(
+            sign_in::SIGN_IN_PATH,
+            post(sign_in::submit).layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
+        )
+        .route("/v1/logout", get(logout::logout));
+    if state.inner.enable_control {
+        issuer_routes = issuer_routes.merge(control::routes());
+    }
+    Router::new()
+        .nest(ISSUER_PATH, issuer_routes)
+        .fallback(|| async { html::not_found() })
+        .with_state(state)
+}
+
+/// A running dev authorization server. Dropping this handle leaves the
+/// server running; [`RunningDevIdp::shutdown`] stops it.
+#[derive(Debug)]
+pub struct RunningDevIdp {
+    /// `http://{host}:{port}/oauth2/default`.
+    pub issuer: String,
+    /// The app's client (`0oa-dev-spa` in the demo config).
+    pub client_id: String,
+    /// The first address it listens on (127.0.0.1 for `localhost`).
+    pub local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningDevIdp {
+    /// Stops accepting connections and waits for open ones to finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (only if it fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Loads the config, listens on `opts.addr`, and serves in the background.
+/// Returns once the server is listening.
+pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
+    let (host, port) =
+        split_host_port(&opts.addr).ok_or_else(|| DevIdpError::Addr(opts.addr.clone()))?;
+
+    // Checking the demo passwords against their hashes is CPU work.
+    let config_path = opts.config_path.clone();
+    let mut config = tokio::task::spawn_blocking(move || match config_path {
+        Some(path) => Config::load(&path),
+        None => Config::demo(),
+    })
+    .await
+    .map_err(|e| DevIdpError::Task(e.to_string()))??;
+    config.register_app_origin(&opts.app_origin)?;
+    let client_id = config.app_client_id.clone();
+
+    let listeners = bind(&host, port)
+        .await
+        .map_err(|source| DevIdpError::Bind {
+            addr: opts.addr.clone(),
+            source,
+        })?;
+    let local_addr = listeners[0]
+        .local_addr()
+        .map_err(|source| DevIdpError::Bind {
+            addr: opts.addr.clone(),
+            source,
+        })?;
+    let origin = format!("http://{host}:{}", local_addr.port());
+    let enable_control = opts.enable_control;
+    let state =
+        tokio::task::spawn_blocking(move || DevIdpState::new(&origin, config, enable_control))
+            .await
+            .map_err(|e| DevIdpError::Task(e.to_string()))??;
+    let issuer = state.issuer().to_owned();
+    let app = router(state);
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let servers: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            let app = app.clone();
+            let rx = shutdown_rx.clone();
+            tokio::spawn(async move {
+                let addr = listener.local_addr().ok();
+                if let Err(err) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_requested(rx))
+                    .await
+                {
+                    tracing::error!(?addr, %err, "dev authorization server stopped");
+                }
+            })
+        })
+        .collect();
+    let task = tokio::spawn(async move {
+        for server in servers {
+            let _ = server.await;
+        }
+    });
+
+    tracing::info!(%issuer, %client_id, control = enable_control, "dev authorization server listening");
+    Ok(RunningDevIdp {
+        issuer,
+        client_id,
+        local_addr,
+        shutdown,
+        task,
+    })
+}
+
+/// Resolves when `true` is sent; never, if the sender is dropped.
+async fn shutdown_requested(mut rx: watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// `localhost:3100` → (`localhost`, 3100); `[::1]:0` → (`[::1]`, 0). The
+/// host is kept as written, since it becomes the issuer's authority.
+fn split_host_port(addr: &str) -> Option<(String, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    let valid = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        inner.parse::<Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    valid.then(|| (host.to_owned(), port))
+}
+
+async fn bind(host: &str, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    if host.eq_ignore_ascii_case("localhost") {
+        // Browsers may resolve localhost to ::1 and reqwest to 127.0.0.1:
+        // answer on both, on the port the first one got.
+        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let port = v4.local_addr()?.port();
+        let mut listeners = vec![v4];
+        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+            Ok(v6) => listeners.push(v6),
+            Err(err) => tracing::debug!(%err, "dev authorization server: not listening on [::1]"),
+        }
+        return Ok(listeners);
+    }
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Ok(vec![TcpListener::bind((ip, port)).await?]);
+    }
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+    Ok(vec![TcpListener::bind(addr).await?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_addresses() {
+        assert_eq!(
+            split_host_port("localhost:3100"),
+            Some(("localhost".into(), 3100))
+        );
+        assert_eq!(split_host_port("[::1]:0"), Some(("[::1]".into(), 0)));
+        assert_eq!(
+            split_host_port("127.0.0.1:80"),
+            Some(("127.0.0.1".into(), 80))
+        );
+        for bad in [
+            "localhost",
+            ":3100",
+            "::1:3100",
+            "[nope]:1",
+            "host:99999",
+            "a b:1",
+            "x/y:1",
+        ] {
+            assert_eq!(split_host_port(bad), None, "{bad}");
+        }
+    }
+}

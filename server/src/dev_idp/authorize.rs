@@ -1,0 +1,528 @@
+//! `{issuer}/v1/authorize`: checks an implicit-flow authorization request
+//! and answers it with the sign-in page, tokens in the fragment, or an
+//! error, following RFC 6749 §4.2 and OIDC Core §3.2 as Okta does.
+//!
+//! Until `client_id` and `redirect_uri` are known good, nothing is sent to
+//! the `redirect_uri` (an error page is shown instead): otherwise the server
+//! would be an open redirector. After that, every error goes back to the
+//! client in the fragment, with `state`.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::config::Config;
+use super::html;
+use super::params::{encode_pairs, Params};
+use super::session::Session;
+use super::tokens::{self, Grant, ResponseType};
+use super::{sign_in, DevIdpState};
+
+/// `prompt`: only the values Okta documents for this flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompt {
+    /// Sign in only if there is no session.
+    Default,
+    /// Never show a page: tokens or `login_required`.
+    None,
+    /// Always ask for the password again.
+    Login,
+}
+
+/// A checked authorization request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizeRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_type: ResponseType,
+    /// Asked-for scopes, all supported, without duplicates, in asked order.
+    pub scopes: Vec<String>,
+    pub state: String,
+    pub nonce: Option<String>,
+    pub prompt: Prompt,
+    pub login_hint: Option<String>,
+}
+
+/// The OAuth 2.0 / OIDC error codes this endpoint sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnsupportedResponseType,
+    InvalidScope,
+    LoginRequired,
+    AccessDenied,
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::LoginRequired => "login_required",
+            Self::AccessDenied => "access_denied",
+            Self::ServerError => "server_error",
+        }
+    }
+}
+
+/// An error sent back to the client in the fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub error: ErrorCode,
+    /// ASCII without `"` or `\` (RFC 6749 §4.2.2.1): no user input in it.
+    pub description: String,
+    pub state: Option<String>,
+}
+
+impl ErrorRedirect {
+    pub fn new(request: &AuthorizeRequest, error: ErrorCode, description: &str) -> Self {
+        Self {
+            redirect_uri: request.redirect_uri.clone(),
+            error,
+            description: description.to_owned(),
+            state: Some(request.state.clone()),
+        }
+    }
+}
+
+impl IntoResponse for ErrorRedirect {
+    fn into_response(self) -> Response {
+        let mut pairs = vec![
+            ("error", self.error.as_str()),
+            ("error_description", self.description.as_str()),
+        ];
+        if let Some(state) = &self.state {
+            pairs.push(("state", state));
+        }
+        fragment_redirect(&self.redirect_uri, &encode_pairs(pairs))
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The client or its redirect URI is unknown: tell the person, never
+    /// redirect.
+    Page(String),
+    Redirect(ErrorRedirect),
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Page(message) => html::error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request is not valid",
+                &message,
+            ),
+            Self::Redirect(redirect) => redirect.into_response(),
+        }
+    }
+}
+
+/// Checks the parameters of an authorization request against the config.
+pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Rejection> {
+    let page = |m: String| Rejection::Page(m);
+
+    let client_id = params
+        .get("client_id")
+        .map_err(|e| page(e.to_string()))?
+        .ok_or_else(|| page("The request has no client_id.".into()))?;
+    let client = config
+        .client(client_id)
+        .ok_or_else(|| page("The client_id is not registered with this server.".into()))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .map_err(|e| page(e.to_string()))?
+        .ok_or_else(|| page("The request has no redirect_uri.".into()))?;
+    if !client.has_redirect_uri(redirect_uri) {
+        return Err(page(
+            "The redirect_uri is not registered for this client.".into(),
+        ));
+    }
+
+    // From here on the redirect URI is trusted, so errors go back to it.
+    let fail = |error, description: &str, state: Option<&str>| {
+        Rejection::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.to_owned(),
+            error,
+            description: description.to_owned(),
+            state: state.map(str::to_owned),
+        })
+    };
+    use ErrorCode::*;
+
+    let state = match params.get("state") {
+        Ok(Some(state)) => state,
+        Ok(None) => {
+            return Err(fail(
+                InvalidRequest,
+                "The 'state' parameter is required.",
+                None,
+            ))
+        }
+        Err(_) => {
+            return Err(fail(
+                InvalidRequest,
+                "The 'state' parameter was sent more than once.",
+                None,
+            ))
+        }
+    };
+    let fail = |error, description: &str| fail(error, description, Some(state));
+
+    if let Some(name) = params.first_repeated() {
+        let description = if is_plain_name(name) {
+            format!("The '{name}' parameter was sent more than once.")
+        } else {
+            "A parameter was sent more than once.".to_owned()
+        };
+        return Err(fail(InvalidRequest, &description));
+    }
+    // No parameter is repeated past this point, so `get` cannot fail.
+    let get = |name: &str| params.get(name).ok().flatten();
+
+    if let Some(mode) = get("response_mode") {
+        if mode != "fragment" {
+            return Err(fail(
+                InvalidRequest,
+                "The 'response_mode' must be 'fragment' for the implicit flow.",
+            ));
+        }
+    }
+
+    let response_type = match get("response_type") {
+        None => {
+            return Err(fail(
+                InvalidRequest,
+                "The 'response_type' parameter is required.",
+            ))
+        }
+        Some(value) => ResponseType::parse(value).ok_or_else(|| {
+            fail(
+                UnsupportedResponseType,
+                "The 'response_type' must be 'token', 'id_token' or 'id_token token'.",
+            )
+        })?,
+    };
+
+    let Some(scope) = get("scope") else {
+        return Err(fail(InvalidRequest, "The 'scope' parameter is required."));
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for word in scope.split(' ').filter(|w| !w.is_empty()) {
+        if !config.is_supported_scope(word) {
+            let description = if is_plain_name(word) {
+                format!("The scope '{word}' is not supported.")
+            } else {
+                "A requested scope is not supported.".to_owned()
+            };
+            return Err(fail(InvalidScope, &description));
+        }
+        if !scopes.iter().any(|s| s == word) {
+            scopes.push(word.to_owned());
+        }
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(fail(InvalidScope, "The 'openid' scope is required."));
+    }
+
+    let nonce = get("nonce");
+    if response_type.id_token && nonce.is_none() {
+        return Err(fail(
+            InvalidRequest,
+            "The 'nonce' parameter is required when an ID token is requested.",
+        ));
+    }
+
+    let prompt = match get("prompt") {
+        None => Prompt::Default,
+        Some("none") => Prompt::None,
+        Some("login") => Prompt::Login,
+        Some(_) => {
+            return Err(fail(
+                InvalidRequest,
+                "The 'prompt' parameter must be 'none' or 'login'.",
+            ))
+        }
+    };
+
+    Ok(AuthorizeRequest {
+        client_id: client_id.to_owned(),
+        redirect_uri: redirect_uri.to_owned(),
+        response_type,
+        scopes,
+        state: state.to_owned(),
+        nonce: nonce.map(str::to_owned),
+        prompt,
+        login_hint: get("login_hint").map(str::to_owned),
+    })
+}
+
+/// Short and safe to quote in an `error_description`.
+fn is_plain_name(text: &str) -> bool {
+    text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
+}
+
+/// `GET {issuer}/v1/authorize`.
+pub async fn authorize(
+    State(state): State<DevIdpState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let params = match Params::parse(query.as_deref().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(err) => return Rejection::Page(format!("{err}.")).into_response(),
+    };
+    let request = match validate(&params, state.config()) {
+        Ok(request) => request,
+        Err(rejection) => {
+            tracing::debug!(?rejection, "authorization request refused");
+            return rejection.into_response();
+        }
+    };
+    match (request.prompt, state.session(&headers)) {
+        (Prompt::None, None) => ErrorRedirect::new(
+            &request,
+            ErrorCode::LoginRequired,
+            "The user is not signed in.",
+        )
+        .into_response(),
+        (Prompt::Login, _) | (Prompt::Default, None) => sign_in::begin(&state, &headers, request),
+        (_, Some(session)) => redirect_with_tokens(&state, &request, &session),
+    }
+}
+
+/// Issues what the request asked for to the session's user and sends it
+/// to the client in the fragment.
+pub fn redirect_with_tokens(
+    state: &DevIdpState,
+    request: &AuthorizeRequest,
+    session: &Session,
+) -> Response {
+    let Some(user) = state.config().user_by_login(&session.login) else {
+        return ErrorRedirect::new(request, ErrorCode::LoginRequired, "The user is unknown.")
+            .into_response();
+    };
+    // Okta's policies leave out what the user may not have rather than
+    // failing the request.
+    let scopes: Vec<String> = request
+        .scopes
+        .iter()
+        .filter(|s| user.scopes.contains(s))
+        .cloned()
+        .collect();
+    let (access_token_secs, id_token_secs) = state.token_lifetimes(&user.login);
+    let config = state.config();
+    let grant = Grant {
+        issuer: state.issuer(),
+        audience: &config.audience,
+        idp: &config.idp,
+        client_id: &request.client_id,
+        user,
+        scopes: &scopes,
+        nonce: request.nonce.as_deref(),
+        auth_time: session.auth_time,
+        now: tokens::now(),
+        access_token_secs,
+        id_token_secs,
+        response_type: request.response_type,
+    };
+    let key = state.inner.keys.signing_key();
+    let issued = match tokens::issue(&grant, &key) {
+        Ok(issued) => issued,
+        Err(err) => {
+            tracing::error!(%err, "cannot issue tokens");
+            return ErrorRedirect::new(
+                request,
+                ErrorCode::ServerError,
+                "The server could not issue the tokens.",
+            )
+            .into_response();
+        }
+    };
+    tracing::info!(
+        login = %user.login,
+        client_id = %request.client_id,
+        scopes = %scopes.join(" "),
+        kid = %key.kid(),
+        "issued tokens"
+    );
+
+    let expires_in = issued.expires_in.to_string();
+    let scope = scopes.join(" ");
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    if let Some(access_token) = &issued.access_token {
+        pairs.push(("access_token", access_token));
+        pairs.push(("token_type", "Bearer"));
+        pairs.push(("expires_in", &expires_in));
+    }
+    pairs.push(("scope", &scope));
+    if let Some(id_token) = &issued.id_token {
+        pairs.push(("id_token", id_token));
+    }
+    pairs.push(("state", &request.state));
+    fragment_redirect(&request.redirect_uri, &encode_pairs(pairs))
+}
+
+/// 302 to `{redirect_uri}#{fragment}`. Not a page, so no frame options:
+/// a `prompt=none` request in a hidden iframe must be able to follow it.
+fn fragment_redirect(redirect_uri: &str, fragment: &str) -> Response {
+    let location = format!("{redirect_uri}#{fragment}");
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        // Registered URIs are parsed URLs and the fragment is
+        // percent-encoded ASCII, so this does not happen.
+        return html::error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Server error",
+            "The redirect address could not be built.",
+        );
+    };
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CB: &str = "http://app.test/login/callback";
+
+    fn config() -> Config {
+        let mut config = Config::demo().unwrap();
+        config.register_app_origin("http://app.test").unwrap();
+        config
+    }
+
+    fn check(query: &str) -> Result<AuthorizeRequest, Rejection> {
+        validate(&Params::parse(query).unwrap(), &config())
+    }
+
+    fn base() -> String {
+        format!(
+            "client_id=0oa-dev-spa&redirect_uri={}&response_type=id_token%20token\
+             &scope=openid+profile&state=s1&nonce=n1",
+            super::super::params::encode_component(CB)
+        )
+    }
+
+    fn error_of(query: &str) -> (ErrorCode, Option<String>) {
+        match check(query) {
+            Err(Rejection::Redirect(r)) => {
+                assert_eq!(r.redirect_uri, CB);
+                (r.error, r.state)
+            }
+            other => panic!("expected an error redirect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_good_request() {
+        let r = check(&base()).unwrap();
+        assert_eq!(r.scopes, ["openid", "profile"]);
+        assert_eq!(r.prompt, Prompt::Default);
+        assert_eq!(r.nonce.as_deref(), Some("n1"));
+        assert!(r.response_type.id_token && r.response_type.access_token);
+    }
+
+    #[test]
+    fn unknown_client_or_redirect_uri_is_a_page() {
+        for query in [
+            base().replace("0oa-dev-spa", "nope"),
+            base().replace("client_id=0oa-dev-spa&", ""),
+            base().replace("callback", "callback2"),
+            base().replace("redirect_uri=", "x="),
+            format!("{}&client_id=0oa-dev-spa", base()),
+            format!("{}&redirect_uri=x", base()),
+        ] {
+            assert!(matches!(check(&query), Err(Rejection::Page(_))), "{query}");
+        }
+    }
+
+    #[test]
+    fn other_errors_redirect_with_state() {
+        use ErrorCode::*;
+        let cases = [
+            (
+                base().replace("id_token%20token", "code"),
+                UnsupportedResponseType,
+            ),
+            (base().replace("response_type=", "x="), InvalidRequest),
+            (base().replace("openid+profile", "profile"), InvalidScope),
+            (
+                base().replace("openid+profile", "openid+admin"),
+                InvalidScope,
+            ),
+            (base().replace("scope=", "x="), InvalidRequest),
+            (base().replace("&nonce=n1", ""), InvalidRequest),
+            (format!("{}&response_mode=query", base()), InvalidRequest),
+            (format!("{}&prompt=consent", base()), InvalidRequest),
+            (format!("{}&nonce=n2", base()), InvalidRequest),
+        ];
+        for (query, code) in cases {
+            assert_eq!(error_of(&query), (code, Some("s1".into())), "{query}");
+        }
+    }
+
+    #[test]
+    fn missing_or_repeated_state_redirects_without_state() {
+        let no_state = base().replace("&state=s1", "");
+        assert_eq!(error_of(&no_state), (ErrorCode::InvalidRequest, None));
+        let twice = format!("{}&state=s2", base());
+        assert_eq!(error_of(&twice), (ErrorCode::InvalidRequest, None));
+    }
+
+    #[test]
+    fn token_alone_needs_no_nonce() {
+        let query = base()
+            .replace("id_token%20token", "token")
+            .replace("&nonce=n1", "");
+        let r = check(&query).unwrap();
+        assert!(!r.response_type.id_token);
+        assert_eq!(r.nonce, None);
+    }
+
+    #[test]
+    fn prompt_and_duplicate_scopes() {
+        let r = check(&format!(
+            "{}&prompt=none&login_hint=bob%40example.com",
+            base().replace("openid+profile", "openid++openid+email")
+        ))
+        .unwrap();
+        assert_eq!(r.prompt, Prompt::None);
+        assert_eq!(r.scopes, ["openid", "email"]);
+        assert_eq!(r.login_hint.as_deref(), Some("bob@example.com"));
+    }
+
+    #[test]
+    fn error_redirect_puts_everything_in_the_fragment() {
+        let response = ErrorRedirect {
+            redirect_uri: CB.into(),
+            error: ErrorCode::AccessDenied,
+            description: "The user cancelled.".into(),
+            state: Some("a b".into()),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers()["location"],
+            "http://app.test/login/callback#error=access_denied\
+             &error_description=The%20user%20cancelled.&state=a%20b"
+        );
+        assert!(response.headers().get("x-frame-options").is_none());
+    }
+}

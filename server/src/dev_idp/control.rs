@@ -1,0 +1,168 @@
+//! Test controls, served only when enabled (`DEV_IDP_CONTROL=1`); without
+//! that these paths are 404. All under the issuer, all `POST`:
+//!
+//! - `/dev/rotate-keys`: a new key signs from now on and is published; the
+//!   previous signing key stays published (an older one is dropped).
+//!   `?drop_old=true` publishes only the new key.
+//! - `/dev/drop-old-keys`: stops publishing every key but the signing key.
+//! - `/dev/token-lifetime` with `{"login": "carol@example.com", "seconds": 20}`:
+//!   access and ID tokens issued to that user from now on live that long;
+//!   `"seconds": null` goes back to the configured lifetimes.
+//!
+//! The key calls answer `{"signing_kid": "…", "published_kids": ["…", …]}`.
+//! A request carrying an `Origin` other than this server's is refused, and
+//! `token-lifetime` needs a JSON content type, so a web page cannot drive
+//! these from a browser.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::keys::SigningKey;
+use super::params::Params;
+use super::DevIdpState;
+
+/// Longest lifetime the control sets: one day, as Okta's maximum.
+const MAX_LIFETIME_SECS: u64 = 86_400;
+
+pub fn routes() -> Router<DevIdpState> {
+    Router::new()
+        .route("/dev/rotate-keys", post(rotate_keys))
+        .route("/dev/drop-old-keys", post(drop_old_keys))
+        .route("/dev/token-lifetime", post(token_lifetime))
+}
+
+fn error(status: StatusCode, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": "invalid_request", "error_description": description })),
+    )
+        .into_response()
+}
+
+fn cross_origin(state: &DevIdpState, headers: &HeaderMap) -> Option<Response> {
+    let origin = headers.get(header::ORIGIN)?;
+    (origin.as_bytes() != state.inner.origin.as_bytes()).then(|| {
+        error(
+            StatusCode::FORBIDDEN,
+            "The dev control does not take cross-origin requests.",
+        )
+    })
+}
+
+fn key_report(state: &DevIdpState) -> Json<Value> {
+    let published: Vec<String> = state
+        .inner
+        .keys
+        .published()
+        .iter()
+        .map(|k| k.kid().to_owned())
+        .collect();
+    Json(json!({
+        "signing_kid": state.inner.keys.signing_key().kid(),
+        "published_kids": published,
+    }))
+}
+
+async fn rotate_keys(
+    State(state): State<DevIdpState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = cross_origin(&state, &headers) {
+        return refused;
+    }
+    let params = match Params::parse(query.as_deref().unwrap_or_default()) {
+        Ok(params) => params,
+        Err(err) => return error(StatusCode::BAD_REQUEST, &err.to_string()),
+    };
+    let drop_old = match params.get("drop_old") {
+        Ok(None | Some("false")) => false,
+        Ok(Some("true")) => true,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "drop_old must be true or false, once.",
+            )
+        }
+    };
+    let key = match tokio::task::spawn_blocking(SigningKey::generate).await {
+        Ok(Ok(key)) => key,
+        Ok(Err(err)) => {
+            tracing::error!(%err, "key rotation failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "Key generation failed.");
+        }
+        Err(err) => {
+            tracing::error!(%err, "key rotation failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "Key generation failed.");
+        }
+    };
+    tracing::info!(kid = %key.kid(), drop_old, "rotated the signing key");
+    state.inner.keys.rotate(key, drop_old);
+    key_report(&state).into_response()
+}
+
+async fn drop_old_keys(State(state): State<DevIdpState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = cross_origin(&state, &headers) {
+        return refused;
+    }
+    state.inner.keys.drop_old();
+    tracing::info!("dropped old signing keys");
+    key_report(&state).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifetimeRequest {
+    login: String,
+    #[serde(default)]
+    seconds: Option<u64>,
+}
+
+async fn token_lifetime(
+    State(state): State<DevIdpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = cross_origin(&state, &headers) {
+        return refused;
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !is_json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Send JSON: {\"login\": \"…\", \"seconds\": 20 or null}.",
+        );
+    }
+    let request: LifetimeRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Send JSON: {\"login\": \"…\", \"seconds\": 20 or null}.",
+            )
+        }
+    };
+    if let Some(seconds) = request.seconds {
+        if !(1..=MAX_LIFETIME_SECS).contains(&seconds) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "seconds must be between 1 and 86400, or null.",
+            );
+        }
+    }
+    let Some(user) = state.config().user_by_login(&request.login) else {
+        return error(StatusCode::NOT_FOUND, "There is no user with that login.");
+    };
+    state.set_token_lifetime(&user.login, request.seconds);
+    tracing::info!(login = %user.login, seconds = ?request.seconds, "token lifetime set");
+    Json(json!({ "login": user.login, "seconds": request.seconds })).into_response()
+}

@@ -1,0 +1,275 @@
+//! The tokens: Okta's access token and ID token claims, RS256 signing with
+//! the current key, and `at_hash`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, Header};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::config::User;
+use super::keys::SigningKey;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the system random generator failed")]
+    Random,
+    #[error("cannot sign a token: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// What `response_type` asked for. `code` and the hybrid types are not
+/// implemented: this server only speaks the implicit flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseType {
+    pub access_token: bool,
+    pub id_token: bool,
+}
+
+impl ResponseType {
+    /// `token`, `id_token`, or both in either order (RFC 6749 §3.1.1: the
+    /// order of space-delimited values does not matter).
+    pub fn parse(value: &str) -> Option<Self> {
+        let mut words: Vec<&str> = value.split(' ').collect();
+        words.sort_unstable();
+        match words.as_slice() {
+            ["token"] => Some(Self {
+                access_token: true,
+                id_token: false,
+            }),
+            ["id_token"] => Some(Self {
+                access_token: false,
+                id_token: true,
+            }),
+            ["id_token", "token"] => Some(Self {
+                access_token: true,
+                id_token: true,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Okta's access token claims, in Okta's order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccessTokenClaims {
+    pub ver: u32,
+    pub jti: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub cid: String,
+    pub uid: String,
+    pub scp: Vec<String>,
+    pub sub: String,
+}
+
+/// Okta's ID token claims. The profile claims follow the granted scopes
+/// (`profile`: `name`, `preferred_username`; `email`: `email`), as in OIDC.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdTokenClaims {
+    pub ver: u32,
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    pub amr: Vec<String>,
+    pub idp: String,
+    pub auth_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+}
+
+/// Everything a token is made from.
+pub struct Grant<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub idp: &'a str,
+    pub client_id: &'a str,
+    pub user: &'a User,
+    /// Already cut down to what the user may have.
+    pub scopes: &'a [String],
+    pub nonce: Option<&'a str>,
+    pub auth_time: u64,
+    pub now: u64,
+    pub access_token_secs: u64,
+    pub id_token_secs: u64,
+    pub response_type: ResponseType,
+}
+
+/// The signed tokens for one authorization response.
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: Option<String>,
+    pub id_token: Option<String>,
+    /// Lifetime of the access token, for `expires_in`.
+    pub expires_in: u64,
+}
+
+pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(key.kid().to_owned());
+    // Okta's tokens carry only `kid` and `alg`.
+    header.typ = None;
+
+    let access_token = if grant.response_type.access_token {
+        let claims = AccessTokenClaims {
+            ver: 1,
+            jti: format!("AT.{}", random_token_id()?),
+            iss: grant.issuer.to_owned(),
+            aud: grant.audience.to_owned(),
+            iat: grant.now,
+            exp: grant.now + grant.access_token_secs,
+            cid: grant.client_id.to_owned(),
+            uid: grant.user.id.clone(),
+            scp: grant.scopes.to_vec(),
+            sub: grant.user.login.clone(),
+        };
+        Some(jsonwebtoken::encode(&header, &claims, key.encoding())?)
+    } else {
+        None
+    };
+
+    let id_token = if grant.response_type.id_token {
+        let has = |scope: &str| grant.scopes.iter().any(|s| s == scope);
+        let claims = IdTokenClaims {
+            ver: 1,
+            sub: grant.user.id.clone(),
+            iss: grant.issuer.to_owned(),
+            aud: grant.client_id.to_owned(),
+            iat: grant.now,
+            exp: grant.now + grant.id_token_secs,
+            jti: format!("ID.{}", random_token_id()?),
+            amr: vec!["pwd".to_owned()],
+            idp: grant.idp.to_owned(),
+            auth_time: grant.auth_time,
+            nonce: grant.nonce.map(str::to_owned),
+            at_hash: access_token.as_deref().map(at_hash),
+            name: has("profile").then(|| grant.user.name.clone()),
+            email: has("email").then(|| grant.user.email.clone()),
+            preferred_username: has("profile").then(|| grant.user.login.clone()),
+        };
+        Some(jsonwebtoken::encode(&header, &claims, key.encoding())?)
+    } else {
+        None
+    };
+
+    Ok(Issued {
+        access_token,
+        id_token,
+        expires_in: grant.access_token_secs,
+    })
+}
+
+/// OIDC Core §3.2.2.9: base64url of the left half of the SHA-256 of the
+/// ASCII access token.
+pub fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+/// 128 random bits, base64url, for `jti`.
+fn random_token_id() -> Result<String, TokenError> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| TokenError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dev_idp::config::Config;
+
+    #[test]
+    fn response_types() {
+        let both = Some(ResponseType {
+            access_token: true,
+            id_token: true,
+        });
+        assert_eq!(ResponseType::parse("id_token token"), both);
+        assert_eq!(ResponseType::parse("token id_token"), both);
+        assert!(ResponseType::parse("token").unwrap().access_token);
+        assert!(!ResponseType::parse("id_token").unwrap().access_token);
+        for bad in [
+            "code",
+            "",
+            "token token",
+            "id_token  token",
+            "code id_token",
+            "TOKEN",
+        ] {
+            assert_eq!(ResponseType::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn at_hash_matches_the_oidc_example() {
+        // OpenID Connect Core 1.0, Appendix A.3 (RS256 example).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[test]
+    fn claims_follow_response_type_and_scopes() {
+        let config = Config::demo().unwrap();
+        let key = SigningKey::generate().unwrap();
+        let user = config.user_by_login("alice@example.com").unwrap();
+        let scopes = vec!["openid".to_owned(), "email".to_owned()];
+        let mut grant = Grant {
+            issuer: "http://localhost:1/oauth2/default",
+            audience: "api://default",
+            idp: "00o-dev-idp",
+            client_id: "0oa-dev-spa",
+            user,
+            scopes: &scopes,
+            nonce: Some("n-1"),
+            auth_time: 100,
+            now: 200,
+            access_token_secs: 60,
+            id_token_secs: 30,
+            response_type: ResponseType::parse("id_token token").unwrap(),
+        };
+        let issued = issue(&grant, &key).unwrap();
+        let access = issued.access_token.unwrap();
+        let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
+        assert_eq!(id.at_hash.as_deref(), Some(at_hash(&access).as_str()));
+        assert_eq!(id.exp, 230);
+        assert_eq!(id.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(id.name, None, "no profile scope");
+        let at: AccessTokenClaims = decode_unverified(&access);
+        assert_eq!(at.exp, 260);
+        assert_eq!(at.scp, scopes);
+        assert!(at.jti.starts_with("AT.") && at.jti.len() == 25);
+
+        grant.response_type = ResponseType::parse("id_token").unwrap();
+        let issued = issue(&grant, &key).unwrap();
+        assert!(issued.access_token.is_none());
+        let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
+        assert_eq!(id.at_hash, None);
+    }
+
+    fn decode_unverified<T: serde::de::DeserializeOwned>(token: &str) -> T {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+}
