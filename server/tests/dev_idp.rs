@@ -760,6 +760,7 @@ async fn a_session_answers_at_once_and_prompt_none_works_in_a_frame() {
     assert_eq!(again.fragment_map()["state"], "s-3");
 
     // prompt=login: the form, despite the session.
+    let old_session = browser.cookie("dev_idp_session_").unwrap();
     let forced = browser
         .get(&AuthRequest::new("s-4").set("prompt", "login").url(&idp))
         .await;
@@ -785,6 +786,20 @@ async fn a_session_answers_at_once_and_prompt_none_works_in_a_frame() {
         payload(&silent.fragment_map()["access_token"])["sub"],
         "bob@example.com"
     );
+
+    // The replaced session is gone server-side, not just from the cookie jar.
+    let replay = Browser::new();
+    let reply = replay
+        .send(
+            replay
+                .request(
+                    reqwest::Method::GET,
+                    &AuthRequest::new("s-old").set("prompt", "none").url(&idp),
+                )
+                .header("cookie", format!("{}={old_session}", cookie_name(&idp))),
+        )
+        .await;
+    assert_eq!(reply.fragment_map()["error"], "login_required");
 
     // A made-up session id is no session.
     let stranger = Browser::new();

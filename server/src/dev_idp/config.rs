@@ -12,7 +12,7 @@
 //!   "access_token_lifetime_secs": 3600,      // 1..=86400
 //!   "id_token_lifetime_secs": 3600,          // 1..=86400
 //!   "session_lifetime_secs": 28800,          // 60..=604800
-//!   "jwks_max_age_secs": 300,                // Cache-Control of /v1/keys, 0..=86400
+//!   "jwks_max_age_secs": 300,                // Cache-Control of /v1/keys and discovery, 0..=86400
 //!   "clients": [{ "client_id": "…", "name": "…", "redirect_uris": ["…"],
 //!                 "post_logout_redirect_uris": ["…"] }],
 //!   "users": [{ "id": "00u…", "login": "…", "name": "…", "email": "… (default: login)",

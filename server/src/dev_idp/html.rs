@@ -23,7 +23,7 @@ button{padding:.5rem 1rem;font-size:1rem;cursor:pointer}\
 .error{color:#a4000f;background:#fde8ea;padding:.5rem;border-radius:4px}\
 .dev{margin-top:2rem;font-size:.9rem;border-top:1px solid #ddd}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem .25rem 0}\
-code{font-size:.9em}";
+code{font-size:.9em;white-space:nowrap}";
 
 static STYLE_HASH: LazyLock<String> =
     LazyLock::new(|| format!("'sha256-{}'", STANDARD.encode(Sha256::digest(STYLE))));

@@ -61,8 +61,11 @@ pub const ISSUER_PATH: &str = "/oauth2/default";
 
 /// How long a sign-in page stays usable.
 const PENDING_SIGN_IN_TTL: Duration = Duration::from_secs(10 * 60);
-/// At most this many sessions and this many pending sign-ins are kept.
-const MAX_ENTRIES: usize = 10_000;
+/// At most this many sessions are kept.
+const MAX_SESSIONS: usize = 10_000;
+/// At most this many sign-in pages are open at once; each holds a request
+/// of up to 8 KiB, so this bounds their memory to a few MiB.
+const MAX_PENDING_SIGN_INS: usize = 1_000;
 
 /// How to run the dev authorization server.
 #[derive(Debug, Clone)]
@@ -152,8 +155,8 @@ impl DevIdpState {
                 issuer: format!("{origin}{ISSUER_PATH}"),
                 origin,
                 keys: KeyStore::new(key),
-                sessions: ExpiringMap::new(session_ttl, MAX_ENTRIES),
-                pending: ExpiringMap::new(PENDING_SIGN_IN_TTL, MAX_ENTRIES),
+                sessions: ExpiringMap::new(session_ttl, MAX_SESSIONS),
+                pending: ExpiringMap::new(PENDING_SIGN_IN_TTL, MAX_PENDING_SIGN_INS),
                 lifetime_overrides: Mutex::new(HashMap::new()),
                 enable_control,
                 session_cookie: format!("dev_idp_session_{port}"),

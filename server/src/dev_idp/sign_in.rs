@@ -196,6 +196,10 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
             if state.inner.pending.take(request_id).is_none() {
                 return bad("This sign-in page was already used.");
             }
+            // A new sign-in (prompt=login) replaces the browser's session.
+            if let Some(old) = session::read_cookie(&headers, &state.inner.session_cookie) {
+                state.inner.sessions.remove(old);
+            }
             let session = Session {
                 login,
                 auth_time: tokens::now(),
