@@ -90,8 +90,7 @@ impl RawClaims {
 }
 
 /// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum Audience {
     One(String),
     Many(Vec<String>),
@@ -106,11 +105,65 @@ impl Audience {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// Scopes as an array of names or as one space-separated string.
+#[derive(Debug)]
 pub enum Scopes {
     List(Vec<String>),
     SpaceSeparated(String),
+}
+
+// Hand-written rather than `#[serde(untagged)]`: untagged enums buffer the
+// value and try each variant, which costs more than the rest of the claims
+// on the validation hot path.
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringOrList("a string or an array of strings"))
+            .map(|v| match v {
+                Either::One(s) => Audience::One(s),
+                Either::Many(v) => Audience::Many(v),
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for Scopes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StringOrList("a string or an array of strings"))
+            .map(|v| match v {
+                Either::One(s) => Scopes::SpaceSeparated(s),
+                Either::Many(v) => Scopes::List(v),
+            })
+    }
+}
+
+enum Either {
+    One(String),
+    Many(Vec<String>),
+}
+
+struct StringOrList(&'static str);
+
+impl<'de> serde::de::Visitor<'de> for StringOrList {
+    type Value = Either;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Either, E> {
+        Ok(Either::One(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Either, E> {
+        Ok(Either::One(v))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Either, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(64));
+        while let Some(item) = seq.next_element::<String>()? {
+            items.push(item);
+        }
+        Ok(Either::Many(items))
+    }
 }
 
 /// NumericDate (RFC 7519 §2): seconds, possibly fractional. Fractions are

@@ -24,14 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::DecodingKey;
 use tokio::sync::Mutex;
 use url::Url;
 
 use super::clock::Clock;
 use super::error::{AuthError, FetchError, InitError, TokenError};
 use super::fetch::HttpClient;
-use super::keys::KeySet;
+use super::keys::{KeySet, VerifyingKey};
 
 /// Timing of the cache.
 #[derive(Clone, Debug)]
@@ -144,7 +143,7 @@ impl JwksCache {
     }
 
     /// The key for `kid` if the current snapshot has it. Lock-free.
-    pub fn key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+    pub fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         self.snapshot.load().keys.get(kid).cloned()
     }
 
@@ -170,7 +169,7 @@ impl JwksCache {
 
     /// The key for `kid`, fetching the JWKS again (once, shared, rate
     /// limited) if the current snapshot does not have it.
-    pub async fn key_for(&self, kid: &str) -> Result<Arc<DecodingKey>, AuthError> {
+    pub async fn key_for(&self, kid: &str) -> Result<Arc<VerifyingKey>, AuthError> {
         let seen = {
             let snapshot = self.snapshot.load();
             if let Some(key) = snapshot.keys.get(kid) {

@@ -8,20 +8,52 @@
 //! failing the whole set, so an issuer adding a new key type does not take
 //! this server down. The algorithm is fixed here, by the key: a token's
 //! header can only name the key, never change how it is used.
+//!
+//! The JWKS is read with jsonwebtoken's JWK model; each key is then parsed
+//! once into an aws-lc-rs [`ParsedPublicKey`] (the backend jsonwebtoken
+//! itself verifies with). jsonwebtoken's `DecodingKey` keeps only the raw
+//! (n, e) and rebuilds the RSA key on every verification; parsing once
+//! takes that cost off the hot path (see `BENCHMARKS.md`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::PublicEncryptingKey;
+use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
-use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
 use super::jws::{decode_part, MAX_KID_LEN};
 
+/// An RSA public key that verifies RS256 (RSASSA-PKCS1-v1_5 with SHA-256,
+/// 2048–8192 bits) and nothing else.
+pub struct VerifyingKey {
+    key: ParsedPublicKey,
+}
+
+impl VerifyingKey {
+    /// The key with modulus `n` and exponent `e` (big-endian, no leading
+    /// zeros), if aws-lc accepts it as an RS256 key.
+    pub fn from_rsa_components(n: &[u8], e: &[u8]) -> Option<Self> {
+        // aws-lc parses SubjectPublicKeyInfo DER; going through its own
+        // encoder avoids hand-writing ASN.1.
+        let spki: PublicEncryptingKey = RsaPublicKeyComponents { n, e }.try_into().ok()?;
+        let der = spki.as_der().ok()?;
+        let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()?;
+        Some(VerifyingKey { key })
+    }
+
+    /// Whether `signature` is this key's RS256 signature of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        self.key.verify_sig(message, signature).is_ok()
+    }
+}
+
 /// The RS256 verification keys of one JWKS document, by `kid`.
 #[derive(Clone, Default)]
 pub struct KeySet {
-    keys: HashMap<String, Arc<DecodingKey>>,
+    keys: HashMap<String, Arc<VerifyingKey>>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -61,7 +93,7 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    pub fn get(&self, kid: &str) -> Option<&Arc<DecodingKey>> {
+    pub fn get(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.keys.get(kid)
     }
 
@@ -82,7 +114,7 @@ impl KeySet {
     }
 }
 
-fn usable_rs256_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
+fn usable_rs256_key(jwk: &Jwk) -> Option<(String, VerifyingKey)> {
     let common = &jwk.common;
     let kid = common.key_id.as_ref()?;
     if kid.is_empty() || kid.len() > MAX_KID_LEN {
@@ -111,7 +143,7 @@ fn usable_rs256_key(jwk: &Jwk) -> Option<(String, DecodingKey)> {
     if !(256..=1024).contains(&n.len()) || e.is_empty() || e.len() > 8 {
         return None;
     }
-    Some((kid.clone(), DecodingKey::from_rsa_raw_components(n, e)))
+    Some((kid.clone(), VerifyingKey::from_rsa_components(n, e)?))
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
