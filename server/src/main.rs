@@ -1,48 +1,102 @@
-//! The axum server: renders the Leptos app, serves the site files and the
-//! server functions.
+//! The axum server: reads the configuration, starts the embedded
+//! development authorization server when no `ISSUER` is configured,
+//! discovers the issuer and loads its keys, then serves the Leptos app and
+//! its protected server functions.
+//!
+//! Run with `cargo leptos watch` (or `./dev.sh run`); settings come from the
+//! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
+//! listening prints one line naming it and exits with status 2.
 
-use app::{shell, App};
-use axum::Router;
-use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::fmt::Display;
+use std::process::ExitCode;
+
+use leptos::prelude::get_configuration;
+use server::bearer::{Policy, Validator, ValidatorOptions};
+use server::config::Config;
+use server::dev_idp::{self, DevIdpOptions};
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-
-    let conf = match get_configuration(None) {
-        Ok(conf) => conf,
-        Err(err) => {
-            eprintln!("error: cannot read the Leptos configuration: {err}");
-            std::process::exit(2);
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(line) => {
+            eprintln!("error: {line}");
+            ExitCode::from(2)
         }
-    };
+    }
+}
+
+/// Everything that can stop start-up returns its one-line message.
+async fn run() -> Result<(), String> {
+    let conf = get_configuration(None).map_err(context(
+        "cannot read the Leptos configuration (LEPTOS_* variables)",
+    ))?;
     let leptos_options = conf.leptos_options;
-    let addr = leptos_options.site_addr;
-    let routes = generate_route_list(App);
+    let site_addr = leptos_options.site_addr;
+    let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
 
-    let app = Router::new()
-        .leptos_routes(&leptos_options, routes, {
-            let leptos_options = leptos_options.clone();
-            move || shell(leptos_options.clone())
-        })
-        .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(leptos_options);
-
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(err) => {
-            eprintln!("error: cannot listen on {addr} (LEPTOS_SITE_ADDR): {err}");
-            std::process::exit(2);
+    // Kept alive for as long as the server runs.
+    let mut _dev_idp = None;
+    let (issuer, client_id) = match &config.issuer {
+        Some(issuer) => (issuer.clone(), config.client_id.clone()),
+        None => {
+            let running = dev_idp::start(DevIdpOptions {
+                addr: config.dev_idp.addr.clone(),
+                config_path: config.dev_idp.config_path.clone(),
+                app_origin: config.public_origin.clone(),
+                enable_control: config.dev_idp.enable_control,
+            })
+            .await
+            .map_err(context(
+                "cannot start the development authorization server (ISSUER is not set)",
+            ))?;
+            tracing::info!(issuer = %running.issuer, "ISSUER is not set: using the embedded development authorization server");
+            let issuer = running.issuer.clone();
+            let client_id = config
+                .client_id
+                .clone()
+                .unwrap_or_else(|| running.client_id.clone());
+            _dev_idp = Some(running);
+            (issuer, Some(client_id))
         }
     };
-    tracing::info!("listening on http://{addr}");
-    axum::serve(listener, app.into_make_service())
+
+    let policy = Policy::new(
+        issuer.clone(),
+        config.audience.clone(),
+        client_id,
+        config.leeway,
+    )
+    .map_err(|err| err.to_string())?;
+    let (validator, _discovery) = Validator::discover(policy, ValidatorOptions::default())
         .await
-        .expect("server error");
+        .map_err(context(format!("ISSUER {issuer}")))?;
+    let _refresh = validator.spawn_refresh();
+    tracing::info!(issuer = %issuer, keys = ?validator.jwks().kids(), "issuer discovered, keys loaded");
+
+    let app = server::app_router(leptos_options, validator);
+    let listener = tokio::net::TcpListener::bind(&site_addr)
+        .await
+        .map_err(context(format!(
+            "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
+        )))?;
+    tracing::info!("listening on {}", config.public_origin);
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(context("server error"))
+}
+
+fn context<E: Display>(what: impl Display) -> impl FnOnce(E) -> String {
+    move |err| format!("{what}: {err}")
+}
+
+async fn shutdown_signal() {
+    // If the handler cannot be installed the server just runs until killed.
+    let _ = tokio::signal::ctrl_c().await;
 }
