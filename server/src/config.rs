@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::bearer::fetch::checked_url;
-use crate::bearer::{DEFAULT_LEEWAY, MAX_LEEWAY};
+use crate::bearer::{InitError, DEFAULT_LEEWAY, MAX_LEEWAY};
 
 /// What the dev authorization server listens on unless `DEV_IDP_ADDR` says
 /// otherwise.
@@ -126,7 +126,18 @@ impl Config {
 
         let issuer = match get("ISSUER") {
             Some(issuer) => {
-                checked_url("ISSUER", &issuer).map_err(|err| invalid("ISSUER", err))?;
+                checked_url("ISSUER", &issuer).map_err(|err| {
+                    let reason = match err {
+                        InitError::InsecureUrl { .. } => format!(
+                            "{issuer:?} must use https (http:// is only allowed for localhost and loopback addresses)"
+                        ),
+                        InitError::BadUrl { reason, .. } => {
+                            format!("{issuer:?} is not a URL: {reason}")
+                        }
+                        other => other.to_string(),
+                    };
+                    invalid("ISSUER", reason)
+                })?;
                 Some(issuer)
             }
             None => None,
