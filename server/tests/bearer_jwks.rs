@@ -103,7 +103,7 @@ async fn known_kids_do_not_wait_for_a_refetch_in_flight() {
     let [k1, k2, _] = keys();
     let (server, clock, validator) = setup(&[k1]).await;
     server.set_jwks(jwks(&[k1, k2]));
-    server.set_delay(Duration::from_millis(1000));
+    server.set_delay(Duration::from_millis(2000));
     let unknown = {
         let v = validator.clone();
         let t = token(k2, &server.issuer(), &clock, 0);
@@ -116,7 +116,9 @@ async fn known_kids_do_not_wait_for_a_refetch_in_flight() {
         .await
         .is_ok());
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        // Generous for a loaded CI machine, and still well under the 2 s
+        // the refetch takes.
+        started.elapsed() < Duration::from_millis(1000),
         "a known kid took {:?} while a refetch was in flight",
         started.elapsed()
     );
