@@ -234,20 +234,20 @@ pub async fn health() -> Result<String, ApiError> {
 }
 
 /// Who the caller is, according to their access token.
-#[server(endpoint = "whoami")]
+#[server(endpoint = "whoami", client = crate::auth::client::AuthClient)]
 pub async fn whoami() -> Result<AccessClaims, ApiError> {
     ssr::authorize(None).await
 }
 
 /// The caller's messages.
-#[server(endpoint = "messages")]
+#[server(endpoint = "messages", client = crate::auth::client::AuthClient)]
 pub async fn messages() -> Result<Vec<Message>, ApiError> {
     let caller = ssr::authorize(None).await?;
     Ok(demo_messages(&caller.sub))
 }
 
 /// A small report; needs the `reports:read` scope.
-#[server(endpoint = "report")]
+#[server(endpoint = "report", client = crate::auth::client::AuthClient)]
 pub async fn report() -> Result<WeeklyReport, ApiError> {
     let caller = ssr::authorize(Some(REPORTS_READ)).await?;
     Ok(WeeklyReport {

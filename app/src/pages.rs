@@ -69,8 +69,15 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
     let children = StoredValue::new(children);
 
     Effect::new(move |_| {
-        if auth.ready.get() && auth.session.with(Option::is_none) && auth.notice.with(Option::is_none) {
-            let return_to = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+        if auth.ready.get()
+            && auth.session.with(Option::is_none)
+            && auth.notice.with(Option::is_none)
+        {
+            let return_to = format!(
+                "{}{}",
+                location.pathname.get_untracked(),
+                location.search.get_untracked()
+            );
             auth.sign_in(&return_to);
         }
     });
@@ -144,7 +151,10 @@ fn ProfileDetails() -> impl IntoView {
         }
     }
 
-    let claims = move || auth.session.with(|s| s.as_ref().and_then(|s| s.claims.clone()));
+    let claims = move || {
+        auth.session
+            .with(|s| s.as_ref().and_then(|s| s.claims.clone()))
+    };
     view! {
         <section>
             <h2>"From your ID token"</h2>
@@ -251,14 +261,24 @@ pub fn LoginCallback() -> impl IntoView {
         let pending = browser::take_pending();
         let retry_to = browser::return_path_of(&pending);
         let Some(cfg) = auth.config.get_value() else {
-            failure.set(Some(("Sign-in is not configured on this server.".into(), retry_to)));
+            failure.set(Some((
+                "Sign-in is not configured on this server.".into(),
+                retry_to,
+            )));
             return;
         };
         let navigate = leptos_router::hooks::use_navigate();
         leptos::task::spawn_local(async move {
             let outcome = match fragment::parse_fragment(&hash) {
                 Ok(params) => {
-                    callback::complete_sign_in(params, pending, &cfg, browser::now(), &browser::WebCryptoSignatures).await
+                    callback::complete_sign_in(
+                        params,
+                        pending,
+                        &cfg,
+                        browser::now(),
+                        &browser::WebCryptoSignatures,
+                    )
+                    .await
                 }
                 Err(err) => Err(err.into()),
             };
@@ -267,9 +287,18 @@ pub fn LoginCallback() -> impl IntoView {
                     if browser::save_session(&session) {
                         auth.notice.set(None);
                         auth.session.set(Some(session));
-                        navigate(&return_to, leptos_router::NavigateOptions { replace: true, ..Default::default() });
+                        navigate(
+                            &return_to,
+                            leptos_router::NavigateOptions {
+                                replace: true,
+                                ..Default::default()
+                            },
+                        );
                     } else {
-                        failure.set(Some(("This browser would not keep the session (sessionStorage).".into(), retry_to)));
+                        failure.set(Some((
+                            "This browser would not keep the session (sessionStorage).".into(),
+                            retry_to,
+                        )));
                     }
                 }
                 Err(err) => {

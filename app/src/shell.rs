@@ -80,7 +80,9 @@ mod ssr {
     fn origin_of(url: &str) -> Option<String> {
         let (scheme, rest) = url.split_once("://")?;
         let host = rest.split(['/', '?', '#']).next()?;
-        let ok = host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+        let ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
         ok.then(|| format!("{scheme}://{host}"))
     }
 }

@@ -22,7 +22,7 @@ pub const API_PREFIX: &str = "/api/";
 
 /// Server functions under [`API_PREFIX`] that anyone may call; no token is
 /// looked at for them.
-pub const PUBLIC_ENDPOINTS: &[&str] = &["/api/health"];
+pub const PUBLIC_ENDPOINTS: &[&str] = &["/api/health", "/api/auth_config", "/api/issuer_key"];
 
 /// Whether a request to `path` gets its Bearer token validated.
 pub fn is_protected(path: &str) -> bool {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use leptos::prelude::get_configuration;
 use server::bearer::{Policy, Validator, ValidatorOptions};
+use server::browser_auth::BrowserAuth;
 use server::config::Config;
 use server::dev_idp::{self, DevIdpOptions};
 
@@ -66,6 +67,10 @@ async fn run() -> Result<(), String> {
         }
     };
 
+    // Config requires CLIENT_ID whenever ISSUER is set; the dev server has one.
+    let client_id_for_browser = client_id
+        .clone()
+        .ok_or("CLIENT_ID is not set: the browser needs the client id to sign in")?;
     let policy = Policy::new(
         issuer.clone(),
         config.audience.clone(),
@@ -73,13 +78,17 @@ async fn run() -> Result<(), String> {
         config.leeway,
     )
     .map_err(|err| err.to_string())?;
-    let (validator, _discovery) = Validator::discover(policy, ValidatorOptions::default())
+    let (validator, discovery) = Validator::discover(policy, ValidatorOptions::default())
         .await
         .map_err(context(format!("ISSUER {issuer}")))?;
     let _refresh = validator.spawn_refresh();
     tracing::info!(issuer = %issuer, keys = ?validator.jwks().kids(), "issuer discovered, keys loaded");
 
-    let app = server::app_router(leptos_options, validator);
+    let browser_auth = BrowserAuth::new(
+        BrowserAuth::public_config(&config, client_id_for_browser, &discovery)?,
+        validator.clone(),
+    );
+    let app = server::app_router(leptos_options, validator, browser_auth);
     let listener = tokio::net::TcpListener::bind(&site_addr)
         .await
         .map_err(context(format!(

@@ -11,6 +11,7 @@ mod fixtures;
 use std::sync::Arc;
 
 use app::api::{AccessClaims, ApiError, Message, WeeklyReport};
+use app::auth::config::{PublicAuthConfig, PublicJwk};
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -18,12 +19,27 @@ use fixtures::*;
 use leptos::prelude::LeptosOptions;
 use serde_json::{json, Value};
 use server::bearer::{Clock, ManualClock};
+use server::browser_auth::BrowserAuth;
 use tower::ServiceExt;
 
 struct App {
     server: JwksServer,
     clock: Arc<ManualClock>,
     router: Router,
+}
+
+/// What the pages would tell the browser about this test issuer.
+fn browser_config(issuer: &str) -> PublicAuthConfig {
+    PublicAuthConfig {
+        issuer: issuer.to_string(),
+        authorization_endpoint: format!("{issuer}/v1/authorize"),
+        end_session_endpoint: Some(format!("{issuer}/v1/logout")),
+        client_id: "0oa-test-client".into(),
+        scopes: "openid profile".into(),
+        response_type: "id_token token".into(),
+        redirect_uri: "http://localhost:3000/login/callback".into(),
+        post_logout_redirect_uri: "http://localhost:3000/".into(),
+    }
 }
 
 impl App {
@@ -36,7 +52,11 @@ impl App {
             .output_name("okta-implicit")
             .build();
         App {
-            router: server::app_router(options, validator),
+            router: server::app_router(
+                options,
+                validator.clone(),
+                BrowserAuth::new(browser_config(&server.issuer()), validator),
+            ),
             server,
             clock,
         }
@@ -368,4 +388,70 @@ async fn undecodable_requests_are_not_server_errors() {
         .unwrap();
     let answer = app.send(no_token_odd_body).await;
     assert!(!answer.status.is_server_error(), "{answer:?}");
+}
+
+#[tokio::test]
+async fn auth_config_is_public_and_comes_from_the_server() {
+    let app = App::new().await;
+    let answer = app.call("/api/auth_config", &[]).await;
+    let config: PublicAuthConfig = answer.json();
+    assert_eq!(config, browser_config(&app.server.issuer()));
+}
+
+#[tokio::test]
+async fn issuer_key_serves_the_cached_public_key_and_refuses_unknown_kids() {
+    let app = App::new().await;
+    let kid = keys()[0].kid.clone();
+    let request = |kid: &str| {
+        Request::post("/api/issuer_key")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!("kid={kid}")))
+            .unwrap()
+    };
+    let jwk: PublicJwk = app.send(request(&kid)).await.json();
+    assert_eq!(jwk.kid, kid);
+    assert_eq!(jwk.e, "AQAB");
+    assert!(jwk.n.len() >= 342, "a 2048-bit modulus in base64url");
+
+    let unknown = app.send(request("no-such-kid")).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(matches!(unknown.error(), ApiError::InvalidToken { .. }));
+
+    let empty = app.send(request("")).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn pages_carry_the_security_headers_and_the_browser_config() {
+    let app = App::new().await;
+    let request = Request::get("/").body(Body::empty()).unwrap();
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers();
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("'wasm-unsafe-eval'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(headers[header::REFERRER_POLICY], "no-referrer");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "hydration script carries the nonce"
+    );
+    assert!(
+        html.contains("id=\"auth-config\""),
+        "config rendered for the browser"
+    );
+    assert!(html.contains("0oa-test-client"));
 }

@@ -116,7 +116,10 @@ pub fn take_pending() -> Option<PendingSignIn> {
 
 /// The return path of a sign-in that failed, to offer "try again".
 pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
-    pending.as_ref().map(|p| p.return_to.clone()).unwrap_or_else(|| "/profile".into())
+    pending
+        .as_ref()
+        .map(|p| p.return_to.clone())
+        .unwrap_or_else(|| "/profile".into())
 }
 
 /// Clears the local session and, when the issuer supports it, ends the
@@ -158,7 +161,11 @@ pub fn current_path() -> String {
     web_sys::window()
         .map(|w| {
             let l = w.location();
-            format!("{}{}", l.pathname().unwrap_or_default(), l.search().unwrap_or_default())
+            format!(
+                "{}{}",
+                l.pathname().unwrap_or_default(),
+                l.search().unwrap_or_default()
+            )
         })
         .unwrap_or_else(|| "/".into())
 }
@@ -176,9 +183,16 @@ fn assign(url: &str) -> Result<(), String> {
 pub struct WebCryptoSignatures;
 
 impl SignatureCheck for WebCryptoSignatures {
-    async fn verify(&self, kid: &str, signing_input: &str, signature: &[u8]) -> Result<(), CallbackError> {
+    async fn verify(
+        &self,
+        kid: &str,
+        signing_input: &str,
+        signature: &[u8],
+    ) -> Result<(), CallbackError> {
         let jwk = issuer_key(kid.to_string()).await.map_err(|err| match err {
-            crate::api::ApiError::InvalidToken { .. } => IdTokenError::UnknownKey(kid.chars().take(64).collect()).into(),
+            crate::api::ApiError::InvalidToken { .. } => {
+                IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
+            }
             other => CallbackError::KeyUnavailable(other.to_string()),
         })?;
         let ok = webcrypto_verify(&jwk.n, &jwk.e, signing_input.as_bytes(), signature)
@@ -200,7 +214,12 @@ fn object(pairs: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {
     Ok(obj)
 }
 
-async fn webcrypto_verify(n: &str, e: &str, data: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+async fn webcrypto_verify(
+    n: &str,
+    e: &str,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool, JsValue> {
     let subtle = web_sys::window().ok_or(JsValue::NULL)?.crypto()?.subtle();
     let jwk = object(&[
         ("kty", "RSA".into()),
@@ -214,7 +233,9 @@ async fn webcrypto_verify(n: &str, e: &str, data: &[u8], signature: &[u8]) -> Re
         ("hash", "SHA-256".into()),
     ])?;
     let usages = js_sys::Array::of1(&"verify".into());
-    let key = JsFuture::from(subtle.import_key_with_object("jwk", &jwk, &algorithm, false, &usages)?).await?;
+    let key =
+        JsFuture::from(subtle.import_key_with_object("jwk", &jwk, &algorithm, false, &usages)?)
+            .await?;
     let key: web_sys::CryptoKey = key.dyn_into()?;
     let ok = JsFuture::from(subtle.verify_with_str_and_u8_array_and_u8_array(
         "RSASSA-PKCS1-v1_5",

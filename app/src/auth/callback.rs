@@ -34,7 +34,12 @@ impl Session {
     pub fn display_name(&self) -> String {
         self.claims
             .as_ref()
-            .and_then(|c| c.name.clone().or_else(|| c.preferred_username.clone()).or_else(|| c.email.clone()))
+            .and_then(|c| {
+                c.name
+                    .clone()
+                    .or_else(|| c.preferred_username.clone())
+                    .or_else(|| c.email.clone())
+            })
             .unwrap_or_else(|| "signed-in user".to_string())
     }
 }
@@ -52,7 +57,10 @@ pub enum CallbackError {
     #[error("the sign-in took too long; please start again")]
     Stale,
     #[error("{}", denied_message(.error, .description.as_deref()))]
-    Denied { error: String, description: Option<String> },
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
     #[error("the token type is '{0}', not Bearer")]
     TokenType(String),
     #[error("the sign-in response has no {0}")]
@@ -112,11 +120,18 @@ pub async fn complete_sign_in(
 
     // 3. The access token and its type.
     let access_token = if cfg.wants_access_token() {
-        let token_type = params.token_type.as_deref().ok_or(CallbackError::Missing("token_type"))?;
+        let token_type = params
+            .token_type
+            .as_deref()
+            .ok_or(CallbackError::Missing("token_type"))?;
         if !token_type.eq_ignore_ascii_case("bearer") {
             return Err(CallbackError::TokenType(printable(token_type)));
         }
-        Some(params.access_token.ok_or(CallbackError::Missing("access_token"))?)
+        Some(
+            params
+                .access_token
+                .ok_or(CallbackError::Missing("access_token"))?,
+        )
     } else {
         None
     };
@@ -128,9 +143,14 @@ pub async fn complete_sign_in(
 
     // 4. The ID token: signature, claims, nonce, at_hash.
     let claims = if cfg.wants_id_token() {
-        let raw = params.id_token.as_deref().ok_or(CallbackError::Missing("id_token"))?;
+        let raw = params
+            .id_token
+            .as_deref()
+            .ok_or(CallbackError::Missing("id_token"))?;
         let jwt = id_token::decode(raw)?;
-        signatures.verify(jwt.kid(), &jwt.signing_input, &jwt.signature).await?;
+        signatures
+            .verify(jwt.kid(), &jwt.signing_input, &jwt.signature)
+            .await?;
         let expected = Expected {
             issuer: &cfg.issuer,
             client_id: &cfg.client_id,
@@ -154,7 +174,11 @@ pub async fn complete_sign_in(
         access_token,
         id_token: params.id_token.filter(|_| claims.is_some()),
         expires_at,
-        scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        scopes: scopes
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
         claims,
     };
     Ok((session, pending.return_to))
@@ -198,7 +222,10 @@ mod tests {
     }
 
     fn ok_sigs() -> FakeSignatures {
-        FakeSignatures { valid: true, calls: Cell::new(0) }
+        FakeSignatures {
+            valid: true,
+            calls: Cell::new(0),
+        }
     }
 
     fn pending() -> PendingSignIn {
@@ -226,14 +253,23 @@ mod tests {
         .unwrap()
     }
 
-    fn run(params: FragmentParams, pending: Option<PendingSignIn>, sigs: &FakeSignatures) -> Result<(Session, String), CallbackError> {
+    fn run(
+        params: FragmentParams,
+        pending: Option<PendingSignIn>,
+        sigs: &FakeSignatures,
+    ) -> Result<(Session, String), CallbackError> {
         futures::executor::block_on(complete_sign_in(params, pending, &cfg(), NOW, sigs))
     }
 
     #[test]
     fn accepts_a_good_response() {
         let sigs = ok_sigs();
-        let (session, back) = run(fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"), Some(pending()), &sigs).unwrap();
+        let (session, back) = run(
+            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
+            Some(pending()),
+            &sigs,
+        )
+        .unwrap();
         assert_eq!(back, "/messages");
         assert_eq!(session.access_token.as_deref(), Some("AT"));
         assert_eq!(session.expires_at, NOW + 3600);
@@ -248,30 +284,53 @@ mod tests {
         let good = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
         let mut no_state = good.clone();
         no_state.state = None;
-        assert_eq!(run(no_state, Some(pending()), &sigs).unwrap_err(), CallbackError::MissingState);
-        assert_eq!(run(good.clone(), None, &sigs).unwrap_err(), CallbackError::UnknownState);
+        assert_eq!(
+            run(no_state, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::MissingState
+        );
+        assert_eq!(
+            run(good.clone(), None, &sigs).unwrap_err(),
+            CallbackError::UnknownState
+        );
         let other = fragment("AT", &id_token_for("AT", "nonce-1"), "state-2");
-        assert_eq!(run(other, Some(pending()), &sigs).unwrap_err(), CallbackError::StateMismatch);
+        assert_eq!(
+            run(other, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::StateMismatch
+        );
         let mut old = pending();
         old.created_at = NOW - PENDING_MAX_AGE - 1;
-        assert_eq!(run(good, Some(old), &sigs).unwrap_err(), CallbackError::Stale);
+        assert_eq!(
+            run(good, Some(old), &sigs).unwrap_err(),
+            CallbackError::Stale
+        );
         // An error answer with a wrong state is a state error, not shown as the issuer's.
         let forged = parse_fragment("error=access_denied&state=evil").unwrap();
-        assert_eq!(run(forged, Some(pending()), &sigs).unwrap_err(), CallbackError::StateMismatch);
+        assert_eq!(
+            run(forged, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::StateMismatch
+        );
         assert_eq!(sigs.calls.get(), 0);
     }
 
     #[test]
     fn error_answers_are_reported_with_or_without_description() {
         let sigs = ok_sigs();
-        let p = parse_fragment("error=access_denied&error_description=User+cancelled&state=state-1").unwrap();
+        let p =
+            parse_fragment("error=access_denied&error_description=User+cancelled&state=state-1")
+                .unwrap();
         let err = run(p, Some(pending()), &sigs).unwrap_err();
         assert_eq!(
             err.to_string(),
             "the authorization server refused the sign-in: access_denied (User cancelled)"
         );
         let p = parse_fragment("error=login_required&state=state-1").unwrap();
-        assert!(matches!(run(p, Some(pending()), &sigs).unwrap_err(), CallbackError::Denied { description: None, .. }));
+        assert!(matches!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::Denied {
+                description: None,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -281,28 +340,49 @@ mod tests {
         p.token_type = Some("bEaReR".into());
         assert!(run(p.clone(), Some(pending()), &sigs).is_ok());
         p.token_type = Some("mac".into());
-        assert_eq!(run(p.clone(), Some(pending()), &sigs).unwrap_err(), CallbackError::TokenType("mac".into()));
+        assert_eq!(
+            run(p.clone(), Some(pending()), &sigs).unwrap_err(),
+            CallbackError::TokenType("mac".into())
+        );
         p.token_type = None;
-        assert_eq!(run(p, Some(pending()), &sigs).unwrap_err(), CallbackError::Missing("token_type"));
+        assert_eq!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::Missing("token_type")
+        );
     }
 
     #[test]
     fn id_token_failures_keep_nothing() {
-        let bad_sig = FakeSignatures { valid: false, calls: Cell::new(0) };
+        let bad_sig = FakeSignatures {
+            valid: false,
+            calls: Cell::new(0),
+        };
         let p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        assert_eq!(run(p, Some(pending()), &bad_sig).unwrap_err(), IdTokenError::BadSignature.into());
+        assert_eq!(
+            run(p, Some(pending()), &bad_sig).unwrap_err(),
+            IdTokenError::BadSignature.into()
+        );
 
         let sigs = ok_sigs();
         let p = fragment("AT", &id_token_for("AT", "other-nonce"), "state-1");
-        assert_eq!(run(p, Some(pending()), &sigs).unwrap_err(), IdTokenError::Nonce.into());
+        assert_eq!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            IdTokenError::Nonce.into()
+        );
 
         // Access token swapped for another one: at_hash no longer matches.
         let p = fragment("OTHER", &id_token_for("AT", "nonce-1"), "state-1");
-        assert_eq!(run(p, Some(pending()), &sigs).unwrap_err(), IdTokenError::AtHash.into());
+        assert_eq!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            IdTokenError::AtHash.into()
+        );
 
         let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
         p.id_token = None;
-        assert_eq!(run(p, Some(pending()), &sigs).unwrap_err(), CallbackError::Missing("id_token"));
+        assert_eq!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::Missing("id_token")
+        );
     }
 
     #[test]
@@ -310,9 +390,20 @@ mod tests {
         let sigs = ok_sigs();
         let mut token_only = cfg();
         token_only.response_type = "token".into();
-        let p = parse_fragment("access_token=AT&token_type=Bearer&expires_in=60&state=state-1").unwrap();
-        let (s, _) = futures::executor::block_on(complete_sign_in(p, Some(pending()), &token_only, NOW, &sigs)).unwrap();
-        assert_eq!((s.access_token.as_deref(), s.claims.is_none(), s.expires_at), (Some("AT"), true, NOW + 60));
+        let p = parse_fragment("access_token=AT&token_type=Bearer&expires_in=60&state=state-1")
+            .unwrap();
+        let (s, _) = futures::executor::block_on(complete_sign_in(
+            p,
+            Some(pending()),
+            &token_only,
+            NOW,
+            &sigs,
+        ))
+        .unwrap();
+        assert_eq!(
+            (s.access_token.as_deref(), s.claims.is_none(), s.expires_at),
+            (Some("AT"), true, NOW + 60)
+        );
 
         let mut id_only = cfg();
         id_only.response_type = "id_token".into();
@@ -320,7 +411,9 @@ mod tests {
             "aud": "0oa-dev-spa", "exp": NOW + 100, "iat": NOW, "nonce": "nonce-1"});
         let idt = token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string());
         let p = parse_fragment(&format!("id_token={idt}&state=state-1")).unwrap();
-        let (s, _) = futures::executor::block_on(complete_sign_in(p, Some(pending()), &id_only, NOW, &sigs)).unwrap();
+        let (s, _) =
+            futures::executor::block_on(complete_sign_in(p, Some(pending()), &id_only, NOW, &sigs))
+                .unwrap();
         assert_eq!((s.access_token, s.expires_at), (None, NOW + 100));
     }
 
@@ -329,6 +422,9 @@ mod tests {
         let sigs = ok_sigs();
         let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
         p.expires_in = Some("-5".into());
-        assert_eq!(run(p, Some(pending()), &sigs).unwrap_err(), CallbackError::ExpiresIn);
+        assert_eq!(
+            run(p, Some(pending()), &sigs).unwrap_err(),
+            CallbackError::ExpiresIn
+        );
     }
 }

@@ -24,7 +24,8 @@ where
         #[cfg(feature = "hydrate")]
         if let Some(token) = super::browser::live_access_token() {
             // An expired token is never sent: live_access_token() checks expiry.
-            req.headers().set("Authorization", &format!("Bearer {token}"));
+            req.headers()
+                .set("Authorization", &format!("Bearer {token}"));
         }
         <BrowserClient as Client<E, IS, OS>>::send(req)
     }

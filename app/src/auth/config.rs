@@ -52,8 +52,10 @@ pub mod ssr {
     /// The server's source of the issuer's keys (its JWKS cache).
     pub trait IssuerKeys: Send + Sync {
         /// The RS256 key `kid`, refetching the JWKS (rate-limited) when unknown.
-        fn key(&self, kid: String)
-            -> Pin<Box<dyn Future<Output = Result<PublicJwk, ApiError>> + Send + '_>>;
+        fn key(
+            &self,
+            kid: String,
+        ) -> Pin<Box<dyn Future<Output = Result<PublicJwk, ApiError>> + Send + '_>>;
     }
 
     /// Context value: a shared handle on the server's key source.

@@ -84,7 +84,8 @@ mod tests {
 
     #[test]
     fn parses_an_error_response_with_plus_and_percent_encoding() {
-        let p = parse_fragment("error=access_denied&error_description=User+cancelled%21&state=s").unwrap();
+        let p = parse_fragment("error=access_denied&error_description=User+cancelled%21&state=s")
+            .unwrap();
         assert_eq!(p.error.as_deref(), Some("access_denied"));
         assert_eq!(p.error_description.as_deref(), Some("User cancelled!"));
     }

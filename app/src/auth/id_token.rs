@@ -110,15 +110,22 @@ impl DecodedJwt {
 /// `kid`, and no `crit` extensions. The signature is not checked here.
 pub fn decode(token: &str) -> Result<DecodedJwt, IdTokenError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(IdTokenError::NotAJws);
     };
-    let b64 = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| IdTokenError::Undecodable);
+    let b64 = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| IdTokenError::Undecodable)
+    };
     let header: JwsHeader =
         serde_json::from_slice(&b64(h)?).map_err(|_| IdTokenError::Undecodable)?;
     if header.alg != "RS256" {
-        return Err(IdTokenError::Algorithm(header.alg.chars().take(20).collect()));
+        return Err(IdTokenError::Algorithm(
+            header.alg.chars().take(20).collect(),
+        ));
     }
     if header.crit.is_some() {
         return Err(IdTokenError::Crit);
@@ -126,7 +133,8 @@ pub fn decode(token: &str) -> Result<DecodedJwt, IdTokenError> {
     if header.kid.as_deref().is_none_or(str::is_empty) {
         return Err(IdTokenError::NoKid);
     }
-    let claims: IdClaims = serde_json::from_slice(&b64(p)?).map_err(|_| IdTokenError::Undecodable)?;
+    let claims: IdClaims =
+        serde_json::from_slice(&b64(p)?).map_err(|_| IdTokenError::Undecodable)?;
     Ok(DecodedJwt {
         header,
         claims,
@@ -255,14 +263,25 @@ pub(crate) mod tests {
         assert_eq!(decode("a.b.c.d.e").unwrap_err(), IdTokenError::NotAJws);
         assert_eq!(decode("!!.??.##").unwrap_err(), IdTokenError::Undecodable);
         let none = token(r#"{"alg":"none","kid":"k1"}"#, &claims);
-        assert_eq!(decode(&none).unwrap_err(), IdTokenError::Algorithm("none".into()));
+        assert_eq!(
+            decode(&none).unwrap_err(),
+            IdTokenError::Algorithm("none".into())
+        );
         let hs = token(r#"{"alg":"HS256","kid":"k1"}"#, &claims);
-        assert_eq!(decode(&hs).unwrap_err(), IdTokenError::Algorithm("HS256".into()));
+        assert_eq!(
+            decode(&hs).unwrap_err(),
+            IdTokenError::Algorithm("HS256".into())
+        );
         let crit = token(r#"{"alg":"RS256","kid":"k1","crit":["exp"]}"#, &claims);
         assert_eq!(decode(&crit).unwrap_err(), IdTokenError::Crit);
         let nokid = token(r#"{"alg":"RS256"}"#, &claims);
         assert_eq!(decode(&nokid).unwrap_err(), IdTokenError::NoKid);
-        let bad_json = format!("{}.{}.{}", b64(RS256), URL_SAFE_NO_PAD.encode([0xff, 0xfe]), b64("s"));
+        let bad_json = format!(
+            "{}.{}.{}",
+            b64(RS256),
+            URL_SAFE_NO_PAD.encode([0xff, 0xfe]),
+            b64("s")
+        );
         assert_eq!(decode(&bad_json).unwrap_err(), IdTokenError::Undecodable);
     }
 
@@ -273,19 +292,31 @@ pub(crate) mod tests {
 
         let mut c = base.clone();
         c.iss = "https://evil.example".into();
-        assert!(matches!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Issuer { .. })));
+        assert!(matches!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::Issuer { .. })
+        ));
 
         let mut c = base.clone();
         c.aud = vec!["other".into()];
-        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Audience));
+        assert_eq!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::Audience)
+        );
 
         let mut c = base.clone();
         c.aud = vec!["client".into(), "other".into()];
-        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::AuthorizedParty));
+        assert_eq!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::AuthorizedParty)
+        );
         c.azp = Some("client".into());
         assert_eq!(check_claims(&c, &expected(NOW)), Ok(()));
         c.azp = Some("other".into());
-        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::AuthorizedParty));
+        assert_eq!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::AuthorizedParty)
+        );
 
         let mut c = base.clone();
         c.exp = NOW - MAX_CLOCK_SKEW;
@@ -295,7 +326,10 @@ pub(crate) mod tests {
 
         let mut c = base.clone();
         c.iat = NOW + MAX_CLOCK_SKEW + 1;
-        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::IssuedInFuture));
+        assert_eq!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::IssuedInFuture)
+        );
         c.iat = NOW + MAX_CLOCK_SKEW;
         assert_eq!(check_claims(&c, &expected(NOW)), Ok(()));
 
@@ -317,7 +351,10 @@ pub(crate) mod tests {
     fn at_hash_is_mandatory_with_an_access_token() {
         let mut c: IdClaims = serde_json::from_str(&claims_json("n1", None, NOW)).unwrap();
         assert_eq!(check_at_hash(&c, None), Ok(()));
-        assert_eq!(check_at_hash(&c, Some("tok")), Err(IdTokenError::MissingAtHash));
+        assert_eq!(
+            check_at_hash(&c, Some("tok")),
+            Err(IdTokenError::MissingAtHash)
+        );
         c.at_hash = Some(at_hash("tok"));
         assert_eq!(check_at_hash(&c, Some("tok")), Ok(()));
         assert_eq!(check_at_hash(&c, Some("other")), Err(IdTokenError::AtHash));

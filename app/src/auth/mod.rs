@@ -13,6 +13,6 @@ pub mod id_token;
 pub mod request;
 pub mod state;
 
-pub mod client;
 #[cfg(feature = "hydrate")]
 pub mod browser;
+pub mod client;

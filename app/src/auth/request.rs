@@ -35,7 +35,11 @@ pub fn authorize_url(cfg: &PublicAuthConfig, state: &str, nonce: &str) -> String
 
 /// Where to send the browser to end the issuer's session (RP-initiated
 /// logout), or `None` when the issuer has no `end_session_endpoint`.
-pub fn logout_url(cfg: &PublicAuthConfig, id_token_hint: Option<&str>, state: &str) -> Option<String> {
+pub fn logout_url(
+    cfg: &PublicAuthConfig,
+    id_token_hint: Option<&str>,
+    state: &str,
+) -> Option<String> {
     let endpoint = cfg.end_session_endpoint.as_deref()?;
     let mut query = form_urlencoded::Serializer::new(String::new());
     if let Some(hint) = id_token_hint {
@@ -99,7 +103,10 @@ pub(crate) mod tests {
         assert_eq!(get("response_type"), Some("id_token token"));
         assert_eq!(get("response_mode"), Some("fragment"));
         assert_eq!(get("scope"), Some("openid profile email"));
-        assert_eq!(get("redirect_uri"), Some("http://localhost:3000/login/callback"));
+        assert_eq!(
+            get("redirect_uri"),
+            Some("http://localhost:3000/login/callback")
+        );
         assert_eq!(get("state"), Some("st&="));
         assert_eq!(get("nonce"), Some("no nce"));
         assert_eq!(pairs.len(), 7);
@@ -113,7 +120,10 @@ pub(crate) mod tests {
             pairs,
             vec![
                 ("id_token_hint".into(), "a.b.c".into()),
-                ("post_logout_redirect_uri".into(), "http://localhost:3000/".into()),
+                (
+                    "post_logout_redirect_uri".into(),
+                    "http://localhost:3000/".into()
+                ),
                 ("state".into(), "s1".into()),
             ]
         );
@@ -126,7 +136,14 @@ pub(crate) mod tests {
     fn return_paths_stay_inside_the_app() {
         assert_eq!(safe_return_path("/messages"), "/messages");
         assert_eq!(safe_return_path("/report?x=1"), "/report?x=1");
-        for bad in ["https://evil.example/", "//evil.example", "/\\evil", "javascript:x", "", "/login/callback"] {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil",
+            "javascript:x",
+            "",
+            "/login/callback",
+        ] {
             assert_eq!(safe_return_path(bad), "/profile", "{bad}");
         }
     }

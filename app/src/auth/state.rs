@@ -27,12 +27,14 @@ impl Auth {
     /// Sends the browser to the issuer to sign in, coming back to `return_to`.
     pub fn sign_in(&self, return_to: &str) {
         let Some(cfg) = self.config.get_value() else {
-            self.notice.set(Some("Sign-in is not configured on this server.".into()));
+            self.notice
+                .set(Some("Sign-in is not configured on this server.".into()));
             return;
         };
         #[cfg(feature = "hydrate")]
         if let Err(err) = super::browser::start_sign_in(&cfg, return_to) {
-            self.notice.set(Some(format!("Cannot start sign-in: {err}.")));
+            self.notice
+                .set(Some(format!("Cannot start sign-in: {err}.")));
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = (cfg, return_to);
@@ -51,7 +53,8 @@ impl Auth {
                 }
             };
             if let Err(err) = result {
-                self.notice.set(Some(format!("Signed out here, but: {err}.")));
+                self.notice
+                    .set(Some(format!("Signed out here, but: {err}.")));
             }
         }
     }
@@ -101,7 +104,8 @@ pub fn provide_auth() -> Auth {
             match browser::load_session() {
                 Some(s) if s.is_expired(browser::now()) => {
                     browser::clear_session();
-                    auth.notice.set(Some("Your session has ended. Please sign in again.".into()));
+                    auth.notice
+                        .set(Some("Your session has ended. Please sign in again.".into()));
                 }
                 Some(s) => auth.session.set(Some(s)),
                 None => {}
@@ -116,7 +120,9 @@ pub fn provide_auth() -> Auth {
             let ms = ((expires_at - browser::now()).max(0) * 1000).min(i32::MAX as i64) as u64;
             set_timeout(
                 move || {
-                    let still_same = auth.session.with_untracked(|s| s.as_ref().is_some_and(|s| s.expires_at == expires_at));
+                    let still_same = auth
+                        .session
+                        .with_untracked(|s| s.as_ref().is_some_and(|s| s.expires_at == expires_at));
                     if still_same && browser::now() >= expires_at {
                         auth.end_locally("Your session has ended. Please sign in again.");
                     }
@@ -141,7 +147,9 @@ fn read_config() -> Option<PublicAuthConfig> {
     }
     #[cfg(all(feature = "hydrate", not(feature = "ssr")))]
     {
-        let text = document().get_element_by_id(CONFIG_ELEMENT_ID)?.text_content()?;
+        let text = document()
+            .get_element_by_id(CONFIG_ELEMENT_ID)?
+            .text_content()?;
         serde_json::from_str(&text).ok()
     }
     #[cfg(not(any(feature = "ssr", feature = "hydrate")))]

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::PublicEncryptingKey;
 use aws_lc_rs::signature::{ParsedPublicKey, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use serde::Deserialize;
 
@@ -30,6 +32,10 @@ use super::jws::{decode_part, MAX_KID_LEN};
 /// 2048–8192 bits) and nothing else.
 pub struct VerifyingKey {
     key: ParsedPublicKey,
+    /// The JWK's `n` and `e` (base64url, as published), for handing the
+    /// public key on to a browser that checks ID tokens itself.
+    jwk_n: String,
+    jwk_e: String,
 }
 
 impl VerifyingKey {
@@ -41,7 +47,17 @@ impl VerifyingKey {
         let spki: PublicEncryptingKey = RsaPublicKeyComponents { n, e }.try_into().ok()?;
         let der = spki.as_der().ok()?;
         let key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_ref()).ok()?;
-        Some(VerifyingKey { key })
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        Some(VerifyingKey {
+            key,
+            jwk_n: b64(n),
+            jwk_e: b64(e),
+        })
+    }
+
+    /// The public key as JWK `n` and `e` (base64url, no leading zeros).
+    pub fn jwk_components(&self) -> (&str, &str) {
+        (&self.jwk_n, &self.jwk_e)
     }
 
     /// Whether `signature` is this key's RS256 signature of `message`.
