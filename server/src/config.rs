@@ -18,6 +18,10 @@ use crate::bearer::{InitError, DEFAULT_LEEWAY, MAX_LEEWAY};
 pub const DEFAULT_DEV_IDP_ADDR: &str = "localhost:3100";
 pub const DEFAULT_AUDIENCE: &str = "api://default";
 pub const DEFAULT_SCOPES: &str = "openid profile email";
+/// With the dev server the demo's own scope is asked for too, so alice can
+/// see the report out of the box. A real Okta org would refuse a scope it
+/// does not define, so it is not in [`DEFAULT_SCOPES`].
+pub const DEV_IDP_DEFAULT_SCOPES: &str = "openid profile email reports:read";
 
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +174,11 @@ impl Config {
             None => ResponseType::IdTokenToken,
         };
 
-        let scopes = get("SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.into());
+        let default_scopes = match issuer {
+            Some(_) => DEFAULT_SCOPES,
+            None => DEV_IDP_DEFAULT_SCOPES,
+        };
+        let scopes = get("SCOPES").unwrap_or_else(|| default_scopes.into());
         let scope_list: Vec<&str> = scopes.split(' ').filter(|s| !s.is_empty()).collect();
         if scope_list.iter().any(|s| {
             !s.bytes()
@@ -330,6 +338,16 @@ mod tests {
         Config::from_lookup(|name| vars.get(name).cloned(), site())
     }
 
+    #[test]
+    fn a_real_issuer_is_not_asked_for_the_demo_scope() {
+        let c = config(&[
+            ("ISSUER", "https://dev-1.okta.com/oauth2/default"),
+            ("CLIENT_ID", "0oa1"),
+        ])
+        .unwrap();
+        assert_eq!(c.scopes, "openid profile email");
+    }
+
     fn failing_var(vars: &[(&str, &str)]) -> &'static str {
         match config(vars) {
             Err(ConfigError::Invalid { var, .. } | ConfigError::Missing { var, .. }) => var,
@@ -343,7 +361,7 @@ mod tests {
         assert_eq!(c.issuer, None);
         assert_eq!(c.client_id, None);
         assert_eq!(c.audience, "api://default");
-        assert_eq!(c.scopes, "openid profile email");
+        assert_eq!(c.scopes, "openid profile email reports:read");
         assert_eq!(c.response_type, ResponseType::IdTokenToken);
         assert_eq!(c.public_origin, "http://localhost:3000");
         assert_eq!(c.redirect_uri, "http://localhost:3000/login/callback");

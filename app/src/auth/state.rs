@@ -42,6 +42,9 @@ impl Auth {
 
     /// Clears the session here and at the issuer.
     pub fn sign_out(&self) {
+        // The notice keeps protected pages from starting a new sign-in
+        // while the browser is on its way to the issuer's logout.
+        self.notice.set(Some("Signing you out…".into()));
         self.session.set(None);
         #[cfg(feature = "hydrate")]
         {
@@ -111,6 +114,14 @@ pub fn provide_auth() -> Auth {
                 None => {}
             }
             auth.ready.set(true);
+        });
+        // A page restored from the back-forward cache keeps its old memory:
+        // read the session again, so Back after sign-out shows no session.
+        let _ = window_event_listener(leptos::ev::pageshow, move |ev| {
+            if ev.persisted() {
+                auth.session
+                    .set(browser::load_session().filter(|s| !s.is_expired(browser::now())));
+            }
         });
         // End the session when it expires, even if the page is left open.
         Effect::new(move |_| {
