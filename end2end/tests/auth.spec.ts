@@ -228,6 +228,24 @@ test('a short-lived session ends on time and its token is not sent afterwards', 
   }
 });
 
+test('a token the server refuses (401 invalid_token) signs the tab out and says why', async ({ page }) => {
+  await signIn(page, users.bob);
+  // Corrupt the kept access token's signature, as a revoked or forged one would look.
+  await page.evaluate((k) => {
+    const s = JSON.parse(sessionStorage.getItem(k)!);
+    s.access_token = s.access_token.slice(0, -2) + (s.access_token.endsWith('AA') ? 'BB' : 'AA');
+    sessionStorage.setItem(k, JSON.stringify(s));
+  }, SESSION_KEY);
+  const answer = page.waitForResponse('**/api/messages');
+  await page.goto('/messages');
+  const response = await answer;
+  expect(response.status()).toBe(401);
+  expect(response.headers()['www-authenticate']).toContain('error="invalid_token"');
+  await expect(page.locator('#notice')).toHaveText('Your session has expired. Please sign in again.');
+  expect(await storedSession(page)).toBeNull();
+  await expect(page.locator('#sign-in-again')).toBeVisible();
+});
+
 test('sign-out ends the session here and at the authorization server', async ({ page }) => {
   await signIn(page, users.alice);
   await page.locator('#sign-out').click();

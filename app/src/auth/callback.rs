@@ -165,7 +165,7 @@ pub async fn complete_sign_in(
     };
 
     let expires_at = match (expires_in, &claims) {
-        (Some(secs), _) => now + secs,
+        (Some(secs), _) => now.saturating_add(secs),
         (None, Some(c)) => c.exp,
         (None, None) => return Err(CallbackError::Missing("expires_in")),
     };

@@ -170,10 +170,11 @@ pub fn check_claims(claims: &IdClaims, expected: &Expected<'_>) -> Result<(), Id
         None if azp_required => return Err(IdTokenError::AuthorizedParty),
         _ => {}
     }
-    if claims.exp + MAX_CLOCK_SKEW <= expected.now {
+    // Saturating: exp and iat come from the token and may be any i64.
+    if claims.exp.saturating_add(MAX_CLOCK_SKEW) <= expected.now {
         return Err(IdTokenError::Expired);
     }
-    if claims.iat - MAX_CLOCK_SKEW > expected.now {
+    if claims.iat.saturating_sub(MAX_CLOCK_SKEW) > expected.now {
         return Err(IdTokenError::IssuedInFuture);
     }
     if claims.nonce.as_deref() != Some(expected.nonce) {
@@ -338,6 +339,19 @@ pub(crate) mod tests {
         assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Nonce));
         c.nonce = None;
         assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Nonce));
+    }
+
+    #[test]
+    fn extreme_times_do_not_overflow() {
+        let mut c: IdClaims = serde_json::from_str(&claims_json("n1", None, NOW)).unwrap();
+        c.exp = i64::MAX;
+        c.iat = i64::MIN;
+        assert_eq!(check_claims(&c, &expected(NOW)), Ok(()));
+        c.exp = i64::MIN;
+        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Expired));
+        c.exp = i64::MAX;
+        c.iat = i64::MAX;
+        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::IssuedInFuture));
     }
 
     #[test]
