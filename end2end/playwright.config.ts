@@ -62,7 +62,8 @@ export default defineConfig({
           LEPTOS_SITE_ADDR: '127.0.0.1:3000',
           LEPTOS_ENV: 'PROD',
           DEV_IDP_CONTROL: '1',
-          RUST_LOG: 'info',
+          // Warnings and errors only, so a failure's log is easy to find.
+          RUST_LOG: 'warn',
         },
       },
 });
