@@ -31,12 +31,14 @@ setup() {
 
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     say "adding the wasm32-unknown-unknown target"
-    rustup target add wasm32-unknown-unknown
+    rustup target add wasm32-unknown-unknown \
+      || die "the wasm32-unknown-unknown target is missing: run 'rustup target add wasm32-unknown-unknown'"
   fi
 
   if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
     say "installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 20 minutes on 2 cores)"
-    cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+    cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads \
+      || die "cargo-leptos $CARGO_LEPTOS_VERSION is missing: 'cargo install cargo-leptos@$CARGO_LEPTOS_VERSION --locked --features no_downloads' failed (it needs crates.io and a C compiler)"
   fi
 
   local wbg
@@ -46,7 +48,8 @@ setup() {
     say "installing wasm-bindgen-cli $wbg (one time, a few minutes)"
     # --locked fails for this crate on these machines (its lock pins a
     # webpki-roots the registry lacks), so let cargo resolve its deps.
-    cargo install wasm-bindgen-cli --version "$wbg" --force
+    cargo install wasm-bindgen-cli --version "$wbg" --force \
+      || die "wasm-bindgen $wbg is missing: 'cargo install wasm-bindgen-cli --version $wbg' failed (it needs crates.io)"
   fi
 
   if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
@@ -62,7 +65,8 @@ setup() {
   local stamp=end2end/node_modules/.installed-from-lock
   if [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < end2end/package-lock.json)" ]; then
     say "installing the end2end npm packages (npm ci)"
-    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund) \
+      || die "Playwright and wasm-opt are missing: 'npm ci' in end2end/ failed (it needs the npm registry)"
     sha256sum < end2end/package-lock.json > "$stamp"
   fi
   need wasm-opt "run 'npm ci' in end2end/ (package binaryen)"
