@@ -351,7 +351,10 @@ pub(crate) mod tests {
         assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::Expired));
         c.exp = i64::MAX;
         c.iat = i64::MAX;
-        assert_eq!(check_claims(&c, &expected(NOW)), Err(IdTokenError::IssuedInFuture));
+        assert_eq!(
+            check_claims(&c, &expected(NOW)),
+            Err(IdTokenError::IssuedInFuture)
+        );
     }
 
     #[test]
