@@ -307,6 +307,38 @@ async fn keys_unavailable_is_503_with_retry_after() {
     assert_eq!(answer.status, StatusCode::OK);
 }
 
+/// Counts the ERROR events of the thread it is the default subscriber of.
+struct CountErrors(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountErrors {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Found by the load harness (issue 6, case 8): every request refused with
+/// 503 during an issuer outage was logged at ERROR, 66,000 lines in 30 s.
+/// The outage is logged once per JWKS fetch attempt instead.
+#[tokio::test]
+async fn an_issuer_outage_is_logged_once_not_per_request() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let subscriber = tracing_subscriber::registry().with(CountErrors(errors.clone()));
+    // The test runtime is single-threaded, so this thread sees every event.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = App::new().await;
+    app.server.stop().await;
+    let token = keys()[1].token(&app.claims());
+    for _ in 0..20 {
+        let answer = app.call("/api/whoami", &[&format!("Bearer {token}")]).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    // One failed refetch; the other 19 fall in its cool-down.
+    assert_eq!(errors.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
 #[tokio::test]
 async fn whoami_answers_the_checked_claims() {
     let app = App::new().await;
