@@ -1645,6 +1645,12 @@ async fn case8_outage(ctx: &Ctx, run: usize) {
         "",
         "",
     );
+    r.add(
+        "8 server log lines, whole case",
+        server.log_count("") as f64,
+        "",
+        "not one per request",
+    );
     check_correct(ctx, "8", &stats);
 }
 
