@@ -277,7 +277,11 @@ test('happy path: no console errors, no failed requests, security headers on pag
   const problems: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  page.on('requestfailed', (r) => problems.push(`failed: ${r.url()}`));
+  page.on('requestfailed', (r) => {
+    // A request the browser itself cancels because the page is navigating
+    // away (the favicon, say, while going to the issuer) is not a failure.
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
   page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()}: ${r.url()}`); });
 
   const home = await page.goto('/');
