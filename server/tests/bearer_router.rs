@@ -487,3 +487,59 @@ async fn pages_carry_the_security_headers_and_the_browser_config() {
     );
     assert!(html.contains("0oa-test-client"));
 }
+
+/// A `tracing` writer that keeps everything logged in memory.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_log() {
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Single-threaded test runtime: every request below runs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = App::new().await;
+    let now = app.clock.now_secs();
+    let valid = app.valid_token();
+    let expired = app.token_with("exp", json!(now - 3600));
+    let wrong_aud = app.token_with("aud", json!("api://other"));
+    for token in [&valid, &expired, &wrong_aud] {
+        app.call("/api/whoami", &[&format!("Bearer {token}")]).await;
+        app.call("/api/report", &[&format!("Bearer {token}")]).await;
+    }
+    let in_query = app
+        .send(
+            Request::post(format!("/api/whoami?access_token={valid}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(in_query.status, StatusCode::BAD_REQUEST);
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("bearer token refused"),
+        "the refusals were logged: {text}"
+    );
+    for token in [&valid, &expired, &wrong_aud] {
+        // Not the token, nor its signature, nor its payload.
+        for part in token.split('.').skip(1) {
+            assert!(!text.contains(part), "a token part reached the log");
+        }
+    }
+}
