@@ -768,6 +768,10 @@ enum Expect {
     InvalidToken,
     /// 503 with `Retry-After`.
     Unavailable,
+    /// An unknown kid around the issuer's return: 503 with `Retry-After`
+    /// while it is down, 401 `invalid_token` once a refetch succeeded
+    /// without the kid. Which one applies is checked by time afterwards.
+    UnavailableOrInvalid,
     /// A token whose key is coming back: 503 with `Retry-After` until the
     /// server has it, then 200 with this `sub`.
     ValidOrUnavailable(Arc<str>),
@@ -799,6 +803,7 @@ impl Expect {
             Expect::InvalidToken => invalid_token(),
             Expect::Unavailable => unavailable(),
             Expect::ValidOrUnavailable(sub) => valid(sub) || unavailable(),
+            Expect::UnavailableOrInvalid => unavailable() || invalid_token(),
         }
     }
 }
@@ -1562,7 +1567,7 @@ async fn case8_outage(ctx: &Ctx, run: usize) {
             Req {
                 path: "/api/whoami",
                 auth: Some(unknown_kid_token(rng, &issuer)),
-                expect: Expect::Unavailable,
+                expect: Expect::UnavailableOrInvalid,
                 class: Class::Unknown,
             }
         } else if worker < 4 && phase == 2 {
@@ -1580,6 +1585,7 @@ async fn case8_outage(ctx: &Ctx, run: usize) {
     let down_for = ctx.args.secs(30);
     // Long enough for the outage and the server's 30 s refetch cool-down.
     let stop = Stop::after(Duration::from_secs(3) + down_for + Duration::from_secs(45));
+    let load_t0 = Instant::now();
     let load = tokio::spawn(drive(server.addr, WORKERS, plan, stop.clone(), None, 8));
     tokio::time::sleep(Duration::from_secs(3)).await;
     ctx.issuer.set_fault(Fault::Down);
@@ -1616,13 +1622,36 @@ async fn case8_outage(ctx: &Ctx, run: usize) {
         "ms",
         "",
     );
-    let unknown = stats.count(Class::Unknown);
-    r.add("8 unknown-kid requests while down", unknown as f64, "", "");
+    // Answers that arrived before the issuer came back must all be 503;
+    // after it, the refetch may already have said "no such kid" (401).
+    let up_offset = up_at.saturating_duration_since(load_t0);
+    let while_down: Vec<u16> = stats
+        .timeline
+        .iter()
+        .filter(|(class, at, _)| *class == Class::Unknown && *at < up_offset)
+        .map(|(_, _, status)| *status)
+        .collect();
+    let down_503 = while_down.iter().filter(|s| **s == 503).count();
+    r.add(
+        "8 unknown-kid requests while down",
+        while_down.len() as f64,
+        "",
+        "",
+    );
     r.add(
         "8 of them answered 503 + Retry-After",
-        100.0 * stats.status_count(Class::Unknown, 503) as f64 / unknown.max(1) as f64,
+        100.0 * down_503 as f64 / while_down.len().max(1) as f64,
         "%",
         "100 %",
+    );
+    if down_503 != while_down.len() {
+        r.fail("case 8: an unknown kid was not answered 503 while the issuer was down");
+    }
+    r.add(
+        "8 unknown-kid answered after the issuer returned",
+        (stats.count(Class::Unknown) as usize - while_down.len()) as f64,
+        "",
+        "503 or 401",
     );
     r.add(
         "8 unknown-kid max latency while down",
