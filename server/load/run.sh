@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs="${1:-3}"
 shift || true
-cargo build --release -p server --bin server --bin load
+# cargo-leptos builds the server with LEPTOS_OUTPUT_NAME set (leptos reads
+# it at compile time); building with the same value keeps this binary the
+# one ./dev.sh serves, and avoids rebuilding leptos between the two.
+LEPTOS_OUTPUT_NAME=okta-implicit cargo build --release -p server --bin server --bin load
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
 exec target/release/load --server target/release/server --runs "$runs" "$@"
