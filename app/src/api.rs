@@ -151,13 +151,15 @@ pub mod ssr {
     use http::{header, HeaderValue, StatusCode};
     use leptos::prelude::*;
     use server_fn::error::ServerFnErrorErr;
+    use std::sync::Arc;
 
     /// What the server's bearer layer found on this request. Inserted as a
     /// request extension before any server function runs.
     #[derive(Clone, Debug)]
     pub enum BearerAuth {
-        /// A valid access token.
-        Valid(AccessClaims),
+        /// A valid access token (shared with the verified-token cache, so
+        /// the request's copies of it cost a reference count each).
+        Valid(Arc<AccessClaims>),
         /// No token, a malformed header or a token that failed validation.
         Rejected(ApiError),
     }
@@ -166,19 +168,24 @@ pub mod ssr {
     /// when `scope` is `None`); otherwise the RFC 6750 error, with status and
     /// `WWW-Authenticate` already set on the response.
     pub async fn authorize(scope: Option<&str>) -> Result<AccessClaims, ApiError> {
-        let outcome = match leptos_axum::extract::<axum::Extension<BearerAuth>>().await {
-            Ok(axum::Extension(outcome)) => outcome,
-            // The layer is missing: fail closed.
-            Err(_) => BearerAuth::Rejected(ApiError::ServerError {
+        // Read the extension in place: `leptos_axum::extract` would clone
+        // the whole request head first.
+        let outcome = with_context::<http::request::Parts, _>(|parts| {
+            parts.extensions.get::<BearerAuth>().cloned()
+        })
+        .flatten()
+        // The layer is missing: fail closed.
+        .unwrap_or_else(|| {
+            BearerAuth::Rejected(ApiError::ServerError {
                 error_description: "bearer validation is not configured on this server".into(),
-            }),
-        };
+            })
+        });
         let result = match outcome {
             BearerAuth::Valid(claims) => match scope {
                 Some(scope) if !claims.has_scope(scope) => Err(ApiError::InsufficientScope {
                     scope: scope.to_string(),
                 }),
-                _ => Ok(claims),
+                _ => Ok(Arc::unwrap_or_clone(claims)),
             },
             BearerAuth::Rejected(err) => Err(err),
         };

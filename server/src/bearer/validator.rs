@@ -128,7 +128,7 @@ impl Validator {
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
-    ) -> Result<AccessClaims, AuthError> {
+    ) -> Result<Arc<AccessClaims>, AuthError> {
         if query_has_access_token(query) {
             return Err(AuthError::InvalidRequest(
                 "access tokens are not accepted in the query string; send them in the Authorization header".into(),
@@ -140,12 +140,18 @@ impl Validator {
             .map(|v| v.as_bytes())
             .collect();
         let token = bearer_token(&values)?;
-        self.validate(token).await
+        self.validate_shared(token).await
     }
 
     /// Validates `token`, answering from the verified-token cache when it
     /// can.
     pub async fn validate(&self, token: &str) -> Result<AccessClaims, AuthError> {
+        self.validate_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Validator::validate`], handing out the cached claims themselves:
+    /// on the hot path a repeated token costs no copy of its claims.
+    pub async fn validate_shared(&self, token: &str) -> Result<Arc<AccessClaims>, AuthError> {
         if token.len() > MAX_AUTHORIZATION_LEN {
             return Err(TokenError::TooLarge.into());
         }
@@ -156,12 +162,12 @@ impl Validator {
             .verified
             .get(&hash, now, |kid| inner.jwks.contains(kid))
         {
-            return Ok(AccessClaims::clone(&claims));
+            return Ok(claims);
         }
         let (claims, kid) = self.check(token).await?;
         let claims = Arc::new(claims);
         inner.verified.insert(hash, &kid, claims.clone(), now);
-        Ok(Arc::unwrap_or_clone(claims))
+        Ok(claims)
     }
 
     /// Validates `token` without consulting or filling the verified-token
