@@ -156,20 +156,6 @@ pub fn strip_query() {
     }
 }
 
-/// The current path and query, for coming back after sign-in.
-pub fn current_path() -> String {
-    web_sys::window()
-        .map(|w| {
-            let l = w.location();
-            format!(
-                "{}{}",
-                l.pathname().unwrap_or_default(),
-                l.search().unwrap_or_default()
-            )
-        })
-        .unwrap_or_else(|| "/".into())
-}
-
 fn assign(url: &str) -> Result<(), String> {
     web_sys::window()
         .ok_or("no window")?
