@@ -14,7 +14,7 @@ use crate::pages::{HomePage, LoginCallback, MessagesPage, NotFound, ProfilePage,
 /// The whole document the server renders; the browser hydrates its `<body>`.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     #[cfg(feature = "ssr")]
-    let config_script = ssr::security_headers_and_config();
+    let config_script = ssr::security_headers_and_config(&options);
     #[cfg(not(feature = "ssr"))]
     let config_script = ();
 
@@ -49,7 +49,7 @@ mod ssr {
     /// Sets the page's Content-Security-Policy (with a fresh nonce for the
     /// hydration scripts) and returns the `<script type="application/json">`
     /// that hands the issuer settings to the browser.
-    pub fn security_headers_and_config() -> impl IntoView {
+    pub fn security_headers_and_config(options: &LeptosOptions) -> impl IntoView {
         provide_nonce();
         let nonce = use_nonce().map(|n| n.to_string()).unwrap_or_default();
         let config = use_context::<PublicAuthConfig>();
@@ -57,9 +57,16 @@ mod ssr {
             .as_ref()
             .and_then(|c| origin_of(&c.authorization_endpoint))
             .unwrap_or_default();
+        // Under `cargo leptos watch` the page opens the live-reload socket.
+        let reload_socket = if std::env::var("LEPTOS_WATCH").is_ok() {
+            let port = options.reload_external_port.unwrap_or(options.reload_port);
+            format!(" ws://localhost:{port} ws://127.0.0.1:{port}")
+        } else {
+            String::new()
+        };
         let csp = format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-             style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             style-src 'self'; img-src 'self' data:; connect-src 'self'{reload_socket}; \
              form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'; \
              object-src 'none'"
         );
