@@ -114,9 +114,14 @@ function withParam(url: string, name: string, change: (v: string) => string): st
   return `${base}#${params.toString()}`;
 }
 
-function flipLastChar(s: string): string {
-  const last = s.at(-1)!;
-  return s.slice(0, -1) + (last === 'A' ? 'B' : 'A');
+/**
+ * Changes one character near the end of a token (its signature). Not the
+ * last one: in base64url its low bits are padding, so changing it can make
+ * the token undecodable rather than wrongly signed.
+ */
+function flipSignatureChar(s: string): string {
+  const i = s.length - 10;
+  return s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
 }
 
 async function expectRefused(page: Page, url: string, reason: RegExp) {
@@ -153,7 +158,7 @@ test.describe('tampered callbacks are refused with a reason and nothing is store
 
   test('ID token signature broken', async ({ page }) => {
     const url = await captureCallback(page, users.alice);
-    await expectRefused(page, withParam(url, 'id_token', flipLastChar), /signature is not valid/);
+    await expectRefused(page, withParam(url, 'id_token', flipSignatureChar), /signature is not valid/);
   });
 
   test('ID token payload altered', async ({ page }) => {
@@ -169,7 +174,7 @@ test.describe('tampered callbacks are refused with a reason and nothing is store
 
   test('at_hash broken (access token altered)', async ({ page }) => {
     const url = await captureCallback(page, users.alice);
-    await expectRefused(page, withParam(url, 'access_token', flipLastChar), /at_hash/);
+    await expectRefused(page, withParam(url, 'access_token', flipSignatureChar), /at_hash/);
   });
 
   test("access token swapped for another user's", async ({ browser, page }) => {
