@@ -248,6 +248,15 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn at_hash_matches_the_oidc_example() {
+        // OpenID Connect Core 1.0, Appendix A.3 (RS256 example).
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+
+    #[test]
     fn decodes_a_well_formed_token() {
         let t = token(RS256, &claims_json("n1", None, NOW));
         let d = decode(&t).unwrap();
