@@ -6,6 +6,8 @@
 //! extensions); a function states what it needs with [`ssr::authorize`] on
 //! its first line, so it cannot run for a caller who lacks it.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use server_fn::codec::JsonEncoding;
@@ -147,11 +149,10 @@ pub mod ssr {
     //! Server-side half: what the bearer layer leaves on the request, and the
     //! check each protected function makes first.
 
-    use super::{AccessClaims, ApiError};
+    use super::{AccessClaims, ApiError, Arc};
     use http::{header, HeaderValue, StatusCode};
     use leptos::prelude::*;
     use server_fn::error::ServerFnErrorErr;
-    use std::sync::Arc;
 
     /// What the server's bearer layer found on this request. Inserted as a
     /// request extension before any server function runs.
@@ -167,7 +168,10 @@ pub mod ssr {
     /// The caller's checked claims, if they have `scope` (or any valid token
     /// when `scope` is `None`); otherwise the RFC 6750 error, with status and
     /// `WWW-Authenticate` already set on the response.
-    pub async fn authorize(scope: Option<&str>) -> Result<AccessClaims, ApiError> {
+    ///
+    /// The claims are the ones the verified-token cache holds, shared, so a
+    /// repeated token costs no copy of them.
+    pub async fn authorize(scope: Option<&str>) -> Result<Arc<AccessClaims>, ApiError> {
         // Read the extension in place: `leptos_axum::extract` would clone
         // the whole request head first.
         let outcome = with_context::<http::request::Parts, _>(|parts| {
@@ -185,7 +189,7 @@ pub mod ssr {
                 Some(scope) if !claims.has_scope(scope) => Err(ApiError::InsufficientScope {
                     scope: scope.to_string(),
                 }),
-                _ => Ok(Arc::unwrap_or_clone(claims)),
+                _ => Ok(claims),
             },
             BearerAuth::Rejected(err) => Err(err),
         };
@@ -242,7 +246,7 @@ pub async fn health() -> Result<String, ApiError> {
 
 /// Who the caller is, according to their access token.
 #[server(endpoint = "whoami", client = crate::auth::client::AuthClient)]
-pub async fn whoami() -> Result<AccessClaims, ApiError> {
+pub async fn whoami() -> Result<Arc<AccessClaims>, ApiError> {
     ssr::authorize(None).await
 }
 
@@ -259,7 +263,7 @@ pub async fn report() -> Result<WeeklyReport, ApiError> {
     let caller = ssr::authorize(Some(REPORTS_READ)).await?;
     Ok(WeeklyReport {
         title: "Sign-ins this week".into(),
-        generated_for: caller.sub,
+        generated_for: caller.sub.clone(),
         rows: vec![
             ReportRow {
                 label: "Monday".into(),

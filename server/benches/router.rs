@@ -1,0 +1,171 @@
+//! What a protected server function costs next to a public one, in
+//! process: the whole `app_router` (bearer layer, leptos_axum, the server
+//! function, JSON encoding, security headers) without sockets, so the
+//! figures are the server's own work per request.
+//!
+//! - `router/health`: `POST /api/health`, the public baseline of the load
+//!   harness's case 1.
+//! - `router/whoami_cached`: `POST /api/whoami` with a token already in the
+//!   verified-token cache, case 2.
+//! - `steps/*`: the parts of the difference: reading the Bearer token out of
+//!   the header, hashing it for the cache, and the cache lookup.
+//!
+//! After criterion, a paired run alternates the two requests and prints the
+//! ratio of their medians, steadier on a shared machine than two separate
+//! criterion runs.
+//!
+//! Run: `cargo bench -p server --bench router`
+
+#[path = "../tests/common/bearer_fixtures.rs"]
+mod fixtures;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use app::auth::config::PublicAuthConfig;
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, StatusCode};
+use axum::Router;
+use criterion::{criterion_group, Criterion};
+use fixtures::*;
+use leptos::prelude::LeptosOptions;
+use server::bearer::header::bearer_token;
+use server::bearer::verified::token_hash;
+use server::bearer::{Clock, ManualClock};
+use server::browser_auth::BrowserAuth;
+use tower::ServiceExt;
+
+fn browser_config(issuer: &str) -> PublicAuthConfig {
+    PublicAuthConfig {
+        issuer: issuer.to_string(),
+        authorization_endpoint: format!("{issuer}/v1/authorize"),
+        end_session_endpoint: None,
+        client_id: "0oa-bench-client".into(),
+        scopes: "openid profile".into(),
+        response_type: "id_token token".into(),
+        redirect_uri: "http://localhost:3000/login/callback".into(),
+        post_logout_redirect_uri: "http://localhost:3000/".into(),
+    }
+}
+
+/// The request the load harness sends, with `authorization` if given.
+fn request(path: &str, authorization: Option<&HeaderValue>) -> Request<Body> {
+    let mut request = Request::post(path)
+        .header(header::HOST, "127.0.0.1:3000")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::CONTENT_LENGTH, "0")
+        .header(header::ACCEPT, "application/json");
+    if let Some(value) = authorization {
+        request = request.header(header::AUTHORIZATION, value.clone());
+    }
+    request.body(Body::empty()).unwrap()
+}
+
+/// Sends one request through the router and reads the whole answer.
+async fn call(router: &Router, path: &str, authorization: Option<&HeaderValue>) -> usize {
+    let response = router
+        .clone()
+        .oneshot(request(path, authorization))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap()
+        .len()
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = &keys()[0];
+    let server = runtime.block_on(JwksServer::start(jwks(&[key])));
+    let clock = Arc::new(ManualClock::starting_now());
+    let validator = runtime.block_on(validator_for(&server, clock.clone()));
+    let router = server::app_router(
+        LeptosOptions::builder().output_name("okta-implicit").build(),
+        validator.clone(),
+        BrowserAuth::new(browser_config(&server.issuer()), validator.clone()),
+    );
+    let token = key.token(&access_claims(&server.issuer(), clock.now_secs()));
+    let authorization = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+
+    // Both must succeed (the first whoami fills the cache), or the figures
+    // mean nothing.
+    runtime.block_on(call(&router, "/api/health", None));
+    runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
+
+    let mut group = c.benchmark_group("router");
+    group.bench_function("health", |b| {
+        b.iter(|| runtime.block_on(call(&router, "/api/health", None)))
+    });
+    group.bench_function("whoami_cached", |b| {
+        b.iter(|| runtime.block_on(call(&router, "/api/whoami", Some(&authorization))))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("steps");
+    group.bench_function("bearer_token", |b| {
+        b.iter(|| bearer_token(&[black_box(authorization.as_bytes())]).unwrap())
+    });
+    group.bench_function("token_hash", |b| {
+        b.iter(|| token_hash(black_box(&token)))
+    });
+    group.bench_function("validate_cache_hit", |b| {
+        b.iter(|| runtime.block_on(validator.validate_shared(black_box(&token))))
+    });
+    group.finish();
+
+    paired_ratio(
+        || {
+            runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
+        },
+        || {
+            runtime.block_on(call(&router, "/api/health", None));
+        },
+    );
+    drop(server);
+}
+
+/// Alternates `whoami` and `health` many times, timing each call, and
+/// prints the medians and their ratio.
+fn paired_ratio(mut whoami: impl FnMut(), mut health: impl FnMut()) {
+    const ROUNDS: usize = 50_000;
+    let mut whoami_ns = Vec::with_capacity(ROUNDS);
+    let mut health_ns = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        whoami();
+        whoami_ns.push(t.elapsed().as_nanos());
+        let t = Instant::now();
+        health();
+        health_ns.push(t.elapsed().as_nanos());
+    }
+    whoami_ns.sort_unstable();
+    health_ns.sort_unstable();
+    let (whoami_median, health_median) = (whoami_ns[ROUNDS / 2], health_ns[ROUNDS / 2]);
+    println!(
+        "paired medians over {ROUNDS} rounds: whoami (cached) {:.2} µs, health {:.2} µs, \
+         difference {:.2} µs, ratio {:.3}",
+        whoami_median as f64 / 1000.0,
+        health_median as f64 / 1000.0,
+        (whoami_median as f64 - health_median as f64) / 1000.0,
+        whoami_median as f64 / health_median as f64
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = bench
+}
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
