@@ -86,7 +86,9 @@ fn bench(c: &mut Criterion) {
     let clock = Arc::new(ManualClock::starting_now());
     let validator = runtime.block_on(validator_for(&server, clock.clone()));
     let router = server::app_router(
-        LeptosOptions::builder().output_name("okta-implicit").build(),
+        LeptosOptions::builder()
+            .output_name("okta-implicit")
+            .build(),
         validator.clone(),
         BrowserAuth::new(browser_config(&server.issuer()), validator.clone()),
     );
@@ -111,9 +113,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("bearer_token", |b| {
         b.iter(|| bearer_token(&[black_box(authorization.as_bytes())]).unwrap())
     });
-    group.bench_function("token_hash", |b| {
-        b.iter(|| token_hash(black_box(&token)))
-    });
+    group.bench_function("token_hash", |b| b.iter(|| token_hash(black_box(&token))));
     group.bench_function("validate_cache_hit", |b| {
         b.iter(|| runtime.block_on(validator.validate_shared(black_box(&token))))
     });
