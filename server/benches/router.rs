@@ -18,10 +18,12 @@
 
 #[path = "../tests/common/bearer_fixtures.rs"]
 mod fixtures;
+#[path = "common/paired.rs"]
+mod paired;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
@@ -30,6 +32,7 @@ use axum::Router;
 use criterion::{criterion_group, Criterion};
 use fixtures::*;
 use leptos::prelude::LeptosOptions;
+use paired::paired_medians;
 use server::bearer::header::bearer_token;
 use server::bearer::verified::token_hash;
 use server::bearer::{Clock, ManualClock};
@@ -119,7 +122,8 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    paired_ratio(
+    let (whoami, health) = paired_medians(
+        50_000,
         || {
             runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
         },
@@ -127,34 +131,15 @@ fn bench(c: &mut Criterion) {
             runtime.block_on(call(&router, "/api/health", None));
         },
     );
-    drop(server);
-}
-
-/// Alternates `whoami` and `health` many times, timing each call, and
-/// prints the medians and their ratio.
-fn paired_ratio(mut whoami: impl FnMut(), mut health: impl FnMut()) {
-    const ROUNDS: usize = 50_000;
-    let mut whoami_ns = Vec::with_capacity(ROUNDS);
-    let mut health_ns = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        whoami();
-        whoami_ns.push(t.elapsed().as_nanos());
-        let t = Instant::now();
-        health();
-        health_ns.push(t.elapsed().as_nanos());
-    }
-    whoami_ns.sort_unstable();
-    health_ns.sort_unstable();
-    let (whoami_median, health_median) = (whoami_ns[ROUNDS / 2], health_ns[ROUNDS / 2]);
     println!(
-        "paired medians over {ROUNDS} rounds: whoami (cached) {:.2} µs, health {:.2} µs, \
+        "paired medians over 50000 rounds: whoami (cached) {:.2} µs, health {:.2} µs, \
          difference {:.2} µs, ratio {:.3}",
-        whoami_median as f64 / 1000.0,
-        health_median as f64 / 1000.0,
-        (whoami_median as f64 - health_median as f64) / 1000.0,
-        whoami_median as f64 / health_median as f64
+        whoami / 1000.0,
+        health / 1000.0,
+        (whoami - health) / 1000.0,
+        whoami / health
     );
+    drop(server);
 }
 
 criterion_group! {
