@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use fixtures::*;
 use serde_json::json;
-use server::bearer::{
-    AuthError, Clock, FetchError, InitError, ManualClock, Policy, TokenError, Validator,
-};
+use server::bearer::{AuthError, Clock, FetchError, InitError, ManualClock, TokenError, Validator};
 
 async fn setup(published: &[&TestKey]) -> (JwksServer, Arc<ManualClock>, Validator) {
     let server = JwksServer::start(jwks(published)).await;
@@ -295,13 +293,7 @@ async fn start_up_needs_reachable_usable_keys() {
     let [k1, _, _] = keys();
     let server = JwksServer::start(jwks(&[k1])).await;
     let clock = Arc::new(ManualClock::starting_now());
-    let policy = Policy::new(
-        server.issuer(),
-        AUDIENCE,
-        None,
-        server::bearer::DEFAULT_LEEWAY,
-    )
-    .unwrap();
+    let policy = policy_for(&server, None);
 
     // Too large a body is refused.
     server.set_jwks(format!(
@@ -341,13 +333,7 @@ async fn discovery_finds_the_keys_and_checks_the_issuer() {
     let [k1, _, _] = keys();
     let server = JwksServer::start(jwks(&[k1])).await;
     let clock = Arc::new(ManualClock::starting_now());
-    let policy = Policy::new(
-        server.issuer(),
-        AUDIENCE,
-        None,
-        server::bearer::DEFAULT_LEEWAY,
-    )
-    .unwrap();
+    let policy = policy_for(&server, None);
     let (validator, discovery) = Validator::discover(policy.clone(), options(clock.clone()))
         .await
         .unwrap();

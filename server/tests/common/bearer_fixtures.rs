@@ -311,15 +311,21 @@ pub fn options(clock: Arc<ManualClock>) -> ValidatorOptions {
     }
 }
 
-/// A validator for `server`'s issuer with the test audience and client.
-pub async fn validator_for(server: &JwksServer, clock: Arc<ManualClock>) -> Validator {
-    let policy = Policy::new(
+/// The policy for `server`'s issuer: the test audience, the test client
+/// (`client_id`) or any, the default leeway.
+pub fn policy_for(server: &JwksServer, client_id: Option<&str>) -> Policy {
+    Policy::new(
         server.issuer(),
         AUDIENCE,
-        Some(CLIENT_ID.to_string()),
+        client_id.map(str::to_string),
         server::bearer::DEFAULT_LEEWAY,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A validator for `server`'s issuer with the test audience and client.
+pub async fn validator_for(server: &JwksServer, clock: Arc<ManualClock>) -> Validator {
+    let policy = policy_for(server, Some(CLIENT_ID));
     Validator::new(policy, server.jwks_uri(), options(clock))
         .await
         .expect("validator")
