@@ -24,6 +24,7 @@ locked_version() {
 }
 
 setup() {
+  check_disk
   need rustup "install Rust with rustup (https://rustup.rs)"
   need cargo "install Rust with rustup (https://rustup.rs)"
   need node "install Node.js 20 or newer (apt-get install nodejs npm)"
@@ -70,6 +71,23 @@ setup() {
     sha256sum < end2end/package-lock.json > "$stamp"
   fi
   need wasm-opt "run 'npm ci' in end2end/ (package binaryen)"
+}
+
+# A build that runs out of disk fails minutes in, as "No space left on device"
+# or a linker killed by SIGBUS. Say so before starting instead. FIRST_BUILD_GB
+# is what a first `./dev.sh test` writes into an empty target/ (BENCHMARKS.md,
+# "Build footprint"); later builds add far less, so then it is only a warning.
+FIRST_BUILD_GB=8
+check_disk() {
+  local dir=$root/target free_gb
+  mkdir -p "$dir"
+  free_gb=$(df -Pk "$dir" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+  [ -n "$free_gb" ] && [ "$free_gb" -lt "$FIRST_BUILD_GB" ] || return 0
+  if [ -d "$dir/release" ] || [ -d "$dir/debug" ]; then
+    say "warning: $free_gb GB free for $dir; builds may run out of disk (a first build needs about $FIRST_BUILD_GB GB)"
+  else
+    die "$free_gb GB free for $dir, and a first build writes about $FIRST_BUILD_GB GB there: free some disk, then run this again"
+  fi
 }
 
 run() {
