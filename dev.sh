@@ -9,7 +9,9 @@ root=$(cd "$(dirname "$0")" && pwd)
 cd "$root"
 
 CARGO_LEPTOS_VERSION=0.3.10
-export PATH="$HOME/.cargo/bin:$root/end2end/node_modules/.bin:$PATH"
+# cargo install puts tools in $CARGO_HOME/bin, which is ~/.cargo/bin unless
+# CARGO_HOME moves it.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$root/end2end/node_modules/.bin:$PATH"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -23,46 +25,82 @@ locked_version() {
   awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
 }
 
+# Where Debian's chromium package puts the browser. Overridable only so the
+# install steps can be tested without touching /usr/bin.
+DEBIAN_CHROMIUM=${DEBIAN_CHROMIUM:-/usr/bin/chromium}
+
 setup() {
   check_disk
   need rustup "install Rust with rustup (https://rustup.rs)"
   need cargo "install Rust with rustup (https://rustup.rs)"
   need node "install Node.js 20 or newer (apt-get install nodejs npm)"
   need npm "install npm (apt-get install npm)"
+  install_wasm_target
+  install_cargo_leptos
+  install_wasm_bindgen
+  install_debian_packages
+  install_npm_packages
+}
 
-  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    say "adding the wasm32-unknown-unknown target"
-    rustup target add wasm32-unknown-unknown \
-      || die "the wasm32-unknown-unknown target is missing: run 'rustup target add wasm32-unknown-unknown'"
-  fi
+install_wasm_target() {
+  rustup target list --installed | grep -qx wasm32-unknown-unknown && return 0
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown \
+    || die "the wasm32-unknown-unknown target is missing: run 'rustup target add wasm32-unknown-unknown'"
+}
 
-  if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
-    say "installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 20 minutes on 2 cores)"
-    cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads \
-      || die "cargo-leptos $CARGO_LEPTOS_VERSION is missing: 'cargo install cargo-leptos@$CARGO_LEPTOS_VERSION --locked --features no_downloads' failed (it needs crates.io and a C compiler)"
-  fi
+install_cargo_leptos() {
+  [ "$(cargo leptos --version 2>/dev/null)" = "cargo-leptos $CARGO_LEPTOS_VERSION" ] && return 0
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (one time, about 20 minutes on 2 cores)"
+  cargo install "cargo-leptos@$CARGO_LEPTOS_VERSION" --locked --features no_downloads \
+    || die "cargo-leptos $CARGO_LEPTOS_VERSION is missing: 'cargo install cargo-leptos@$CARGO_LEPTOS_VERSION --locked --features no_downloads' failed (it needs crates.io and a C compiler)"
+}
 
+install_wasm_bindgen() {
   local wbg
   wbg=$(locked_version wasm-bindgen)
   [ -n "$wbg" ] || die "Cargo.lock names no wasm-bindgen version; run cargo generate-lockfile"
-  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg" ]; then
-    say "installing wasm-bindgen-cli $wbg (one time, a few minutes)"
-    # --locked fails for this crate on these machines (its lock pins a
-    # webpki-roots the registry lacks), so let cargo resolve its deps.
-    cargo install wasm-bindgen-cli --version "$wbg" --force \
-      || die "wasm-bindgen $wbg is missing: 'cargo install wasm-bindgen-cli --version $wbg' failed (it needs crates.io)"
-  fi
+  [ "$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $wbg" ] && return 0
+  say "installing wasm-bindgen-cli $wbg (one time, a few minutes)"
+  # --locked fails for this crate on these machines (its lock pins a
+  # webpki-roots the registry lacks), so let cargo resolve its deps.
+  cargo install wasm-bindgen-cli --version "$wbg" --force \
+    || die "wasm-bindgen $wbg is missing: 'cargo install wasm-bindgen-cli --version $wbg' failed (it needs crates.io)"
+}
 
-  if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
-    say "installing Debian's chromium for Playwright"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    { $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
-      || die "chromium is missing: install it with 'apt-get install chromium' (or set CHROMIUM_PATH)"
+# Chromium for Playwright and shellcheck for the script checks, from the
+# distribution, in one apt-get run when either is missing. CHROMIUM_PATH
+# names another browser; when it names nothing, Debian's is used instead.
+install_debian_packages() {
+  if [ -n "${CHROMIUM_PATH:-}" ] && [ ! -x "$CHROMIUM_PATH" ]; then
+    say "warning: CHROMIUM_PATH=$CHROMIUM_PATH is not an executable; using Debian's chromium ($DEBIAN_CHROMIUM)"
+    unset CHROMIUM_PATH
   fi
+  local packages=()
+  [ -n "${CHROMIUM_PATH:-}" ] || [ -x "$DEBIAN_CHROMIUM" ] || packages+=(chromium)
+  command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
+  if [ "${#packages[@]}" != 0 ]; then
+    say "installing Debian's ${packages[*]}"
+    # As root there is no sudo to go through (and often none installed);
+    # `env` carries DEBIAN_FRONTEND through sudo, which would drop it.
+    local as_root=()
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null 2>&1 \
+        || die "${packages[*]} missing, and installing them needs root: run 'apt-get install ${packages[*]}' as root"
+      as_root=(sudo)
+    fi
+    { "${as_root[@]}" apt-get update -qq \
+      && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"; } \
+      || die "${packages[*]} missing: 'apt-get install ${packages[*]}' failed (it needs Debian's package mirror)"
+  fi
+  [ -n "${CHROMIUM_PATH:-}" ] || [ -x "$DEBIAN_CHROMIUM" ] \
+    || die "chromium is missing at $DEBIAN_CHROMIUM after installing it: install it with 'apt-get install chromium' (or set CHROMIUM_PATH)"
+  export CHROMIUM_PATH=${CHROMIUM_PATH:-$DEBIAN_CHROMIUM}
+}
 
-  # Playwright and binaryen's wasm-opt, from the committed lock file; the
-  # stamp records which lock file node_modules was installed from.
+# Playwright and binaryen's wasm-opt, from the committed lock file; the
+# stamp records which lock file node_modules was installed from.
+install_npm_packages() {
   local stamp=end2end/node_modules/.installed-from-lock
   if [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < end2end/package-lock.json)" ]; then
     say "installing the end2end npm packages (npm ci)"
@@ -110,6 +148,10 @@ test_all() {
     if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; say "FAILED: $name"; fi
   }
 
+  check "dev.sh install steps" bash scripts/test-setup.sh
+  local scripts
+  mapfile -t scripts < <(git ls-files '*.sh' .ci/run dev.sh)
+  check "shellcheck" shellcheck "${scripts[@]}"
   check "cargo fmt --check" cargo fmt --all -- --check
   check "clippy (ssr)" cargo clippy -p app -p server --all-targets -- -D warnings
   check "clippy (hydrate)" cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings

@@ -10,9 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-600}"
 shift || true
-targets=("${@:-fragment bearer_header token}")
+if [ "$#" -gt 0 ]; then targets=("$@"); else targets=(fragment bearer_header token); fi
 mkdir -p work
-for t in ${targets[@]}; do
+for t in "${targets[@]}"; do
   mkdir -p "work/$t"
   echo "== $t: ${secs}s"
   cargo +nightly fuzz run -s none -a --target-dir ../../target/fuzz "$t" "work/$t" "corpus/$t" \
