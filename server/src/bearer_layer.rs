@@ -1,15 +1,18 @@
-//! The axum middleware between the router and the protected server
-//! functions: it validates the Bearer token of every request under `/api/`
-//! (except the public endpoints) and leaves the outcome, an
-//! [`app::api::ssr::BearerAuth`], in the request's extensions.
+//! The axum middleware in front of the protected server functions: deny by
+//! default. Every request under `/api/` that is not listed in
+//! [`PUBLIC_ENDPOINTS`] must carry a valid Bearer token; without one the
+//! layer answers it itself, in RFC 6750's terms (status,
+//! `WWW-Authenticate`, `Retry-After`, JSON body), and no server function
+//! runs. A new protected function is therefore protected without a line of
+//! its own; making one public means adding it to the list.
 //!
-//! It runs on the `Router`, before leptos_axum hands the request to a
-//! server function, so the extension is part of the request `Parts` that
-//! `leptos_axum::extract` reads in [`app::api::ssr::authorize`]. It never
-//! answers the request itself: each server function states what it needs
-//! and answers a refusal with the RFC 6750 status, challenge and JSON body.
+//! With a valid token the layer leaves an [`app::api::ssr::BearerAuth`] in
+//! the request's extensions. It runs on the `Router`, before leptos_axum
+//! hands the request to a server function, so the extension is part of
+//! the request `Parts` that [`app::api::ssr::authorize`] reads to hand
+//! the function the claims and check its scope.
 
-use app::api::ssr::BearerAuth;
+use app::api::ssr::{error_response, BearerAuth};
 use app::api::ApiError;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -24,7 +27,7 @@ pub const API_PREFIX: &str = "/api/";
 /// looked at for them.
 pub const PUBLIC_ENDPOINTS: &[&str] = &["/api/health", "/api/auth_config", "/api/issuer_key"];
 
-/// Whether a request to `path` gets its Bearer token validated.
+/// Whether a request to `path` needs a valid Bearer token.
 pub fn is_protected(path: &str) -> bool {
     path.starts_with(API_PREFIX) && !PUBLIC_ENDPOINTS.contains(&path)
 }
@@ -37,11 +40,13 @@ pub async fn bearer_auth(
     next: Next,
 ) -> Response {
     if is_protected(request.uri().path()) {
-        let outcome = match validator
+        match validator
             .authenticate(request.headers(), request.uri().query())
             .await
         {
-            Ok(claims) => BearerAuth::Valid(claims),
+            Ok(claims) => {
+                request.extensions_mut().insert(BearerAuth(claims));
+            }
             Err(err) => {
                 // The description never contains the token, so it is safe
                 // to log. Never above debug, per request: while the issuer
@@ -51,10 +56,9 @@ pub async fn bearer_auth(
                 // cause is logged at error once per JWKS fetch attempt,
                 // which the refetch cool-down bounds.
                 tracing::debug!(path = request.uri().path(), error = %err, "bearer token refused");
-                BearerAuth::Rejected(ApiError::from(err))
+                return error_response(&ApiError::from(err));
             }
-        };
-        request.extensions_mut().insert(outcome);
+        }
     }
     next.run(request).await
 }

@@ -37,7 +37,16 @@ async fn run() -> Result<(), String> {
     let conf = get_configuration(None).map_err(context(
         "cannot read the Leptos configuration (LEPTOS_* variables)",
     ))?;
-    let leptos_options = conf.leptos_options;
+    let mut leptos_options = conf.leptos_options;
+    // cargo-leptos tells the server it runs whether file names are hashed
+    // (LEPTOS_HASH_FILES); a release binary started on its own finds out
+    // from the hash file the build left beside it.
+    if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+        leptos_options.hash_files = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join(&*leptos_options.hash_file)))
+            .is_some_and(|path| path.is_file());
+    }
     let site_addr = leptos_options.site_addr;
     let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
 

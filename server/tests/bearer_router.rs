@@ -1,13 +1,16 @@
 //! The RFC 6750 table of DESIGN.md, row by row, through the real app router
 //! (`server::app_router`): status, `WWW-Authenticate`, `Retry-After` and a
-//! JSON body that decodes as `app::api::ApiError`; and the protected server
-//! functions answering 200 with the caller's claims.
+//! JSON body that decodes as `app::api::ApiError`; the protected server
+//! functions answering 200 with the caller's claims; and deny by default: a
+//! server function that never asks for a token is still refused without a
+//! valid one.
 //!
 //! Run: `cargo test -p server --test bearer_router`
 
 #[path = "common/bearer_fixtures.rs"]
 mod fixtures;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use app::api::{AccessClaims, ApiError, Message, WeeklyReport};
@@ -21,6 +24,18 @@ use serde_json::{json, Value};
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
 use tower::ServiceExt;
+
+/// How many times [`forgot_authorize`] ran.
+static FORGOT_AUTHORIZE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A protected server function that forgets its `authorize` line, added in
+/// this test build only: the bearer layer must keep callers without a
+/// valid token out of it all the same.
+#[leptos::server(endpoint = "test_forgot_authorize")]
+pub async fn forgot_authorize() -> Result<String, ApiError> {
+    FORGOT_AUTHORIZE_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok("ran".into())
+}
 
 struct App {
     server: JwksServer,
@@ -39,6 +54,8 @@ fn browser_config(issuer: &str) -> PublicAuthConfig {
         response_type: "id_token token".into(),
         redirect_uri: "http://localhost:3000/login/callback".into(),
         post_logout_redirect_uri: "http://localhost:3000/".into(),
+        renew_before_secs: 60,
+        token_storage: Default::default(),
     }
 }
 
@@ -541,5 +558,63 @@ async fn tokens_never_reach_the_log() {
         for part in token.split('.').skip(1) {
             assert!(!text.contains(part), "a token part reached the log");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_function_without_authorize_is_refused_by_default() {
+    let app = App::new().await;
+    let path = "/api/test_forgot_authorize";
+    let expired = app.token_with("exp", json!(app.clock.now_secs() - 3600));
+    let unknown_kid = keys()[1].token(&app.claims());
+
+    let answer = app.call(path, &[]).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    assert_eq!(
+        answer.www_authenticate.as_deref(),
+        Some("Bearer realm=\"api\"")
+    );
+    assert!(matches!(answer.error(), ApiError::Unauthorized { .. }));
+
+    app.call(path, &["Bearer"]).await.assert_invalid_request();
+    app.call(path, &[&format!("Bearer {expired}")])
+        .await
+        .assert_invalid_token("the token has expired");
+    app.call(path, &[&format!("Bearer {unknown_kid}")])
+        .await
+        .assert_invalid_token("the token is signed with a key the issuer does not publish");
+    assert_eq!(
+        FORGOT_AUTHORIZE_RUNS.load(Ordering::SeqCst),
+        0,
+        "the function ran for a caller without a valid token"
+    );
+
+    let valid = app.valid_token();
+    let answer = app.call(path, &[&format!("Bearer {valid}")]).await;
+    assert_eq!(answer.json::<String>(), "ran");
+    assert_eq!(FORGOT_AUTHORIZE_RUNS.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn refusals_and_answers_of_the_api_are_never_cached() {
+    let app = App::new().await;
+    let valid = format!("Bearer {}", app.valid_token());
+    for authorization in [&[][..], &["Bearer"], &[valid.as_str()]] {
+        let request = Request::post("/api/whoami")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        let request = authorization
+            .iter()
+            .fold(request, |r, v| r.header(header::AUTHORIZATION, *v));
+        let response = app
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()[header::CACHE_CONTROL],
+            "no-store",
+            "{authorization:?}"
+        );
     }
 }
