@@ -2,9 +2,10 @@
 //! return and the one error type every one of them answers with.
 //!
 //! The Bearer access token is validated by the server before any of these
-//! run (`server/src/bearer_layer.rs` puts the outcome into the request's
-//! extensions); a function states what it needs with [`ssr::authorize`] on
-//! its first line, so it cannot run for a caller who lacks it.
+//! run: `server/src/bearer_layer.rs` refuses every request under `/api/`
+//! that is not public and lacks a valid token, so a protected function
+//! only ever runs for a valid token. [`ssr::authorize`] hands it the
+//! caller's claims and checks the scope it needs.
 
 use std::sync::Arc;
 
@@ -146,52 +147,51 @@ impl FromServerFnError for ApiError {
 
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    //! Server-side half: what the bearer layer leaves on the request, and the
-    //! check each protected function makes first.
+    //! Server-side half: what the bearer layer leaves on the request, the
+    //! scope check a protected function makes, and the refusal answer
+    //! (status, challenge, JSON body) shared by the layer and the functions.
 
     use super::{AccessClaims, ApiError, Arc};
-    use http::{header, HeaderValue, StatusCode};
+    use http::{header, HeaderName, HeaderValue, StatusCode};
     use leptos::prelude::*;
     use server_fn::error::ServerFnErrorErr;
 
-    /// What the server's bearer layer found on this request. Inserted as a
-    /// request extension before any server function runs.
+    /// The caller's checked access token. The server's bearer layer inserts
+    /// it as a request extension, and only for a valid token: it answers
+    /// every other request under the protected API itself, so no protected
+    /// server function runs without one.
     #[derive(Clone, Debug)]
-    pub enum BearerAuth {
-        /// A valid access token (shared with the verified-token cache, so
-        /// the request's copies of it cost a reference count each).
-        Valid(Arc<AccessClaims>),
-        /// No token, a malformed header or a token that failed validation.
-        Rejected(ApiError),
-    }
+    pub struct BearerAuth(
+        /// Shared with the verified-token cache, so the request's copies of
+        /// it cost a reference count each.
+        pub Arc<AccessClaims>,
+    );
 
     /// The caller's checked claims, if they have `scope` (or any valid token
     /// when `scope` is `None`); otherwise the RFC 6750 error, with status and
     /// `WWW-Authenticate` already set on the response.
-    ///
-    /// The claims are the ones the verified-token cache holds, shared, so a
-    /// repeated token costs no copy of them.
     pub async fn authorize(scope: Option<&str>) -> Result<Arc<AccessClaims>, ApiError> {
         // Read the extension in place: `leptos_axum::extract` would clone
         // the whole request head first.
-        let outcome = with_context::<http::request::Parts, _>(|parts| {
-            parts.extensions.get::<BearerAuth>().cloned()
+        let claims = with_context::<http::request::Parts, _>(|parts| {
+            parts
+                .extensions
+                .get::<BearerAuth>()
+                .map(|auth| auth.0.clone())
         })
-        .flatten()
-        // The layer is missing: fail closed.
-        .unwrap_or_else(|| {
-            BearerAuth::Rejected(ApiError::ServerError {
-                error_description: "bearer validation is not configured on this server".into(),
-            })
-        });
-        let result = match outcome {
-            BearerAuth::Valid(claims) => match scope {
-                Some(scope) if !claims.has_scope(scope) => Err(ApiError::InsufficientScope {
+        .flatten();
+        let result = match (claims, scope) {
+            // No valid token reached this function: the bearer layer is not
+            // in front of it, or this path is listed as public. Fail closed.
+            (None, _) => Err(ApiError::Unauthorized {
+                error_description: "this function needs a Bearer token, but the server did not check one for this path".into(),
+            }),
+            (Some(claims), Some(scope)) if !claims.has_scope(scope) => {
+                Err(ApiError::InsufficientScope {
                     scope: scope.to_string(),
-                }),
-                _ => Ok(claims),
-            },
-            BearerAuth::Rejected(err) => Err(err),
+                })
+            }
+            (Some(claims), _) => Ok(claims),
         };
         if let Err(err) = &result {
             set_error_response(err);
@@ -217,23 +217,56 @@ pub mod ssr {
         }
     }
 
-    /// Puts the status, `WWW-Authenticate` and `Retry-After` of `err` on the
-    /// server function's response.
-    pub fn set_error_response(err: &ApiError) {
-        let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
-            return;
-        };
-        resp.set_status(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED));
+    /// The status of `err`'s answer.
+    pub fn error_status(err: &ApiError) -> StatusCode {
+        StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED)
+    }
+
+    /// The headers of `err`'s answer: `WWW-Authenticate`, `Retry-After` and
+    /// `Cache-Control: no-store`.
+    pub fn error_headers(err: &ApiError) -> Vec<(HeaderName, HeaderValue)> {
+        let mut headers = Vec::with_capacity(3);
         if let Some(value) = err
             .www_authenticate()
             .and_then(|v| HeaderValue::from_str(&v).ok())
         {
-            resp.insert_header(header::WWW_AUTHENTICATE, value);
+            headers.push((header::WWW_AUTHENTICATE, value));
         }
         if let ApiError::TemporarilyUnavailable { retry_after } = err {
-            resp.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            headers.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
         }
-        resp.insert_header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        headers
+    }
+
+    /// Puts the status and headers of `err` on the server function's
+    /// response (the body is the function's encoded error).
+    pub fn set_error_response(err: &ApiError) {
+        let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
+            return;
+        };
+        resp.set_status(error_status(err));
+        for (name, value) in error_headers(err) {
+            resp.insert_header(name, value);
+        }
+    }
+
+    /// The whole answer for `err`, for a refusal made before any server
+    /// function runs: the same status, headers and JSON body a function
+    /// returning `Err(err)` gets, so clients cannot tell the two apart.
+    pub fn error_response(err: &ApiError) -> axum::response::Response {
+        let body = serde_json::to_vec(err).unwrap_or_default();
+        let mut response = axum::response::Response::new(axum::body::Body::from(body));
+        *response.status_mut() = error_status(err);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in error_headers(err) {
+            headers.insert(name, value);
+        }
+        response
     }
 }
 

@@ -2,8 +2,11 @@
 //! (it runs only in the browser, where the token is) inside `RequireAuth`.
 
 use crate::api::{messages, report, whoami, ApiError};
+use crate::auth::config::PublicAuthConfig;
+use crate::auth::renewal::time_left;
 use crate::auth::state::use_auth;
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_query_map};
 
 #[component]
@@ -138,7 +141,6 @@ pub fn ProfilePage() -> impl IntoView {
 #[component]
 fn ProfileDetails() -> impl IntoView {
     let auth = use_auth();
-    let me = LocalResource::new(whoami);
     let now = RwSignal::new(0i64);
     #[cfg(feature = "hydrate")]
     {
@@ -155,7 +157,16 @@ fn ProfileDetails() -> impl IntoView {
         auth.session
             .with(|s| s.as_ref().and_then(|s| s.claims.clone()))
     };
+    // The session's own expiry, so the countdown moves on when the tokens
+    // are renewed, without asking the server again.
+    let expires_in = move || {
+        let expires_at = auth
+            .session
+            .with(|s| s.as_ref().map_or(0, |s| s.expires_at));
+        time_left(expires_at - now.get())
+    };
     view! {
+        <p>"Session: " <span id="expires-in">{expires_in}</span></p>
         <section>
             <h2>"From your ID token"</h2>
             {move || match claims() {
@@ -173,21 +184,51 @@ fn ProfileDetails() -> impl IntoView {
         </section>
         <section>
             <h2>"What the server says"</h2>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || show_result(me.get(), move |me| {
-                    let expires_at = me.expires_at;
-                    view! {
-                        <dl id="whoami">
-                            <dt>"Subject"</dt><dd id="whoami-sub">{me.sub.clone()}</dd>
-                            <dt>"Scopes"</dt><dd id="whoami-scopes">{me.scopes.join(" ")}</dd>
-                            <dt>"Client"</dt><dd>{me.cid.clone().unwrap_or_default()}</dd>
-                            <dt>"Expires in"</dt>
-                            <dd id="expires-in">{move || format!("{} s", (expires_at - now.get()).max(0))}</dd>
-                        </dl>
-                    }
-                })}
-            </Suspense>
+            <ApiOnly>
+                <WhoAmI />
+            </ApiOnly>
         </section>
+    }
+}
+
+#[component]
+fn WhoAmI() -> impl IntoView {
+    let auth = use_auth();
+    let me = LocalResource::new(move || auth.call(whoami));
+    view! {
+        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || show_result(me.get(), |me| view! {
+                <dl id="whoami">
+                    <dt>"Subject"</dt><dd id="whoami-sub">{me.sub.clone()}</dd>
+                    <dt>"Scopes"</dt><dd id="whoami-scopes">{me.scopes.join(" ")}</dd>
+                    <dt>"Client"</dt><dd>{me.cid.clone().unwrap_or_default()}</dd>
+                </dl>
+            })}
+        </Transition>
+        <button id="refresh" on:click=move |_| me.refetch()>"Ask again"</button>
+    }
+}
+
+/// Its children call the protected API; with a configuration that asks for
+/// no access token (`RESPONSE_TYPE=id_token`) they are not shown, no call
+/// is made, and the page says why.
+#[component]
+fn ApiOnly(children: ChildrenFn) -> impl IntoView {
+    let auth = use_auth();
+    let children = StoredValue::new(children);
+    view! {
+        <Show
+            when=move || auth.has_api_access()
+            fallback=|| view! {
+                <p id="no-access-token" class="muted">
+                    "This app is set up to ask for an ID token only (RESPONSE_TYPE=id_token), so it holds "
+                    "no access token and does not call the API. "
+                    {format!("To call it, set {}.", PublicAuthConfig::ACCESS_TOKEN_SETTING)}
+                </p>
+            }
+        >
+            {children.with_value(|c| c())}
+        </Show>
     }
 }
 
@@ -196,14 +237,17 @@ pub fn MessagesPage() -> impl IntoView {
     view! {
         <h1>"Messages"</h1>
         <RequireAuth>
-            <MessageList />
+            <ApiOnly>
+                <MessageList />
+            </ApiOnly>
         </RequireAuth>
     }
 }
 
 #[component]
 fn MessageList() -> impl IntoView {
-    let list = LocalResource::new(messages);
+    let auth = use_auth();
+    let list = LocalResource::new(move || auth.call(messages));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || show_result(list.get(), |list| view! {
@@ -222,14 +266,17 @@ pub fn ReportPage() -> impl IntoView {
     view! {
         <h1>"Report"</h1>
         <RequireAuth>
-            <ReportTable />
+            <ApiOnly>
+                <ReportTable />
+            </ApiOnly>
         </RequireAuth>
     }
 }
 
 #[component]
 fn ReportTable() -> impl IntoView {
-    let data = LocalResource::new(report);
+    let auth = use_auth();
+    let data = LocalResource::new(move || auth.call(report));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || show_result(data.get(), |r| view! {
@@ -246,8 +293,13 @@ fn ReportTable() -> impl IntoView {
     }
 }
 
+/// Where the issuer sends the browser back (the default `REDIRECT_URI`).
+pub const CALLBACK_PATH: &str = "/login/callback";
+
 /// `/login/callback`: takes the tokens out of the fragment, checks them,
-/// keeps them, and goes back to where the user was going.
+/// keeps them, and goes back to where the user was going. Inside the
+/// hidden renewal iframe (when the server did not answer with its own
+/// small page for it) it only hands the fragment to the app's window.
 #[component]
 pub fn LoginCallback() -> impl IntoView {
     let auth = use_auth();
@@ -255,9 +307,13 @@ pub fn LoginCallback() -> impl IntoView {
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        use crate::auth::{browser, callback, fragment};
+        use crate::auth::{browser, callback, fragment, silent};
         // Before any await: wipe the fragment and take the pending sign-in.
         let hash = browser::take_fragment();
+        if silent::is_framed() {
+            silent::hand_to_parent(&hash);
+            return;
+        }
         let pending = browser::take_pending();
         let retry_to = browser::return_path_of(&pending);
         let Some(cfg) = auth.config.get_value() else {
@@ -284,22 +340,14 @@ pub fn LoginCallback() -> impl IntoView {
             };
             match outcome {
                 Ok((session, return_to)) => {
-                    if browser::save_session(&session) {
-                        auth.notice.set(None);
-                        auth.session.set(Some(session));
-                        navigate(
-                            &return_to,
-                            leptos_router::NavigateOptions {
-                                replace: true,
-                                ..Default::default()
-                            },
-                        );
-                    } else {
-                        failure.set(Some((
-                            "This browser would not keep the session (sessionStorage).".into(),
-                            retry_to,
-                        )));
-                    }
+                    auth.adopt(session, true);
+                    navigate(
+                        &return_to,
+                        leptos_router::NavigateOptions {
+                            replace: true,
+                            ..Default::default()
+                        },
+                    );
                 }
                 Err(err) => {
                     let mut text = err.to_string();
@@ -313,9 +361,15 @@ pub fn LoginCallback() -> impl IntoView {
     });
 
     view! {
-        <h1>"Signing in…"</h1>
+        <Show
+            when=move || failure.with(Option::is_some)
+            fallback=|| view! { <h1>"Signing in…"</h1> }
+        >
+            <Title text="Sign-in failed" />
+            <h1>"Sign-in failed"</h1>
+        </Show>
         {move || failure.get().map(|(why, retry_to)| view! {
-            <p id="sign-in-error" role="alert" class="error">"Sign-in failed: " {why}</p>
+            <p id="sign-in-error" role="alert" class="error">{why}</p>
             <button id="try-again" on:click=move |_| auth.sign_in(&retry_to)>"Try again"</button>
         })}
     }

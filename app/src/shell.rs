@@ -2,7 +2,7 @@
 //! router that picks a page.
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
     path,
@@ -27,6 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="referrer" content="no-referrer" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 {config_script}
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -42,6 +43,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 mod ssr {
     use crate::auth::config::PublicAuthConfig;
     use crate::auth::state::{config_json_for_page, CONFIG_ELEMENT_ID};
+    use crate::pages::CALLBACK_PATH;
     use http::{header, HeaderValue};
     use leptos::nonce::{provide_nonce, use_nonce};
     use leptos::prelude::*;
@@ -64,17 +66,32 @@ mod ssr {
         } else {
             String::new()
         };
+        // The callback page is where the hidden renewal iframe lands, so it
+        // alone may be framed, and only by the app itself.
+        let on_callback = use_context::<http::request::Parts>()
+            .is_some_and(|parts| parts.uri.path() == CALLBACK_PATH);
+        let (frame_ancestors, frame_options) = if on_callback {
+            ("'self'", "SAMEORIGIN")
+        } else {
+            ("'none'", "DENY")
+        };
+        // frame-src: the hidden iframe that renews the tokens loads the
+        // issuer's authorize endpoint, and nothing else is framed.
         let csp = format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
              style-src 'self'; img-src 'self' data:; connect-src 'self'{reload_socket}; \
-             form-action 'self' {issuer_origin}; frame-ancestors 'none'; base-uri 'none'; \
-             object-src 'none'"
+             frame-src {issuer_origin}; form-action 'self' {issuer_origin}; \
+             frame-ancestors {frame_ancestors}; base-uri 'none'; object-src 'none'"
         );
         if let (Some(resp), Ok(value)) = (
             use_context::<leptos_axum::ResponseOptions>(),
             HeaderValue::from_str(&csp),
         ) {
             resp.insert_header(header::CONTENT_SECURITY_POLICY, value);
+            resp.insert_header(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static(frame_options),
+            );
         }
         config.map(|cfg| {
             view! {
@@ -100,7 +117,6 @@ pub fn App() -> impl IntoView {
     let auth = provide_auth();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/okta-implicit.css" />
         <Title text="Okta implicit sign-in" />
         <Router>
             <Nav />
@@ -131,6 +147,9 @@ fn Nav() -> impl IntoView {
             <A href="/report">"Report"</A>
             <span class="spacer"></span>
             <Show when=move || auth.session.with(Option::is_some)>
+                <span id="nav-user">
+                    {move || auth.session.with(|s| s.as_ref().map(|s| s.display_name()))}
+                </span>
                 <button id="sign-out" on:click=move |_| auth.sign_out()>"Sign out"</button>
             </Show>
         </nav>

@@ -49,6 +49,8 @@ fn browser_config(issuer: &str) -> PublicAuthConfig {
         response_type: "id_token token".into(),
         redirect_uri: "http://localhost:3000/login/callback".into(),
         post_logout_redirect_uri: "http://localhost:3000/".into(),
+        renew_before_secs: 60,
+        token_storage: Default::default(),
     }
 }
 

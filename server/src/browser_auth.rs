@@ -46,6 +46,8 @@ impl BrowserAuth {
             response_type: config.response_type.as_str().to_string(),
             redirect_uri: config.redirect_uri.clone(),
             post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
+            renew_before_secs: config.renew_before_secs as i64,
+            token_storage: config.token_storage,
         })
     }
 

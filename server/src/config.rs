@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use app::auth::config::TokenStorage;
 use url::Url;
 
 use crate::bearer::fetch::checked_url;
@@ -22,6 +23,9 @@ pub const DEFAULT_SCOPES: &str = "openid profile email";
 /// see the report out of the box. A real Okta org would refuse a scope it
 /// does not define, so it is not in [`DEFAULT_SCOPES`].
 pub const DEV_IDP_DEFAULT_SCOPES: &str = "openid profile email reports:read";
+/// Renewal starts this long before the tokens expire, unless
+/// `RENEW_BEFORE_SECS` says otherwise.
+pub const DEFAULT_RENEW_BEFORE_SECS: u64 = 60;
 
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +109,11 @@ pub struct Config {
     /// `TOKEN_LEEWAY_SECS`: clock skew forgiven on `exp`/`nbf`/`iat`
     /// (default 60, at most 120).
     pub leeway: Duration,
+    /// `RENEW_BEFORE_SECS`: how long before the tokens expire the browser
+    /// renews them (default 60).
+    pub renew_before_secs: u64,
+    /// `TOKEN_STORAGE`: `local` (default) or `memory`.
+    pub token_storage: TokenStorage,
     pub dev_idp: DevIdpSettings,
 }
 
@@ -213,23 +222,27 @@ impl Config {
         };
 
         let leeway = match get("TOKEN_LEEWAY_SECS") {
-            Some(value) => {
-                let secs: u64 = value.trim().parse().map_err(|_| {
-                    invalid(
-                        "TOKEN_LEEWAY_SECS",
-                        format!("{value:?} is not a whole number of seconds"),
-                    )
-                })?;
-                let leeway = Duration::from_secs(secs);
-                if leeway > MAX_LEEWAY {
-                    return Err(invalid(
-                        "TOKEN_LEEWAY_SECS",
-                        format!("{secs} s is more than the 120 s allowed"),
-                    ));
-                }
-                leeway
-            }
+            Some(value) => Duration::from_secs(whole_number(
+                "TOKEN_LEEWAY_SECS",
+                &value,
+                0..=MAX_LEEWAY.as_secs(),
+            )?),
             None => DEFAULT_LEEWAY,
+        };
+        let renew_before_secs = match get("RENEW_BEFORE_SECS") {
+            // A day is far beyond any token lifetime Okta allows.
+            Some(value) => whole_number("RENEW_BEFORE_SECS", &value, 0..=86_400)?,
+            None => DEFAULT_RENEW_BEFORE_SECS,
+        };
+        let token_storage = match get("TOKEN_STORAGE").as_deref().map(str::trim) {
+            None | Some("local") => TokenStorage::Local,
+            Some("memory") => TokenStorage::Memory,
+            Some(other) => {
+                return Err(invalid(
+                    "TOKEN_STORAGE",
+                    format!("{other:?}; use local or memory"),
+                ))
+            }
         };
 
         let addr = get("DEV_IDP_ADDR").unwrap_or_else(|| DEFAULT_DEV_IDP_ADDR.into());
@@ -257,9 +270,31 @@ impl Config {
             post_logout_redirect_uri,
             public_origin,
             leeway,
+            renew_before_secs,
+            token_storage,
             dev_idp,
         })
     }
+}
+
+/// A whole number in `range`, for the settings counted in seconds, bytes
+/// or connections.
+fn whole_number(
+    var: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    let number: u64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(var, format!("{value:?} is not a whole number")))?;
+    if !range.contains(&number) {
+        return Err(invalid(
+            var,
+            format!("{number} is outside {}..={}", range.start(), range.end()),
+        ));
+    }
+    Ok(number)
 }
 
 fn invalid(var: &'static str, reason: impl ToString) -> ConfigError {

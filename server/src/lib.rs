@@ -6,7 +6,9 @@ pub mod bearer;
 pub mod bearer_layer;
 pub mod browser_auth;
 pub mod config;
+pub mod delivery;
 pub mod dev_idp;
+pub mod silent_callback;
 
 use app::{shell, App};
 use axum::http::{header, HeaderValue};
@@ -19,9 +21,9 @@ use crate::bearer::Validator;
 use crate::browser_auth::BrowserAuth;
 
 /// The app's router: the Leptos pages, the server functions behind the
-/// bearer layer, and the site files, with the security headers every
-/// response carries. Used by `main` and by the integration tests, so the
-/// tests exercise exactly what is served.
+/// bearer layer, and the site files, with the cache policy, compression
+/// and security headers every response carries. Used by `main` and by the
+/// integration tests, so the tests exercise exactly what is served.
 pub fn app_router(
     leptos_options: LeptosOptions,
     validator: Validator,
@@ -29,11 +31,17 @@ pub fn app_router(
 ) -> Router {
     let routes = generate_route_list(App);
     let context = move || browser_auth.provide();
+    let pkg = delivery::pkg_router(
+        &leptos_options.site_root,
+        &leptos_options.site_pkg_dir,
+        leptos_options.hash_files,
+    );
     Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
             let leptos_options = leptos_options.clone();
             move || shell(leptos_options.clone())
         })
+        .merge(pkg)
         .fallback(leptos_axum::file_and_error_handler_with_context(
             context, shell,
         ))
@@ -41,6 +49,9 @@ pub fn app_router(
             validator,
             bearer_layer::bearer_auth,
         ))
+        .layer(axum::middleware::from_fn(silent_callback::silent_callback))
+        .layer(axum::middleware::from_fn(delivery::cache_policy))
+        .layer(delivery::compression())
         // Pages set their own Content-Security-Policy (it carries the
         // hydration scripts' nonce); these apply to every response.
         .layer(SetResponseHeaderLayer::overriding(

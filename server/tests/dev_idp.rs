@@ -1259,3 +1259,57 @@ async fn the_router_can_be_driven_without_a_socket() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn ending_a_users_sessions_makes_prompt_none_login_required() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    let alice = Browser::new();
+    let bob = Browser::new();
+    alice
+        .sign_in(
+            &idp,
+            &AuthRequest::new("a-1"),
+            "alice@example.com",
+            "alice-password",
+        )
+        .await;
+    bob.sign_in(
+        &idp,
+        &AuthRequest::new("b-1"),
+        "bob@example.com",
+        "bob-password",
+    )
+    .await;
+
+    let end = |body: &'static str| {
+        reqwest::Client::new()
+            .post(idp.url("/dev/end-sessions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = end(r#"{"login":"alice@example.com"}"#).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"login": "alice@example.com", "ended": 1})
+    );
+
+    // Alice's silent renewal now fails as Okta's does; Bob's still works.
+    let silent = alice
+        .get(&AuthRequest::new("a-2").set("prompt", "none").url(&idp))
+        .await;
+    assert_eq!(silent.fragment_map()["error"], "login_required");
+    assert_eq!(silent.fragment_map()["state"], "a-2");
+    let silent = bob
+        .get(&AuthRequest::new("b-2").set("prompt", "none").url(&idp))
+        .await;
+    assert!(silent.fragment_map().contains_key("access_token"));
+
+    let unknown = end(r#"{"login":"nobody@example.com"}"#).await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let bad = end(r#"{"who":"alice@example.com"}"#).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+
+    running.shutdown().await;
+}

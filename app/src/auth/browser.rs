@@ -1,43 +1,63 @@
-//! Browser glue for signing in and out: `sessionStorage`, the CSPRNG,
-//! the address bar, and WebCrypto for the ID token's RS256 signature.
-//! Kept thin; the decisions are made in the plain modules beside it.
+//! Browser glue for signing in and out: where the tab keeps its session
+//! (memory, `localStorage`), `sessionStorage` for a sign-in in progress,
+//! the CSPRNG, the address bar, and WebCrypto for the ID token's RS256
+//! signature. Kept thin; the decisions are made in the plain modules
+//! beside it.
 
 use super::callback::{CallbackError, Session, SignatureCheck};
-use super::config::{issuer_key, PublicAuthConfig};
+use super::config::{issuer_key, PublicAuthConfig, TokenStorage};
 use super::id_token::IdTokenError;
-use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn};
+use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn, Prompt};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{de::DeserializeOwned, Serialize};
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
+/// `localStorage`, with `TOKEN_STORAGE=local`: the session shared by the tabs.
 const SESSION_KEY: &str = "okta-implicit.session";
+/// `localStorage`, with `TOKEN_STORAGE=memory`: no token, only the fact that
+/// this browser was signed in, so a reload knows to ask for the session.
+const SIGNED_IN_KEY: &str = "okta-implicit.signed-in";
+/// `sessionStorage` (this tab only): the sign-in this tab started.
 const PENDING_KEY: &str = "okta-implicit.pending";
 const LOGOUT_STATE_KEY: &str = "okta-implicit.logout-state";
+
+thread_local! {
+    /// The tab's session: what [`live_access_token`] hands the
+    /// server-function client. Always in memory; also in `localStorage`
+    /// with `TOKEN_STORAGE=local`.
+    static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
+    static STORAGE: Cell<TokenStorage> = const { Cell::new(TokenStorage::Local) };
+}
 
 /// Unix seconds on the browser's clock.
 pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
-fn storage() -> Option<web_sys::Storage> {
+fn session_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok()?
 }
 
-fn load<T: DeserializeOwned>(key: &str) -> Option<T> {
-    let raw = storage()?.get_item(key).ok()??;
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn load<T: DeserializeOwned>(storage: Option<web_sys::Storage>, key: &str) -> Option<T> {
+    let raw = storage?.get_item(key).ok()??;
     serde_json::from_str(&raw).ok()
 }
 
-fn save<T: Serialize>(key: &str, value: &T) -> bool {
-    let (Some(storage), Ok(json)) = (storage(), serde_json::to_string(value)) else {
+fn save<T: Serialize>(storage: Option<web_sys::Storage>, key: &str, value: &T) -> bool {
+    let (Some(storage), Ok(json)) = (storage, serde_json::to_string(value)) else {
         return false;
     };
     storage.set_item(key, &json).is_ok()
 }
 
-fn remove(key: &str) {
-    if let Some(storage) = storage() {
+fn remove(storage: Option<web_sys::Storage>, key: &str) {
+    if let Some(storage) = storage {
         let _ = storage.remove_item(key);
     }
 }
@@ -50,42 +70,84 @@ fn random_token() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// The kept session, if any (expired or not).
-pub fn load_session() -> Option<Session> {
-    load(SESSION_KEY)
+/// Sets where sessions are kept (`TOKEN_STORAGE`), once at start-up.
+pub fn use_storage(storage: TokenStorage) {
+    STORAGE.set(storage);
 }
 
-pub fn save_session(session: &Session) -> bool {
-    save(SESSION_KEY, session)
+/// The session the tab holds (expired or not).
+pub fn current_session() -> Option<Session> {
+    CURRENT.with_borrow(Clone::clone)
 }
 
-pub fn clear_session() {
-    remove(SESSION_KEY);
+/// The session kept in `localStorage` by any tab (`TOKEN_STORAGE=local`);
+/// always `None` with memory storage.
+pub fn stored_session() -> Option<Session> {
+    match STORAGE.get() {
+        TokenStorage::Local => load(local_storage(), SESSION_KEY),
+        TokenStorage::Memory => None,
+    }
+}
+
+/// With memory storage: whether this browser was signed in when its last
+/// tab closed or reloaded (no token is kept, only this fact).
+pub fn was_signed_in() -> bool {
+    local_storage().is_some_and(|s| s.get_item(SIGNED_IN_KEY).ok().flatten().is_some())
+}
+
+/// Makes `session` the tab's session, and the browser's with local storage.
+/// False when local storage refused it (the tab still holds it).
+pub fn keep_session(session: &Session) -> bool {
+    CURRENT.set(Some(session.clone()));
+    match STORAGE.get() {
+        TokenStorage::Local => save(local_storage(), SESSION_KEY, session),
+        TokenStorage::Memory => save(local_storage(), SIGNED_IN_KEY, &true),
+    }
+}
+
+/// Forgets the session in this tab and in `localStorage`.
+pub fn forget_session() {
+    CURRENT.set(None);
+    remove(local_storage(), SESSION_KEY);
+    remove(local_storage(), SIGNED_IN_KEY);
 }
 
 /// The access token to send, only while the session is live.
 pub fn live_access_token() -> Option<String> {
-    load_session()
-        .filter(|s| !s.is_expired(now()))
-        .and_then(|s| s.access_token)
+    CURRENT.with_borrow(|s| {
+        s.as_ref()
+            .filter(|s| !s.is_expired(now()))
+            .and_then(|s| s.access_token.clone())
+    })
+}
+
+/// A new `state` and `nonce` for a sign-in or a renewal that returns to
+/// `return_to`.
+pub fn new_pending(return_to: &str) -> Result<PendingSignIn, String> {
+    let (Some(state), Some(nonce)) = (random_token(), random_token()) else {
+        return Err("this browser has no secure random number generator".into());
+    };
+    Ok(PendingSignIn {
+        state,
+        nonce,
+        return_to: safe_return_path(return_to),
+        created_at: now(),
+    })
 }
 
 /// Starts a sign-in: new `state` and `nonce`, kept with the return path,
 /// then off to the issuer's authorize endpoint.
 pub fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), String> {
-    let (Some(state), Some(nonce)) = (random_token(), random_token()) else {
-        return Err("this browser has no secure random number generator".into());
-    };
-    let pending = PendingSignIn {
-        state,
-        nonce,
-        return_to: safe_return_path(return_to),
-        created_at: now(),
-    };
-    if !save(PENDING_KEY, &pending) {
+    let pending = new_pending(return_to)?;
+    if !save(session_storage(), PENDING_KEY, &pending) {
         return Err("this browser does not allow session storage, which sign-in needs".into());
     }
-    assign(&authorize_url(cfg, &pending.state, &pending.nonce))
+    assign(&authorize_url(
+        cfg,
+        &pending.state,
+        &pending.nonce,
+        Prompt::Default,
+    ))
 }
 
 /// Reads the fragment and at once removes it from the address bar and the
@@ -109,8 +171,8 @@ pub fn take_fragment() -> String {
 
 /// The pending sign-in, taken out of storage so it is used at most once.
 pub fn take_pending() -> Option<PendingSignIn> {
-    let pending = load(PENDING_KEY);
-    remove(PENDING_KEY);
+    let pending = load(session_storage(), PENDING_KEY);
+    remove(session_storage(), PENDING_KEY);
     pending
 }
 
@@ -122,27 +184,28 @@ pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
         .unwrap_or_else(|| "/profile".into())
 }
 
-/// Clears the local session and, when the issuer supports it, ends the
-/// issuer's session too (RP-initiated logout with a `state` checked on return).
-pub fn sign_out(cfg: &PublicAuthConfig) -> Result<(), String> {
-    let id_token = load_session().and_then(|s| s.id_token);
-    clear_session();
-    remove(PENDING_KEY);
+/// Forgets the session and, when it can, ends the issuer's session too
+/// (RP-initiated logout with a `state` checked on return). `Ok(false)`:
+/// signed out here only, because the issuer cannot be asked (no ID token
+/// for `id_token_hint`, or no `end_session_endpoint`).
+pub fn sign_out(cfg: &PublicAuthConfig, id_token: Option<&str>) -> Result<bool, String> {
+    forget_session();
+    remove(session_storage(), PENDING_KEY);
     let state = random_token().unwrap_or_default();
-    match logout_url(cfg, id_token.as_deref(), &state) {
+    match logout_url(cfg, id_token, &state) {
         Some(url) => {
-            save(LOGOUT_STATE_KEY, &state);
-            assign(&url)
+            save(session_storage(), LOGOUT_STATE_KEY, &state);
+            assign(&url).map(|()| true)
         }
-        None => assign("/"),
+        None => Ok(false),
     }
 }
 
 /// After the issuer sends the browser back from logout: `true` when the
 /// returned `state` is the one this tab sent. The state is used once.
 pub fn take_logout_state(returned: &str) -> bool {
-    let expected: Option<String> = load(LOGOUT_STATE_KEY);
-    remove(LOGOUT_STATE_KEY);
+    let expected: Option<String> = load(session_storage(), LOGOUT_STATE_KEY);
+    remove(session_storage(), LOGOUT_STATE_KEY);
     expected.is_some_and(|e| !e.is_empty() && e == returned)
 }
 

@@ -12,12 +12,16 @@ use super::id_token::{self, Expected, IdClaims, IdTokenError};
 use super::request::{PendingSignIn, PENDING_MAX_AGE};
 use serde::{Deserialize, Serialize};
 
-/// A signed-in session, as kept in `sessionStorage`.
+/// A signed-in session: what a tab keeps (in memory or `localStorage`,
+/// per `TOKEN_STORAGE`) and hands to the app's other tabs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub access_token: Option<String>,
     pub id_token: Option<String>,
-    /// Unix seconds after which the session is over.
+    /// Unix seconds when these tokens arrived (the browser's clock).
+    pub issued_at: i64,
+    /// Unix seconds after which the session is over: the earlier expiry of
+    /// the tokens it holds.
     pub expires_at: i64,
     /// Scopes granted, as the authorization server reported them.
     pub scopes: Vec<String>,
@@ -28,6 +32,19 @@ pub struct Session {
 impl Session {
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
+    }
+
+    /// When to renew: `renew_before` seconds before expiry, or half-way
+    /// through the tokens' life when that is shorter, so short-lived
+    /// tokens are not renewed the moment they arrive.
+    pub fn renew_at(&self, renew_before: i64) -> i64 {
+        let lifetime = (self.expires_at - self.issued_at).max(0);
+        self.expires_at - renew_before.clamp(0, lifetime / 2)
+    }
+
+    /// The person signed in, when an ID token says who it is.
+    pub fn sub(&self) -> Option<&str> {
+        self.claims.as_ref().map(|c| c.sub.as_str())
     }
 
     /// The best name to greet the user with.
@@ -71,6 +88,32 @@ pub enum CallbackError {
     IdToken(#[from] IdTokenError),
     #[error("the issuer's signing key could not be had: {0}")]
     KeyUnavailable(String),
+    #[error("the renewed tokens are for another person")]
+    DifferentUser,
+    #[error("the sign-in service did not answer within {0} s")]
+    NoAnswer(u32),
+    #[error("this browser cannot sign in: {0}")]
+    Browser(String),
+}
+
+impl CallbackError {
+    /// Whether a silent renewal that failed this way may be tried again:
+    /// not when the issuer says the person must sign in again (their
+    /// session there ended, or it needs an answer from them), nor when the
+    /// tokens are someone else's.
+    pub fn renewal_may_retry(&self) -> bool {
+        match self {
+            CallbackError::Denied { error, .. } => !matches!(
+                error.as_str(),
+                "login_required"
+                    | "interaction_required"
+                    | "consent_required"
+                    | "account_selection_required"
+            ),
+            CallbackError::DifferentUser => false,
+            _ => true,
+        }
+    }
 }
 
 fn denied_message(error: &str, description: Option<&str>) -> String {
@@ -164,8 +207,10 @@ pub async fn complete_sign_in(
         None
     };
 
+    // The session lasts as long as its shortest-lived token.
     let expires_at = match (expires_in, &claims) {
-        (Some(secs), _) => now.saturating_add(secs),
+        (Some(secs), Some(c)) => now.saturating_add(secs).min(c.exp),
+        (Some(secs), None) => now.saturating_add(secs),
         (None, Some(c)) => c.exp,
         (None, None) => return Err(CallbackError::Missing("expires_in")),
     };
@@ -173,6 +218,7 @@ pub async fn complete_sign_in(
     let session = Session {
         access_token,
         id_token: params.id_token.filter(|_| claims.is_some()),
+        issued_at: now,
         expires_at,
         scopes: scopes
             .split(' ')
@@ -182,6 +228,23 @@ pub async fn complete_sign_in(
         claims,
     };
     Ok((session, pending.return_to))
+}
+
+/// A silent renewal's answer: every check of [`complete_sign_in`], and the
+/// new tokens must be for the person of the `current` session.
+pub async fn complete_renewal(
+    params: FragmentParams,
+    pending: PendingSignIn,
+    cfg: &PublicAuthConfig,
+    now: i64,
+    signatures: &impl SignatureCheck,
+    current: &Session,
+) -> Result<Session, CallbackError> {
+    let (session, _) = complete_sign_in(params, Some(pending), cfg, now, signatures).await?;
+    match (current.sub(), session.sub()) {
+        (Some(before), Some(after)) if before != after => Err(CallbackError::DifferentUser),
+        _ => Ok(session),
+    }
 }
 
 /// Keeps what an attacker-controlled fragment can put on screen short and plain.
@@ -426,5 +489,80 @@ mod tests {
             run(p, Some(pending()), &sigs).unwrap_err(),
             CallbackError::ExpiresIn
         );
+    }
+
+    #[test]
+    fn the_session_ends_with_its_shortest_lived_token() {
+        let sigs = ok_sigs();
+        // The ID token expires 3600 s from now; the access token in 60 s.
+        let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
+        p.expires_in = Some("60".into());
+        let (s, _) = run(p, Some(pending()), &sigs).unwrap();
+        assert_eq!((s.issued_at, s.expires_at), (NOW, NOW + 60));
+    }
+
+    #[test]
+    fn renewal_is_due_before_expiry_but_not_at_once() {
+        let (session, _) = run(
+            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
+            Some(pending()),
+            &ok_sigs(),
+        )
+        .unwrap();
+        // One hour: 60 s before the end.
+        assert_eq!(session.renew_at(60), NOW + 3600 - 60);
+        assert_eq!(session.renew_at(0), NOW + 3600);
+        // Twenty seconds: half-way, not as soon as it arrives.
+        let short = Session {
+            expires_at: NOW + 20,
+            ..session
+        };
+        assert_eq!(short.renew_at(60), NOW + 10);
+    }
+
+    #[test]
+    fn a_renewal_must_be_for_the_same_person() {
+        let sigs = ok_sigs();
+        let (current, _) = run(
+            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
+            Some(pending()),
+            &sigs,
+        )
+        .unwrap();
+        let renew = |sub: &str| {
+            let claims = serde_json::json!({
+                "iss": "http://localhost:3100/oauth2/default", "sub": sub, "aud": "0oa-dev-spa",
+                "exp": NOW + 3600, "iat": NOW, "nonce": "nonce-1", "at_hash": at_hash("AT2"),
+            });
+            let idt = token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string());
+            futures::executor::block_on(complete_renewal(
+                fragment("AT2", &idt, "state-1"),
+                pending(),
+                &cfg(),
+                NOW,
+                &sigs,
+                &current,
+            ))
+        };
+        assert_eq!(renew("00u1").unwrap().access_token.as_deref(), Some("AT2"));
+        let other = renew("00u-bob").unwrap_err();
+        assert_eq!(other, CallbackError::DifferentUser);
+        assert!(!other.renewal_may_retry());
+    }
+
+    #[test]
+    fn which_renewal_failures_are_final() {
+        let denied = |error: &str| CallbackError::Denied {
+            error: error.into(),
+            description: None,
+        };
+        for error in ["login_required", "interaction_required", "consent_required"] {
+            assert!(!denied(error).renewal_may_retry(), "{error}");
+        }
+        assert!(denied("server_error").renewal_may_retry());
+        assert!(denied("temporarily_unavailable").renewal_may_retry());
+        assert!(CallbackError::StateMismatch.renewal_may_retry());
+        assert!(CallbackError::from(IdTokenError::Nonce).renewal_may_retry());
+        assert!(CallbackError::KeyUnavailable("down".into()).renewal_may_retry());
     }
 }

@@ -19,6 +19,25 @@ pub struct PublicAuthConfig {
     pub response_type: String,
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
+    /// Renew the tokens this many seconds before the earlier of their
+    /// expiries (`RENEW_BEFORE_SECS`), or half their lifetime if shorter.
+    pub renew_before_secs: i64,
+    /// Where the tabs keep their tokens (`TOKEN_STORAGE`).
+    pub token_storage: TokenStorage,
+}
+
+/// Where a signed-in tab keeps its tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStorage {
+    /// `localStorage`: shared by the app's tabs, survives a browser restart
+    /// until the tokens expire.
+    #[default]
+    Local,
+    /// Nothing in Web Storage: the tokens live in each tab's memory; a new
+    /// tab or a reload gets them from another open tab, else from a silent
+    /// (`prompt=none`) sign-in.
+    Memory,
 }
 
 impl PublicAuthConfig {
@@ -29,6 +48,10 @@ impl PublicAuthConfig {
     pub fn wants_access_token(&self) -> bool {
         self.response_type.split(' ').any(|t| t == "token")
     }
+
+    /// The setting that adds what the API needs, for messages when this
+    /// configuration asks for no access token.
+    pub const ACCESS_TOKEN_SETTING: &'static str = "RESPONSE_TYPE=\"id_token token\"";
 }
 
 /// One RSA public key of the issuer, as a JWK the browser can import.

@@ -3,16 +3,21 @@
 //! checks, the kept session and the server-function client that sends the
 //! access token.
 //!
-//! Everything except `browser` and `client` is plain logic, tested on the
-//! host with `cargo test`.
+//! Everything except `browser`, `silent`, `tabs` and `client` is plain
+//! logic, tested on the host with `cargo test`.
 
 pub mod callback;
 pub mod config;
 pub mod fragment;
 pub mod id_token;
+pub mod renewal;
 pub mod request;
 pub mod state;
 
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod client;
+#[cfg(feature = "hydrate")]
+pub mod silent;
+#[cfg(feature = "hydrate")]
+pub mod tabs;

@@ -19,36 +19,51 @@ pub struct PendingSignIn {
 /// How long a started sign-in may take before its `state` is refused.
 pub const PENDING_MAX_AGE: i64 = 15 * 60;
 
-/// Where to send the browser to sign in.
-pub fn authorize_url(cfg: &PublicAuthConfig, state: &str, nonce: &str) -> String {
-    let query = form_urlencoded::Serializer::new(String::new())
+/// How the authorization server may deal with the person.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prompt {
+    /// As it sees fit: its sign-in page when there is no session.
+    Default,
+    /// `prompt=none`: never show a page; answer at once, with
+    /// `login_required` (or another error) when it cannot sign in silently.
+    /// Used for renewal in a hidden iframe.
+    None,
+}
+
+/// Where to send the browser (or the hidden iframe) to sign in. Renewal
+/// uses the same `redirect_uri`, so nothing more needs registering.
+pub fn authorize_url(cfg: &PublicAuthConfig, state: &str, nonce: &str, prompt: Prompt) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
         .append_pair("client_id", &cfg.client_id)
         .append_pair("response_type", &cfg.response_type)
         .append_pair("response_mode", "fragment")
         .append_pair("scope", &cfg.scopes)
         .append_pair("redirect_uri", &cfg.redirect_uri)
         .append_pair("state", state)
-        .append_pair("nonce", nonce)
-        .finish();
-    with_query(&cfg.authorization_endpoint, &query)
+        .append_pair("nonce", nonce);
+    if prompt == Prompt::None {
+        query.append_pair("prompt", "none");
+    }
+    with_query(&cfg.authorization_endpoint, &query.finish())
 }
 
 /// Where to send the browser to end the issuer's session (RP-initiated
-/// logout), or `None` when the issuer has no `end_session_endpoint`.
+/// logout), or `None` when that cannot be done: the issuer has no
+/// `end_session_endpoint`, or there is no ID token for `id_token_hint`,
+/// which Okta requires (it shows an error page without one).
 pub fn logout_url(
     cfg: &PublicAuthConfig,
     id_token_hint: Option<&str>,
     state: &str,
 ) -> Option<String> {
     let endpoint = cfg.end_session_endpoint.as_deref()?;
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    if let Some(hint) = id_token_hint {
-        query.append_pair("id_token_hint", hint);
-    }
-    query
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("id_token_hint", id_token_hint?)
         .append_pair("post_logout_redirect_uri", &cfg.post_logout_redirect_uri)
-        .append_pair("state", state);
-    Some(with_query(endpoint, &query.finish()))
+        .append_pair("state", state)
+        .finish();
+    Some(with_query(endpoint, &query))
 }
 
 fn with_query(endpoint: &str, query: &str) -> String {
@@ -85,6 +100,8 @@ pub(crate) mod tests {
             response_type: "id_token token".into(),
             redirect_uri: "http://localhost:3000/login/callback".into(),
             post_logout_redirect_uri: "http://localhost:3000/".into(),
+            renew_before_secs: 60,
+            token_storage: Default::default(),
         }
     }
 
@@ -95,7 +112,7 @@ pub(crate) mod tests {
 
     #[test]
     fn authorize_url_carries_every_parameter_encoded() {
-        let url = authorize_url(&cfg(), "st&=", "no nce");
+        let url = authorize_url(&cfg(), "st&=", "no nce", Prompt::Default);
         assert!(url.starts_with("http://localhost:3100/oauth2/default/v1/authorize?"));
         let pairs = query_pairs(&url);
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -110,6 +127,11 @@ pub(crate) mod tests {
         assert_eq!(get("state"), Some("st&="));
         assert_eq!(get("nonce"), Some("no nce"));
         assert_eq!(pairs.len(), 7);
+
+        let silent = authorize_url(&cfg(), "s", "n", Prompt::None);
+        let pairs = query_pairs(&silent);
+        assert_eq!(pairs.len(), 8);
+        assert_eq!(pairs[7], ("prompt".into(), "none".into()));
     }
 
     #[test]
@@ -129,7 +151,10 @@ pub(crate) mod tests {
         );
         let mut no_endpoint = cfg();
         no_endpoint.end_session_endpoint = None;
-        assert_eq!(logout_url(&no_endpoint, None, "s"), None);
+        assert_eq!(logout_url(&no_endpoint, Some("a.b.c"), "s"), None);
+        // Without an ID token (RESPONSE_TYPE=token) Okta cannot end its
+        // session: sign-out stays local.
+        assert_eq!(logout_url(&cfg(), None, "s"), None);
     }
 
     #[test]

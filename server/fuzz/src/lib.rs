@@ -267,6 +267,8 @@ fn config(response_type: &str) -> PublicAuthConfig {
         response_type: response_type.into(),
         redirect_uri: "http://localhost:3000/login/callback".into(),
         post_logout_redirect_uri: "http://localhost:3000/".into(),
+        renew_before_secs: 60,
+        token_storage: Default::default(),
     }
 }
 

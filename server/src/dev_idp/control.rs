@@ -8,6 +8,10 @@
 //! - `/dev/token-lifetime` with `{"login": "carol@example.com", "seconds": 20}`:
 //!   access and ID tokens issued to that user from now on live that long;
 //!   `"seconds": null` goes back to the configured lifetimes.
+//! - `/dev/end-sessions` with `{"login": "alice@example.com"}`: ends that
+//!   user's sessions here, as an expired or revoked Okta session: the next
+//!   `prompt=none` request answers `login_required`. Answers
+//!   `{"login": "…", "ended": n}`.
 //!
 //! The key calls answer `{"signing_kid": "…", "published_kids": ["…", …]}`.
 //! A request carrying an `Origin` other than this server's is refused, and
@@ -35,6 +39,7 @@ pub fn routes() -> Router<DevIdpState> {
         .route("/dev/rotate-keys", post(rotate_keys))
         .route("/dev/drop-old-keys", post(drop_old_keys))
         .route("/dev/token-lifetime", post(token_lifetime))
+        .route("/dev/end-sessions", post(end_sessions))
 }
 
 fn error(status: StatusCode, description: &str) -> Response {
@@ -124,32 +129,44 @@ struct LifetimeRequest {
     seconds: Option<u64>,
 }
 
-async fn token_lifetime(
-    State(state): State<DevIdpState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(refused) = cross_origin(&state, &headers) {
-        return refused;
+/// The JSON body of a control request, or the answer that refuses it
+/// (another origin, not JSON, not of this shape).
+// The error is the answer itself, as axum handlers return it; it is built
+// once per refused request.
+#[allow(clippy::result_large_err)]
+fn json_request<T: serde::de::DeserializeOwned>(
+    state: &DevIdpState,
+    headers: &HeaderMap,
+    body: &[u8],
+    shape: &str,
+) -> Result<T, Response> {
+    if let Some(refused) = cross_origin(state, headers) {
+        return Err(refused);
     }
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let hint = format!("Send JSON: {shape}.");
     if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Send JSON: {\"login\": \"…\", \"seconds\": 20 or null}.",
-        );
+        return Err(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &hint));
     }
-    let request: LifetimeRequest = match serde_json::from_slice(&body) {
+    serde_json::from_slice(body).map_err(|_| error(StatusCode::BAD_REQUEST, &hint))
+}
+
+async fn token_lifetime(
+    State(state): State<DevIdpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: LifetimeRequest = match json_request(
+        &state,
+        &headers,
+        &body,
+        "{\"login\": \"…\", \"seconds\": 20 or null}",
+    ) {
         Ok(request) => request,
-        Err(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "Send JSON: {\"login\": \"…\", \"seconds\": 20 or null}.",
-            )
-        }
+        Err(refused) => return refused,
     };
     if let Some(seconds) = request.seconds {
         if !(1..=MAX_LIFETIME_SECS).contains(&seconds) {
@@ -165,4 +182,28 @@ async fn token_lifetime(
     state.set_token_lifetime(&user.login, request.seconds);
     tracing::info!(login = %user.login, seconds = ?request.seconds, "token lifetime set");
     Json(json!({ "login": user.login, "seconds": request.seconds })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndSessionsRequest {
+    login: String,
+}
+
+async fn end_sessions(
+    State(state): State<DevIdpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: EndSessionsRequest =
+        match json_request(&state, &headers, &body, "{\"login\": \"…\"}") {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
+    let Some(user) = state.config().user_by_login(&request.login) else {
+        return error(StatusCode::NOT_FOUND, "There is no user with that login.");
+    };
+    let ended = state.end_sessions_of(&user.login);
+    tracing::info!(login = %user.login, ended, "sessions ended");
+    Json(json!({ "login": user.login, "ended": ended })).into_response()
 }

@@ -180,6 +180,11 @@ impl DevIdpState {
             .and_then(|id| self.inner.sessions.get(id))
     }
 
+    /// Ends every session of `login`; returns how many there were.
+    fn end_sessions_of(&self, login: &str) -> usize {
+        self.inner.sessions.remove_where(|s| s.login == login)
+    }
+
     /// (access token, ID token) lifetimes in seconds for `login`.
     fn token_lifetimes(&self, login: &str) -> (u64, u64) {
         let overrides = self

@@ -92,6 +92,14 @@ impl<V: Clone> ExpiringMap<V> {
         self.lock().remove(id);
     }
 
+    /// Removes every entry whose value `matches`; returns how many.
+    pub fn remove_where(&self, matches: impl Fn(&V) -> bool) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, (_, value)| !matches(value));
+        before - entries.len()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.lock().len()

@@ -1,0 +1,110 @@
+//! Signing in without leaving the page: the issuer's authorize endpoint in
+//! a hidden iframe with `prompt=none`. The iframe comes back to the app's
+//! registered `/login/callback`, whose page hands the fragment to this
+//! window with `postMessage` (to this origin only) and nothing else; this
+//! side accepts it only from this origin and from that iframe, then
+//! removes the iframe. The caller checks the answer exactly as a first
+//! sign-in's ([`super::callback::complete_renewal`]).
+
+use super::browser::new_pending;
+use super::callback::CallbackError;
+use super::config::PublicAuthConfig;
+use super::renewal::{SILENT_MESSAGE_PREFIX as MESSAGE_PREFIX, SILENT_TIMEOUT_MS};
+use super::request::{authorize_url, PendingSignIn, Prompt};
+use super::tabs::sleep;
+use futures::future::{select, Either};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// Asks the issuer for new tokens in a hidden iframe. Returns the raw
+/// fragment it answered with and the `state`/`nonce` of this attempt (kept
+/// in this function's memory only, so parallel attempts in other tabs can
+/// never consume it).
+pub async fn authorize(cfg: &PublicAuthConfig) -> Result<(String, PendingSignIn), CallbackError> {
+    let no_page = || CallbackError::Browser("no page to put the iframe in".into());
+    let window = web_sys::window().ok_or_else(no_page)?;
+    let return_to = window.location().pathname().unwrap_or_default();
+    let pending = new_pending(&return_to).map_err(CallbackError::Browser)?;
+    let url = authorize_url(cfg, &pending.state, &pending.nonce, Prompt::None);
+
+    let document = window.document().ok_or_else(no_page)?;
+    let frame: web_sys::HtmlIFrameElement = document
+        .create_element("iframe")
+        .ok()
+        .and_then(|e| e.dyn_into().ok())
+        .ok_or_else(no_page)?;
+    let _ = frame.set_attribute("hidden", "");
+    let _ = frame.set_attribute("aria-hidden", "true");
+    let _ = frame.set_attribute("tabindex", "-1");
+    frame.set_src(&url);
+
+    let (answer_tx, answer_rx) = futures::channel::oneshot::channel::<String>();
+    let answer_tx = Rc::new(RefCell::new(Some(answer_tx)));
+    let origin = window.location().origin().unwrap_or_default();
+    let on_message = {
+        let frame = frame.clone();
+        Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            // Only our origin, only our iframe, only our message.
+            let from_frame = match (event.source(), frame.content_window()) {
+                (Some(source), Some(ours)) => js_sys::Object::is(source.as_ref(), ours.as_ref()),
+                _ => false,
+            };
+            if event.origin() != origin || !from_frame {
+                return;
+            }
+            let Some(fragment) = event
+                .data()
+                .as_string()
+                .and_then(|data| data.strip_prefix(MESSAGE_PREFIX).map(str::to_string))
+            else {
+                return;
+            };
+            if let Some(tx) = answer_tx.borrow_mut().take() {
+                let _ = tx.send(fragment);
+            }
+        })
+    };
+    let _ = window.add_event_listener_with_callback("message", on_message.as_ref().unchecked_ref());
+    let appended = document
+        .body()
+        .is_some_and(|body| body.append_child(&frame).is_ok());
+
+    let outcome = if appended {
+        let timeout = Box::pin(sleep(SILENT_TIMEOUT_MS));
+        match select(answer_rx, timeout).await {
+            Either::Left((Ok(fragment), _)) => Ok(fragment),
+            _ => Err(CallbackError::NoAnswer(SILENT_TIMEOUT_MS / 1000)),
+        }
+    } else {
+        Err(no_page())
+    };
+    let _ =
+        window.remove_event_listener_with_callback("message", on_message.as_ref().unchecked_ref());
+    frame.remove();
+    outcome.map(|fragment| (fragment, pending))
+}
+
+/// True when this page is inside a frame.
+pub fn is_framed() -> bool {
+    web_sys::window()
+        .and_then(|w| {
+            let parent = w.parent().ok().flatten()?;
+            Some(!js_sys::Object::is(parent.as_ref(), w.as_ref()))
+        })
+        .unwrap_or(false)
+}
+
+/// In the iframe (when the server did not answer with its own small page):
+/// hands the fragment to the parent window, if the parent is this origin.
+pub fn hand_to_parent(fragment: &str) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let origin = window.location().origin().unwrap_or_default();
+    if let Ok(Some(parent)) = window.parent() {
+        let message = format!("{MESSAGE_PREFIX}{fragment}");
+        let _ = parent.post_message(&JsValue::from_str(&message), &origin);
+    }
+}
