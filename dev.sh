@@ -167,8 +167,8 @@ test_all() {
     [ "${counts#* }" != 0 ] || failed=$((failed + 1)) # failed before any test ran
   fi
 
-  say "release build (cargo leptos build --release)"
-  if cargo leptos build --release; then
+  say "release build (cargo leptos build --release --precompress)"
+  if cargo leptos build --release --precompress; then
     say "Playwright (Debian chromium)"
     rc=0
     (cd end2end && PW_JSON_OUTPUT="$log/playwright.json" npx playwright test) || rc=$?

@@ -1,15 +1,88 @@
-import { defineConfig, devices } from '@playwright/test';
+import { defineConfig, devices, type PlaywrightTestConfig } from '@playwright/test';
 import * as path from 'node:path';
 import * as os from 'node:os';
+import type { AppOptions } from './tests/fixtures';
 
 // The app and its embedded development authorization server, as the release
-// build serves them. `./dev.sh test` builds the release site first; the
-// webServer block starts the built binary and waits until it answers, so no
-// test starts before the server listens.
-const appURL = process.env.APP_URL ?? 'http://localhost:3000';
+// build serves them, once per configuration under test. `./dev.sh test`
+// builds the release site first; the webServer blocks start the built
+// binary and wait until it answers, so no test starts before it listens.
+//
+// | project                       | app   | dev authorization server | settings |
+// |-------------------------------|-------|--------------------------|----------|
+// | default, rt-id_token-token     | 3000  | 3100 | defaults (`id_token token`, `TOKEN_STORAGE=local`) |
+// | rt-token                      | 3010  | 3110 | `RESPONSE_TYPE=token` |
+// | rt-id_token                   | 3020  | 3120 | `RESPONSE_TYPE=id_token` |
+// | memory                        | 3030  | 3130 | `TOKEN_STORAGE=memory` |
+//
+// APP_URL runs the default project against a server you started yourself
+// (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
 const root = path.resolve(__dirname, '..');
 
-export default defineConfig({
+interface Server { port: number; env: Record<string, string> }
+const servers: Record<string, Server> = {
+  default: { port: 3000, env: {} },
+  token: { port: 3010, env: { RESPONSE_TYPE: 'token' } },
+  idToken: { port: 3020, env: { RESPONSE_TYPE: 'id_token' } },
+  memory: { port: 3030, env: { TOKEN_STORAGE: 'memory' } },
+};
+const appURL = (port: number) => `http://localhost:${port}`;
+const idpURL = (port: number) => `http://localhost:${port + 100}/oauth2/default`;
+const defaultURL = process.env.APP_URL ?? appURL(3000);
+
+function webServer(server: Server): NonNullable<PlaywrightTestConfig['webServer']> {
+  return {
+    command: path.join(root, 'target/release/server'),
+    cwd: root,
+    url: `${appURL(server.port)}/`,
+    reuseExistingServer: !process.env.CI,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      LEPTOS_OUTPUT_NAME: 'okta-implicit',
+      LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
+      LEPTOS_SITE_PKG_DIR: 'pkg',
+      LEPTOS_SITE_ADDR: `127.0.0.1:${server.port}`,
+      LEPTOS_ENV: 'PROD',
+      DEV_IDP_ADDR: `localhost:${server.port + 100}`,
+      DEV_IDP_CONTROL: '1',
+      // The demo users and one user per long-running session test, so
+      // that tests changing a user's token lifetime never meet.
+      DEV_IDP_CONFIG: path.join(__dirname, 'dev-idp.json'),
+      // Warnings and errors only, so a failure's log is easy to find.
+      RUST_LOG: 'warn',
+      ...server.env,
+    },
+  };
+}
+
+const chromium = {
+  ...devices['Desktop Chrome'],
+  launchOptions: {
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  },
+};
+
+function project(name: string, server: Server, options: Partial<AppOptions>, match: RegExp) {
+  const baseURL = server === servers.default ? defaultURL : appURL(server.port);
+  return {
+    name,
+    testMatch: match,
+    use: { ...chromium, baseURL, idp: server === servers.default && process.env.IDP_URL ? process.env.IDP_URL : idpURL(server.port), ...options },
+  };
+}
+
+const perResponseType = /response-types\.spec\.ts/;
+export default defineConfig<AppOptions>({
   testDir: './tests',
   timeout: 30_000,
   expect: { timeout: 10_000 },
@@ -21,49 +94,21 @@ export default defineConfig({
     ? [['list'], ['json', { outputFile: process.env.PW_JSON_OUTPUT }]]
     : [['list']],
   use: {
-    baseURL: appURL,
     trace: 'retain-on-failure',
     screenshot: 'only-on-failure',
     video: 'off',
   },
   projects: [
     {
-      name: 'chromium',
-      use: {
-        ...devices['Desktop Chrome'],
-        launchOptions: {
-          executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-          args: [
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-            '--no-first-run',
-          ],
-        },
-      },
+      ...project('default', servers.default, {}, /.*\.spec\.ts/),
+      testIgnore: [perResponseType, /memory\.spec\.ts/],
     },
+    project('rt-id_token-token', servers.default, { responseType: 'id_token token' }, perResponseType),
+    project('rt-token', servers.token, { responseType: 'token' }, perResponseType),
+    project('rt-id_token', servers.idToken, { responseType: 'id_token' }, perResponseType),
+    project('memory', servers.memory, { tokenStorage: 'memory' }, /memory\.spec\.ts/),
   ],
   webServer: process.env.APP_URL
     ? undefined
-    : {
-        command: path.join(root, 'target/release/server'),
-        cwd: root,
-        url: `${appURL}/`,
-        reuseExistingServer: !process.env.CI,
-        timeout: 60_000,
-        stdout: 'pipe',
-        stderr: 'pipe',
-        env: {
-          LEPTOS_OUTPUT_NAME: 'okta-implicit',
-          LEPTOS_SITE_ROOT: path.join(root, 'target/site'),
-          LEPTOS_SITE_PKG_DIR: 'pkg',
-          LEPTOS_SITE_ADDR: '127.0.0.1:3000',
-          LEPTOS_ENV: 'PROD',
-          DEV_IDP_CONTROL: '1',
-          // Warnings and errors only, so a failure's log is easy to find.
-          RUST_LOG: 'warn',
-        },
-      },
+    : Object.values(servers).map(webServer),
 });

@@ -1,4 +1,5 @@
-import { test, expect, type ConsoleMessage } from '@playwright/test';
+import { type ConsoleMessage } from '@playwright/test';
+import { test, expect } from './fixtures';
 
 test('home page renders on the server and hydrates', async ({ page }) => {
   const errors: string[] = [];

@@ -1,15 +1,29 @@
 import { expect, type Page, type BrowserContext } from '@playwright/test';
 
-export const IDP = process.env.IDP_URL ?? 'http://localhost:3100/oauth2/default';
+/** `localStorage` (TOKEN_STORAGE=local): the session the app's tabs share. */
 export const SESSION_KEY = 'okta-implicit.session';
+/** `sessionStorage`: the sign-in this tab started. */
 export const PENDING_KEY = 'okta-implicit.pending';
+
+export interface User { login: string; password: string; name: string }
 
 export const users = {
   alice: { login: 'alice@example.com', password: 'alice-password', name: 'Alice Example' },
   bob: { login: 'bob@example.com', password: 'bob-password', name: 'Bob Example' },
   carol: { login: 'carol@example.com', password: 'carol-password', name: 'Carol Example' },
 };
-export type User = (typeof users)[keyof typeof users];
+
+/**
+ * A user of `end2end/dev-idp.json` that only one test uses, for tests that
+ * change the user's token lifetime or end their session at the server.
+ */
+export function testUser(name: string): User {
+  return {
+    login: `${name}@example.com`,
+    password: 'test-password',
+    name: `${name[0].toUpperCase()}${name.slice(1)} Test`,
+  };
+}
 
 /** Fills the authorization server's sign-in form. */
 export async function submitLogin(page: Page, user: { login: string; password: string }) {
@@ -19,18 +33,35 @@ export async function submitLogin(page: Page, user: { login: string; password: s
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** Waits until the page has hydrated. */
+export async function hydrated(page: Page) {
+  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+}
+
 /** From the app's home page: Sign in, fill the form, land on `landing`. */
 export async function signIn(page: Page, user: User, landing = '/profile') {
   await page.goto('/');
-  await expect(page.locator('body[data-hydrated]')).toHaveCount(1);
+  await hydrated(page);
   await page.locator('#sign-in').click();
   await submitLogin(page, user);
   await page.waitForURL((url) => url.pathname === landing);
   await expect(page.locator('#sign-out')).toBeVisible();
 }
 
+/** The session the app keeps in `localStorage`, as JSON text. */
 export async function storedSession(page: Page): Promise<string | null> {
-  return page.evaluate((k) => sessionStorage.getItem(k), SESSION_KEY);
+  return page.evaluate((k) => localStorage.getItem(k), SESSION_KEY);
+}
+
+/** Every value in the tab's Web Storage, both kinds. */
+export async function webStorage(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const all: string[] = [];
+    for (const s of [localStorage, sessionStorage]) {
+      for (let i = 0; i < s.length; i++) all.push(`${s.key(i)}=${s.getItem(s.key(i)!)}`);
+    }
+    return all;
+  });
 }
 
 /** Every URL in the tab's history (Chrome DevTools protocol). */
@@ -41,8 +72,63 @@ export async function historyUrls(context: BrowserContext, page: Page): Promise<
   return entries.map((e: { url: string }) => e.url);
 }
 
-/** Dev-only control of the embedded authorization server. */
-export async function setTokenLifetime(page: Page, login: string, seconds: number | null) {
-  const res = await page.request.post(`${IDP}/dev/token-lifetime`, { data: { login, seconds } });
+/** Dev-only control: tokens issued to `login` from now on live `seconds`. */
+export async function setTokenLifetime(page: Page, idp: string, login: string, seconds: number | null) {
+  const res = await page.request.post(`${idp}/dev/token-lifetime`, { data: { login, seconds } });
   expect(res.ok(), await res.text()).toBeTruthy();
+}
+
+/** Dev-only control: ends `login`'s sessions at the authorization server. */
+export async function endSessions(page: Page, idp: string, login: string) {
+  const res = await page.request.post(`${idp}/dev/end-sessions`, { data: { login } });
+  expect(res.ok(), await res.text()).toBeTruthy();
+}
+
+/**
+ * Signs in but keeps the browser from reaching the callback: the sign-in
+ * form's answer (a redirect to the callback with the tokens in its
+ * fragment) is caught, and its Location returned. The pending sign-in stays
+ * in the tab's sessionStorage, ready for a tampered callback.
+ */
+export async function captureCallback(page: Page, user: User): Promise<string> {
+  let location = '';
+  await page.route('**/v1/sign-in', async (route) => {
+    const response = await route.fetch({ maxRedirects: 0 });
+    location = response.headers()['location'] ?? '';
+    await route.fulfill({ status: 200, contentType: 'text/html', body: '<p>captured</p>' });
+  });
+  await page.goto('/');
+  await hydrated(page);
+  await page.locator('#sign-in').click();
+  await submitLogin(page, user);
+  await expect(page.locator('p')).toHaveText('captured');
+  await page.unroute('**/v1/sign-in');
+  expect(location).toMatch(/\/login\/callback#.*(access_token|id_token)=/);
+  await page.goto('/');
+  return location;
+}
+
+export function withParam(url: string, name: string, change: (v: string) => string): string {
+  const [base, hash] = url.split('#');
+  const params = new URLSearchParams(hash);
+  params.set(name, change(params.get(name)!));
+  return `${base}#${params.toString()}`;
+}
+
+/**
+ * Changes one character near the end of a token (its signature). Not the
+ * last one: in base64url its low bits are padding, so changing it can make
+ * the token undecodable rather than wrongly signed.
+ */
+export function flipSignatureChar(s: string): string {
+  const i = s.length - 10;
+  return s.slice(0, i) + (s[i] === 'A' ? 'B' : 'A') + s.slice(i + 1);
+}
+
+export async function expectRefused(page: Page, url: string, reason: RegExp) {
+  await page.goto(url);
+  await expect(page.locator('#sign-in-error')).toContainText(reason);
+  expect(page.url()).not.toContain('#');
+  expect(await storedSession(page)).toBeNull();
+  await expect(page.locator('#try-again')).toBeVisible();
 }

@@ -1,0 +1,128 @@
+import { test, expect } from './fixtures';
+import {
+  users, signIn, storedSession, hydrated, submitLogin, captureCallback, withParam, flipSignatureChar,
+  expectRefused, PENDING_KEY,
+} from './helpers';
+
+// The core scenarios for each RESPONSE_TYPE: `id_token token` (port 3000),
+// `token` (3010) and `id_token` (3020), one Playwright project each.
+
+test('sign in, see what this response type gives, and never call the API without a token', async ({ page, responseType }) => {
+  const apiCalls: { url: string; authorization?: string }[] = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname.match(/^\/api\/(whoami|messages|report)$/)) {
+      apiCalls.push({ url: r.url(), authorization: r.headers()['authorization'] });
+    }
+  });
+  await signIn(page, users.alice);
+  await expect(page.locator('#expires-in')).toHaveText(/^(59|60) min left$/);
+
+  if (responseType === 'token') {
+    await expect(page.getByText('No ID token was asked for.')).toBeVisible();
+  } else {
+    await expect(page.locator('#claim-name')).toHaveText(users.alice.name);
+    await expect(page.locator('#nav-user')).toHaveText(users.alice.name);
+  }
+  if (responseType === 'id_token') {
+    await expect(page.locator('#no-access-token')).toContainText('RESPONSE_TYPE="id_token token"');
+    await page.locator('nav').getByRole('link', { name: 'Messages' }).click();
+    await expect(page.locator('#no-access-token')).toBeVisible();
+    await page.locator('nav').getByRole('link', { name: 'Report' }).click();
+    await expect(page.locator('#no-access-token')).toBeVisible();
+    await page.waitForTimeout(500);
+    // Signed in all along: no missing token taken for an expired session.
+    await expect(page.locator('#sign-out')).toBeVisible();
+    expect(apiCalls).toEqual([]);
+  } else {
+    await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+    expect(apiCalls.length).toBeGreaterThan(0);
+    for (const call of apiCalls) expect(call.authorization).toMatch(/^Bearer [\w-]+\.[\w-]+\.[\w-]+$/);
+  }
+});
+
+test('a reload keeps the session', async ({ page, responseType }) => {
+  await signIn(page, users.bob);
+  await page.reload();
+  await hydrated(page);
+  await expect(page.locator('#sign-out')).toBeVisible();
+  if (responseType === 'id_token') {
+    await expect(page.locator('#claim-email')).toHaveText(users.bob.login);
+  } else {
+    await expect(page.locator('#whoami-sub')).toHaveText(users.bob.login);
+  }
+});
+
+test('a deep link while signed out comes back to it after sign-in', async ({ page, responseType }) => {
+  await page.goto('/messages');
+  await submitLogin(page, users.carol);
+  await page.waitForURL((url) => url.pathname === '/messages');
+  if (responseType === 'id_token') {
+    await expect(page.locator('#no-access-token')).toBeVisible();
+  } else {
+    await expect(page.locator('#messages li')).toHaveCount(2);
+  }
+});
+
+test('sign-out ends the session, at the issuer when the response type allows it', async ({ page, context, responseType }) => {
+  await signIn(page, users.alice);
+  const logout: string[] = [];
+  context.on('request', (r) => { if (r.url().includes('/v1/logout')) logout.push(r.url()); });
+  const errors: number[] = [];
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(r.status()); });
+  await page.locator('#sign-out').click();
+
+  if (responseType === 'token') {
+    // No ID token for id_token_hint: Okta would show an error page, so the
+    // app signs out here only and says that the issuer session stays.
+    await expect(page.locator('#notice')).toContainText('Your session at the sign-in service stays open');
+    expect(logout).toEqual([]);
+  } else {
+    await page.waitForURL((url) => url.pathname === '/' && url.search === '');
+    await expect(page.locator('#notice')).toHaveText('You are signed out.');
+    expect(logout.length).toBe(1);
+    expect(logout[0]).toContain('id_token_hint=');
+  }
+  await expect(page.locator('#sign-out')).toHaveCount(0);
+  expect(await storedSession(page)).toBeNull();
+  expect(errors).toEqual([]);
+});
+
+test.describe('tampered callbacks are refused', () => {
+  test('state changed', async ({ page }) => {
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'state', (s) => s + 'x'), /does not match the sign-in that was started/);
+  });
+
+  test('nonce changed', async ({ page, responseType }) => {
+    test.skip(responseType === 'token', 'no ID token, so no nonce');
+    const url = await captureCallback(page, users.alice);
+    await page.evaluate((k) => {
+      const p = JSON.parse(sessionStorage.getItem(k)!);
+      p.nonce = 'another-nonce';
+      sessionStorage.setItem(k, JSON.stringify(p));
+    }, PENDING_KEY);
+    await expectRefused(page, url, /nonce does not match/);
+  });
+
+  test('ID token signature broken', async ({ page, responseType }) => {
+    test.skip(responseType === 'token', 'no ID token');
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'id_token', flipSignatureChar), /signature is not valid/);
+  });
+
+  test('access token altered (at_hash)', async ({ page, responseType }) => {
+    test.skip(responseType !== 'id_token token', 'at_hash binds an access token to an ID token');
+    const url = await captureCallback(page, users.alice);
+    await expectRefused(page, withParam(url, 'access_token', flipSignatureChar), /at_hash/);
+  });
+
+  test('an answer of another response type', async ({ page, responseType }) => {
+    const url = await captureCallback(page, users.alice);
+    // Drop what this response type needs: the check names what is missing.
+    const [base, hash] = url.split('#');
+    const params = new URLSearchParams(hash);
+    const needed = responseType === 'id_token' ? 'id_token' : 'access_token';
+    params.delete(needed);
+    await expectRefused(page, `${base}#${params.toString()}`, new RegExp(`has no ${needed}`));
+  });
+});

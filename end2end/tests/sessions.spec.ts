@@ -1,0 +1,315 @@
+import { type BrowserContext, type Page, type Route } from '@playwright/test';
+import { test, expect } from './fixtures';
+import {
+  users, testUser, signIn, storedSession, setTokenLifetime, endSessions, hydrated, submitLogin, type User,
+} from './helpers';
+
+// Sessions that last and span tabs: silent renewal in a hidden prompt=none
+// iframe, one renewal for all tabs, renew-then-retry, sign-out and sign-in
+// everywhere. Long-lived tests each have a user of their own (dev-idp.json),
+// whose tokens the authorization server makes short-lived.
+
+const LIFETIME = 20;
+
+/** Every authorize request any page or iframe of `context` sends. */
+function watchAuthorize(context: BrowserContext): string[] {
+  const seen: string[] = [];
+  context.on('request', (r) => {
+    if (new URL(r.url()).pathname.endsWith('/v1/authorize')) seen.push(r.url());
+  });
+  return seen;
+}
+
+/** Console errors and uncaught exceptions of `page`. */
+function consoleErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+/** Asks the server again (the profile's button) and expects `user`'s data. */
+async function loadsProtectedData(page: Page, user: User) {
+  const answer = page.waitForResponse('**/api/whoami');
+  await page.locator('#refresh').click();
+  expect((await answer).status()).toBe(200);
+  await expect(page.locator('#whoami-sub')).toHaveText(user.login);
+}
+
+async function accessToken(page: Page): Promise<string> {
+  return JSON.parse((await storedSession(page))!).access_token;
+}
+
+async function shortLivedSignIn(page: Page, idp: string, user: User) {
+  await setTokenLifetime(page, idp, user.login, LIFETIME);
+  await signIn(page, user);
+  await expect(page.locator('#whoami-sub')).toHaveText(user.login);
+}
+
+const isSilent = (url: string | URL) => {
+  const text = url.toString();
+  return text.includes('/v1/authorize') && text.includes('prompt=none');
+};
+
+test('with 20 s tokens a tab keeps loading protected data for 3 minutes, renewing once per token', async ({ page, context, idp }) => {
+  test.setTimeout(240_000);
+  const user = testUser('erin');
+  const errors = consoleErrors(page);
+  await shortLivedSignIn(page, idp, user);
+
+  const authorize = watchAuthorize(context);
+  let topNavigations = 0;
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) topNavigations++; });
+  const tokensSent = new Set<string>();
+  page.on('request', (r) => {
+    const auth = r.headers()['authorization'];
+    if (auth) tokensSent.add(auth);
+  });
+
+  const start = Date.now();
+  while (Date.now() - start < 180_000) {
+    await page.waitForTimeout(4_000);
+    await loadsProtectedData(page, user);
+  }
+  await expect(page.locator('#expires-in')).toHaveText(/s left$/);
+
+  expect(topNavigations).toBe(0);
+  expect(errors).toEqual([]);
+  // Each token is renewed once, half-way through its 20 s: about one
+  // authorize request per 10 s, every one of them silent, and never two
+  // for one token.
+  expect(authorize.every(isSilent)).toBe(true);
+  expect(authorize.length).toBeGreaterThanOrEqual(180 / LIFETIME);
+  expect(authorize.length).toBeLessThanOrEqual(180 / (LIFETIME / 2) + 1);
+  expect(tokensSent.size).toBeGreaterThanOrEqual(authorize.length - 1);
+});
+
+test('two tabs with 20 s tokens: one renewal per token for both, both keep loading data', async ({ page, context, idp }) => {
+  test.setTimeout(180_000);
+  const user = testUser('frank');
+  await shortLivedSignIn(page, idp, user);
+  const other = await context.newPage();
+  await other.goto('/profile');
+  await expect(other.locator('#whoami-sub')).toHaveText(user.login);
+
+  const authorize = watchAuthorize(context);
+  const start = Date.now();
+  while (Date.now() - start < 120_000) {
+    await page.waitForTimeout(4_000);
+    await loadsProtectedData(page, user);
+    await loadsProtectedData(other, user);
+  }
+  console.log(`two tabs, ${LIFETIME} s tokens, 120 s: ${authorize.length} authorize requests in all`);
+  expect(authorize.every(isSilent)).toBe(true);
+  // One tab's worth: what a single tab would send, not twice that.
+  expect(authorize.length).toBeGreaterThanOrEqual(120 / LIFETIME);
+  expect(authorize.length).toBeLessThanOrEqual(120 / (LIFETIME / 2) + 1);
+  expect(await accessToken(page)).toBe(await accessToken(other));
+});
+
+test('a new tab opened while signed in shows the profile without asking the issuer', async ({ page, context }) => {
+  await signIn(page, users.alice);
+  const authorize = watchAuthorize(context);
+  const other = await context.newPage();
+  await other.goto('/profile');
+  await expect(other.locator('#whoami-sub')).toHaveText(users.alice.login);
+  await expect(other.locator('#nav-user')).toHaveText(users.alice.name);
+  expect(authorize).toEqual([]);
+});
+
+test('sign-out in one tab signs out the others within 1 s, and their calls stop', async ({ page, context }) => {
+  await signIn(page, users.bob);
+  const other = await context.newPage();
+  await other.goto('/profile');
+  await expect(other.locator('#whoami-sub')).toHaveText(users.bob.login);
+  const sentByOther: string[] = [];
+  other.on('request', (r) => { if (r.url().includes('/api/')) sentByOther.push(r.url()); });
+
+  await page.locator('#sign-out').click();
+  await expect(other.locator('#notice')).toHaveText('You signed out in another tab.', { timeout: 1_000 });
+  await expect(other.locator('#sign-out')).toHaveCount(0);
+  await expect(other.locator('#sign-in-again')).toBeVisible();
+
+  await other.locator('nav').getByRole('link', { name: 'Messages' }).click();
+  await expect(other.locator('#sign-in-again')).toBeVisible();
+  await other.waitForTimeout(500);
+  expect(sentByOther).toEqual([]);
+});
+
+test('sign-in in one tab signs in the others that are on public pages', async ({ page, context }) => {
+  const other = await context.newPage();
+  await other.goto('/');
+  await hydrated(other);
+  await expect(other.locator('#signed-out')).toBeVisible();
+  let otherNavigations = 0;
+  other.on('framenavigated', (f) => { if (f === other.mainFrame()) otherNavigations++; });
+
+  await signIn(page, users.carol);
+  await expect(other.locator('#user-name')).toHaveText(users.carol.name);
+  await expect(other.locator('#nav-user')).toHaveText(users.carol.name);
+  expect(otherNavigations).toBe(0);
+});
+
+test('when the session at the issuer ends, the app says so at expiry and signing in returns to the page', async ({ page, idp }) => {
+  test.setTimeout(60_000);
+  const user = testUser('grace');
+  await shortLivedSignIn(page, idp, user);
+  await page.locator('nav').getByRole('link', { name: 'Messages' }).click();
+  await expect(page.locator('#messages li')).toHaveCount(2);
+  await endSessions(page, idp, user.login);
+
+  await expect(page.locator('#notice')).toHaveText(
+    'Your session at the sign-in service has ended. Please sign in again.',
+    { timeout: (LIFETIME + 5) * 1000 },
+  );
+  expect(await storedSession(page)).toBeNull();
+  await page.locator('#sign-in-again').click();
+  await submitLogin(page, user);
+  await page.waitForURL((url) => url.pathname === '/messages');
+  await expect(page.locator('#messages li')).toHaveCount(2);
+});
+
+/** Answers `/api/whoami` with 401 invalid_token the first `times` times. */
+async function refuseWhoami(page: Page, times: number): Promise<() => number> {
+  let refused = 0;
+  await page.route('**/api/whoami', async (route: Route) => {
+    if (refused < times) {
+      refused++;
+      await route.fulfill({
+        status: 401,
+        headers: {
+          'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="the token has expired"',
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ error: 'invalid_token', error_description: 'the token has expired' }),
+      });
+    } else {
+      await route.continue();
+    }
+  });
+  return () => refused;
+}
+
+test('a call refused once (401) renews once and is retried; refused twice, the tab signs out', async ({ page, context }) => {
+  await signIn(page, users.alice);
+  const before = await accessToken(page);
+  const authorize = watchAuthorize(context);
+
+  const refusedOnce = await refuseWhoami(page, 1);
+  await page.locator('#refresh').click();
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+  expect(refusedOnce()).toBe(1);
+  expect(authorize.length).toBe(1);
+  expect(isSilent(authorize[0])).toBe(true);
+  expect(await accessToken(page)).not.toBe(before);
+  await page.unroute('**/api/whoami');
+
+  await refuseWhoami(page, 2);
+  await page.locator('#refresh').click();
+  await expect(page.locator('#notice')).toHaveText('Your session has expired. Please sign in again.');
+  expect(authorize.length).toBe(2);
+  expect(await storedSession(page)).toBeNull();
+});
+
+test('a 403 is shown and never retried', async ({ browser }) => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await signIn(page, users.bob);
+  const authorize = watchAuthorize(context);
+  const reports: string[] = [];
+  page.on('request', (r) => { if (r.url().includes('/api/report')) reports.push(r.url()); });
+  await page.locator('nav').getByRole('link', { name: 'Report' }).click();
+  await expect(page.locator('#api-error')).toHaveText('You do not have the reports:read scope.');
+  await page.waitForTimeout(500);
+  expect(reports.length).toBe(1);
+  expect(authorize).toEqual([]);
+  await context.close();
+});
+
+test.describe('tampered renewals are ignored; the session keeps its tokens until it ends', () => {
+  test.setTimeout(60_000);
+
+  async function keepsTokensUntilEnd(page: Page, message: string) {
+    const before = await accessToken(page);
+    const renewals = page.waitForEvent('request', { predicate: (r) => isSilent(r.url()), timeout: 15_000 });
+    await renewals;
+    await page.waitForTimeout(1_000);
+    expect(await accessToken(page)).toBe(before);
+    await expect(page.locator('#notice')).toHaveText(message, { timeout: (LIFETIME + 5) * 1000 });
+    expect(await storedSession(page)).toBeNull();
+  }
+
+  const UNRENEWED = 'Your session has ended: it could not be renewed with the sign-in service. Please sign in again.';
+
+  test('state changed', async ({ page, idp }) => {
+    await shortLivedSignIn(page, idp, testUser('heidi'));
+    await page.route(isSilent, async (route) => {
+      const answer = await route.fetch({ maxRedirects: 0 });
+      const location = answer.headers()['location'].replace(/state=([^&]+)/, 'state=$1x');
+      await route.fulfill({ status: 302, headers: { location } });
+    });
+    await keepsTokensUntilEnd(page, UNRENEWED);
+  });
+
+  test('nonce changed', async ({ page, idp }) => {
+    await shortLivedSignIn(page, idp, testUser('ivan'));
+    await page.route(isSilent, (route) =>
+      route.continue({ url: route.request().url().replace(/nonce=[^&]+/, 'nonce=another-nonce') }));
+    await keepsTokensUntilEnd(page, UNRENEWED);
+  });
+
+  test("another person's tokens", async ({ page, context, idp }) => {
+    const judy = testUser('judy');
+    await shortLivedSignIn(page, idp, judy);
+    // Mallory signs in at the authorization server in another tab of the
+    // same browser, without the app ever seeing her tokens there: the
+    // server's session cookie is hers now.
+    const tab = await context.newPage();
+    await tab.route('**/login/callback**', (route) => route.fulfill({ status: 200, body: 'captured' }));
+    await tab.goto(`${idp}/v1/authorize?client_id=0oa-dev-spa&response_type=id_token+token&scope=openid&redirect_uri=${encodeURIComponent(new URL('/login/callback', page.url()).toString())}&state=s&nonce=n&prompt=login`);
+    await submitLogin(tab, testUser('mallory'));
+    await expect(tab.locator('body')).toHaveText('captured');
+    await tab.close();
+    await keepsTokensUntilEnd(page, 'Your session has ended: the sign-in service now has another person signed in. Please sign in again.');
+  });
+
+  test('a message from another origin', async ({ page, context, idp }) => {
+    await shortLivedSignIn(page, idp, testUser('niaj'));
+    // The real answer is kept from the iframe and posted instead from a
+    // window of another origin (127.0.0.1 is not localhost).
+    await page.route(isSilent, async (route) => {
+      const answer = await route.fetch({ maxRedirects: 0 });
+      const fragment = answer.headers()['location'].split('#')[1];
+      await route.fulfill({ status: 204 });
+      const foreignURL = page.url().replace('localhost', '127.0.0.1');
+      const popup = context.waitForEvent('page');
+      await page.evaluate((url) => { window.open(url, 'foreign'); }, foreignURL);
+      const foreign = await popup;
+      await foreign.waitForLoadState();
+      await foreign.evaluate((message) => window.opener.postMessage(message, '*'),
+        `okta-implicit.silent-callback#${fragment}`);
+      await foreign.close();
+    });
+    await keepsTokensUntilEnd(page, UNRENEWED);
+  });
+});
+
+test('with the authorization server unreachable the app works until expiry, then says so, quietly', async ({ page, context, idp }) => {
+  test.setTimeout(60_000);
+  const user = testUser('olivia');
+  await shortLivedSignIn(page, idp, user);
+  const lines: string[] = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') lines.push(m.text()); });
+  const authorize = watchAuthorize(context);
+  await page.route(isSilent, (route) => route.abort('connectionrefused'));
+
+  // Still working while the tokens are valid.
+  await page.waitForTimeout(12_000);
+  await loadsProtectedData(page, user);
+  await expect(page.locator('#notice')).toHaveText(
+    'Your session has ended: it could not be renewed with the sign-in service. Please sign in again.',
+    { timeout: (LIFETIME + 5) * 1000 },
+  );
+  expect(authorize.length).toBeGreaterThanOrEqual(2);
+  expect(lines.length).toBeLessThanOrEqual(authorize.length);
+});
