@@ -6,6 +6,13 @@
 //! the `redirect_uri` (an error page is shown instead): otherwise the server
 //! would be an open redirector. After that, every error goes back to the
 //! client in the fragment, with `state`.
+//!
+//! The client's own settings are checked as Okta checks an app and its
+//! authorization server's access policy: a response type the client may not
+//! use is `unsupported_response_type` (Okta's "Configured response types:
+//! […]"), a known scope that no rule grants the client is `access_denied`
+//! "Policy evaluation failed…", and a scope the server does not define at
+//! all is `invalid_scope`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -123,6 +130,11 @@ impl IntoResponse for Rejection {
     }
 }
 
+/// Okta's `error_description` when no access policy rule matches the
+/// request (System Log: `no_matching_policy`).
+pub const POLICY_EVALUATION_FAILED: &str =
+    "Policy evaluation failed for this request, please check the policy configurations.";
+
 /// Checks the parameters of an authorization request against the config.
 pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Rejection> {
     let page = |m: String| Rejection::Page(m);
@@ -208,6 +220,15 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
             )
         })?,
     };
+    if !client.allows_response_type(response_type) {
+        // Okta's wording, listing what the app allows.
+        let description = format!(
+            "The response type is not supported by the authorization server. \
+             Configured response types: [{}].",
+            client.response_types.join(", ")
+        );
+        return Err(fail(UnsupportedResponseType, &description));
+    }
 
     let Some(scope) = get("scope") else {
         return Err(fail(InvalidRequest, "The 'scope' parameter is required."));
@@ -249,6 +270,12 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
             ))
         }
     };
+
+    // The access policy comes last, as at Okta: a well-formed request for
+    // scopes that exist but that no rule grants this client.
+    if scopes.iter().any(|s| !client.allows_scope(s)) {
+        return Err(fail(AccessDenied, POLICY_EVALUATION_FAILED));
+    }
 
     Ok(AuthorizeRequest {
         client_id: client_id.to_owned(),
@@ -506,6 +533,99 @@ mod tests {
         assert_eq!(r.prompt, Prompt::None);
         assert_eq!(r.scopes, ["openid", "email"]);
         assert_eq!(r.login_hint.as_deref(), Some("bob@example.com"));
+    }
+
+    /// The demo config with one more client, `0oa-narrow`, registered for
+    /// the callback and restricted as `client` says.
+    fn narrow_config(client: serde_json::Value) -> Config {
+        let mut value: serde_json::Value =
+            serde_json::from_str(super::super::config::DEMO_CONFIG).unwrap();
+        let mut client = client;
+        client["client_id"] = "0oa-narrow".into();
+        client["redirect_uris"] = serde_json::json!([CB]);
+        value["clients"].as_array_mut().unwrap().push(client);
+        Config::parse(&value.to_string(), "test config").unwrap()
+    }
+
+    fn narrow(client: serde_json::Value, query: &str) -> Result<AuthorizeRequest, Rejection> {
+        let query = query.replace("0oa-dev-spa", "0oa-narrow");
+        validate(&Params::parse(&query).unwrap(), &narrow_config(client))
+    }
+
+    fn redirect_of(result: Result<AuthorizeRequest, Rejection>) -> ErrorRedirect {
+        match result {
+            Err(Rejection::Redirect(r)) => r,
+            other => panic!("expected an error redirect, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clients_allow_both_implicit_response_types_and_every_scope_by_default() {
+        let config = config();
+        let client = config.client("0oa-dev-spa").unwrap();
+        assert_eq!(client.response_types, ["id_token", "token"]);
+        assert_eq!(client.scopes, config.scopes_supported);
+        let r = narrow(serde_json::json!({}), &base()).unwrap();
+        assert_eq!(r.client_id, "0oa-narrow");
+    }
+
+    #[test]
+    fn a_response_type_the_client_may_not_use_is_unsupported_as_at_okta() {
+        let id_token_only = serde_json::json!({"response_types": ["id_token"]});
+        let r = redirect_of(narrow(id_token_only.clone(), &base()));
+        assert_eq!(r.error, ErrorCode::UnsupportedResponseType);
+        assert_eq!(r.state.as_deref(), Some("s1"));
+        assert_eq!(
+            r.description,
+            "The response type is not supported by the authorization server. \
+             Configured response types: [id_token]."
+        );
+        let token_alone = base()
+            .replace("id_token%20token", "token")
+            .replace("&nonce=n1", "");
+        assert_eq!(
+            redirect_of(narrow(id_token_only.clone(), &token_alone)).error,
+            ErrorCode::UnsupportedResponseType
+        );
+        let id_token_alone = base().replace("id_token%20token", "id_token");
+        assert!(narrow(id_token_only, &id_token_alone).is_ok());
+        // Listing both words, in one entry or two, allows all three.
+        let both = serde_json::json!({"response_types": ["token id_token"]});
+        assert!(narrow(both.clone(), &base()).is_ok());
+        assert!(narrow(both, &token_alone).is_ok());
+    }
+
+    #[test]
+    fn a_scope_no_rule_grants_the_client_fails_policy_evaluation() {
+        let no_reports = serde_json::json!({"scopes": ["openid", "profile", "email"]});
+        let asks_reports = base().replace("openid+profile", "openid+reports%3Aread");
+        let r = redirect_of(narrow(no_reports.clone(), &asks_reports));
+        assert_eq!(r.error, ErrorCode::AccessDenied);
+        assert_eq!(
+            r.description,
+            "Policy evaluation failed for this request, please check the policy configurations."
+        );
+        assert_eq!(r.state.as_deref(), Some("s1"));
+        assert!(narrow(no_reports.clone(), &base()).is_ok());
+        // A scope the server does not know at all is still invalid_scope.
+        let unknown = base().replace("openid+profile", "openid+admin");
+        assert_eq!(
+            redirect_of(narrow(no_reports, &unknown)).error,
+            ErrorCode::InvalidScope
+        );
+    }
+
+    #[test]
+    fn client_restrictions_are_checked_when_the_config_is_read() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(super::super::config::DEMO_CONFIG).unwrap();
+        value["clients"][0]["response_types"] = serde_json::json!(["code"]);
+        assert!(Config::parse(&value.to_string(), "t").is_err());
+        value["clients"][0]["response_types"] = serde_json::json!(["token"]);
+        value["clients"][0]["scopes"] = serde_json::json!(["openid", "admin"]);
+        assert!(Config::parse(&value.to_string(), "t").is_err());
+        value["clients"][0]["scopes"] = serde_json::json!(["openid"]);
+        assert!(Config::parse(&value.to_string(), "t").is_ok());
     }
 
     #[test]

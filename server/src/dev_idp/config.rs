@@ -14,7 +14,9 @@
 //!   "session_lifetime_secs": 28800,          // 60..=604800
 //!   "jwks_max_age_secs": 300,                // Cache-Control of /v1/keys and discovery, 0..=86400
 //!   "clients": [{ "client_id": "…", "name": "…", "redirect_uris": ["…"],
-//!                 "post_logout_redirect_uris": ["…"] }],
+//!                 "post_logout_redirect_uris": ["…"],
+//!                 "response_types": ["id_token", "token"],  // default: both
+//!                 "scopes": ["openid", …] }],               // default: scopes_supported
 //!   "users": [{ "id": "00u…", "login": "…", "name": "…", "email": "… (default: login)",
 //!               "password_hash": "pbkdf2-sha256$…", "demo_password": "… (shown on the sign-in page)",
 //!               "scopes": ["openid", …] }]
@@ -22,6 +24,14 @@
 //! ```
 //! (The real file has no comments: JSON has none.) Unknown fields are
 //! errors, so a misspelt field is not silently ignored.
+//!
+//! A client's `response_types` and `scopes` play the part of Okta's app
+//! settings and access policy rule: `response_types` are the app's "Allow ID
+//! Token / Allow Access Token with implicit grant type" boxes (a request is
+//! allowed when each of its words is listed, so both allow `id_token
+//! token`), and `scopes` the scopes the rule lets this client have. Asking
+//! for more is refused as Okta refuses it: `unsupported_response_type`,
+//! and `access_denied` "Policy evaluation failed…".
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -29,6 +39,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::password::{PasswordHash, PasswordHashError};
+use super::tokens::ResponseType;
 
 /// The demo configuration, built in so the server runs with no file.
 pub const DEMO_CONFIG: &str = include_str!("../../dev-idp.json");
@@ -85,6 +96,12 @@ struct ClientFile {
     redirect_uris: Vec<String>,
     #[serde(default)]
     post_logout_redirect_uris: Vec<String>,
+    /// Default: `id_token` and `token`.
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+    /// Default: every scope in `scopes_supported`.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +141,11 @@ pub struct Client {
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// The implicit response types it may ask for, as words (`id_token`,
+    /// `token`), in the file's order.
+    pub response_types: Vec<String>,
+    /// The scopes its access policy rule allows.
+    pub scopes: Vec<String>,
 }
 
 impl Client {
@@ -135,6 +157,19 @@ impl Client {
 
     pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
         self.post_logout_redirect_uris.iter().any(|r| r == uri)
+    }
+
+    /// Whether every word of `response_type` is allowed, as Okta checks a
+    /// request against the app's response types.
+    pub fn allows_response_type(&self, response_type: ResponseType) -> bool {
+        response_type
+            .words()
+            .iter()
+            .all(|word| self.response_types.iter().any(|r| r == word))
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
     }
 }
 
@@ -285,6 +320,24 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The words of a client's `response_types` (default: both implicit ones).
+/// An entry may name both (`"id_token token"`); each word counts alone.
+fn client_response_types(listed: Option<Vec<String>>) -> Result<Vec<String>, String> {
+    let Some(listed) = listed else {
+        return Ok(vec!["id_token".into(), "token".into()]);
+    };
+    let mut words: Vec<String> = Vec::new();
+    for entry in &listed {
+        let parsed = ResponseType::parse(entry).ok_or_else(|| {
+            format!("{entry:?} is not an implicit response type (id_token, token)")
+        })?;
+        for word in parsed.words() {
+            push_unique(&mut words, (*word).to_owned());
+        }
+    }
+    Ok(words)
+}
+
 fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<u64, String> {
     if (min..=max).contains(&value) {
         Ok(value)
@@ -347,11 +400,22 @@ impl ConfigFile {
             for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
                 check_redirect_uri(uri).map_err(|e| format!("client {}: {e}", c.client_id))?;
             }
+            let response_types = client_response_types(c.response_types)
+                .map_err(|e| format!("client {}: response_types: {e}", c.client_id))?;
+            let scopes = c.scopes.unwrap_or_else(|| self.scopes_supported.clone());
+            if let Some(bad) = scopes.iter().find(|s| !supported.contains(s.as_str())) {
+                return Err(format!(
+                    "client {}: scope {bad:?} is not in scopes_supported",
+                    c.client_id
+                ));
+            }
             clients.push(Client {
                 name: c.name.unwrap_or_else(|| c.client_id.clone()),
                 client_id: c.client_id,
                 redirect_uris: c.redirect_uris,
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
+                response_types,
+                scopes,
             });
         }
         if !client_ids.contains(&self.app_client_id) {

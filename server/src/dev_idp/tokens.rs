@@ -47,6 +47,16 @@ impl ResponseType {
             _ => None,
         }
     }
+
+    /// The words it is made of, `id_token` first.
+    pub fn words(self) -> &'static [&'static str] {
+        match (self.id_token, self.access_token) {
+            (true, true) => &["id_token", "token"],
+            (true, false) => &["id_token"],
+            (false, true) => &["token"],
+            (false, false) => &[],
+        }
+    }
 }
 
 /// Okta's access token claims, in Okta's order.
