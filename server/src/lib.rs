@@ -8,6 +8,7 @@ pub mod browser_auth;
 pub mod config;
 pub mod delivery;
 pub mod dev_idp;
+pub mod doctor;
 pub mod silent_callback;
 
 use app::{shell, App};

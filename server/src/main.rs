@@ -6,6 +6,8 @@
 //! Run with `cargo leptos watch` (or `./dev.sh run`); settings come from the
 //! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
 //! listening prints one line naming it and exits with status 2.
+//! `server doctor` checks that configuration against the issuer instead
+//! (`server/src/doctor.rs`).
 
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -18,6 +20,14 @@ use server::dev_idp::{self, DevIdpOptions};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // `server doctor [--token …]` checks the configuration instead of serving.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == "doctor") {
+        let args: Vec<String> = std::env::args_os()
+            .skip(2)
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        return server::doctor::main(&args).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -249,6 +249,8 @@ pub struct RunningDevIdp {
     pub issuer: String,
     /// The app's client (`0oa-dev-spa` in the demo config).
     pub client_id: String,
+    /// The `aud` of the access tokens it issues.
+    pub audience: String,
     /// The first address it listens on (127.0.0.1 for `localhost`).
     pub local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -284,6 +286,7 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
     .map_err(|e| DevIdpError::Task(e.to_string()))??;
     config.register_app_origin(&opts.app_origin)?;
     let client_id = config.app_client_id.clone();
+    let audience = config.audience.clone();
 
     let listeners = bind(&host, port)
         .await
@@ -333,6 +336,7 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
     Ok(RunningDevIdp {
         issuer,
         client_id,
+        audience,
         local_addr,
         shutdown,
         task,
