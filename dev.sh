@@ -194,5 +194,6 @@ case "${1:-}" in
   run) run ;;
   test) test_all ;;
   setup) setup ;;
-  *) echo "usage: ./dev.sh run | test | setup" >&2; exit 2 ;;
+  doctor) check_disk; need cargo "install Rust with rustup (https://rustup.rs)"; exec cargo run -q -p server --bin server -- doctor "${@:2}" ;;
+  *) echo "usage: ./dev.sh run | test | setup | doctor [--token <access token> | --token -]" >&2; exit 2 ;;
 esac
