@@ -168,11 +168,20 @@ impl Sink<'_> {
 }
 
 /// What a run needs besides the configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Options {
     /// An access token to validate (`--token`). Never printed.
     pub token: Option<String>,
     pub http: HttpOptions,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("http", &self.http)
+            .finish()
+    }
 }
 
 /// `server doctor [args]`: reads the configuration the server reads, runs
@@ -1063,6 +1072,12 @@ fn error_page(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Check {
             "use an Okta org with API Access Management, such as an Integrator Free Plan org (docs/okta.md § 1)",
         );
     }
+    if (200..300).contains(&status) {
+        return Check::fail(
+            format!("the authorize endpoint showed a page (HTTP {status}) instead of answering a prompt=none request"),
+            "the issuer ignores prompt=none, so silent renewal cannot work; use an authorization server that supports it (Okta's do)",
+        );
+    }
     if status >= 500 {
         return Check::fail(
             format!("the authorize endpoint answered HTTP {status}"),
@@ -1693,6 +1708,24 @@ mod tests {
         );
         let check = interpret_probe(&page(401, r#"{"errorCode":"E0000015"}"#), &request());
         assert!(check.line.contains("API Access Management"), "{check}");
+    }
+
+    #[test]
+    fn a_page_instead_of_an_answer_is_a_failure() {
+        let check = interpret_probe(&page(200, "<form>Sign in</form>"), &request());
+        assert_eq!(check.status, Status::Fail);
+        assert!(check.line.contains("prompt=none"), "{check}");
+        let check = interpret_probe(&page(503, ""), &request());
+        assert!(check.line.contains("HTTP 503"), "{check}");
+    }
+
+    #[test]
+    fn options_never_show_the_token() {
+        let options = Options {
+            token: Some("eyJ.secret.sig".into()),
+            ..Options::default()
+        };
+        assert!(!format!("{options:?}").contains("secret"));
     }
 
     #[test]
