@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod dev_idp;
 pub mod doctor;
+pub mod serve;
 pub mod silent_callback;
 
 use app::{shell, App};

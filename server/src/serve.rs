@@ -1,0 +1,871 @@
+//! The connection loop: accepts TCP connections and serves the app's router
+//! on them, in place of `axum::serve`, which offers none of the limits a
+//! server that faces clients alone needs. This module owns:
+//!
+//! - **deadlines**: a connection must finish its request head within
+//!   [`ServeOptions::header_read_timeout`] of opening (on a reused
+//!   connection: of the head's first byte), and may sit idle between
+//!   requests for [`ServeOptions::keepalive_idle`]; past either it is closed
+//!   without an answer. A request being served has no deadline here;
+//! - **the connection cap**: at most [`ServeOptions::max_connections`] are
+//!   open at once, so accept never fails for lack of descriptors (the
+//!   default is derived from the descriptor limit: [`descriptor_limit`],
+//!   [`default_max_connections`]). At the cap, the oldest connection that is
+//!   not serving a request (still sending its head, or idle) is closed to
+//!   make room for the new one; when every connection is serving a request,
+//!   the new one is closed at once;
+//! - **accept errors**, logged at most once a second with a count (as are
+//!   the connections closed at the cap);
+//! - **graceful shutdown**: stop accepting, close idle connections, let the
+//!   requests in flight finish ([`ServeOptions::shutdown_grace`] bounds how
+//!   long that may take).
+//!
+//! HTTP/1.1 only: the app serves browsers over plain HTTP/1.1 (behind TLS
+//! termination when exposed), as `axum::serve` did here with axum's default
+//! features; no protocol upgrades (nothing here uses WebSockets).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+/// Descriptors kept for the server's own use, outside the connection cap:
+/// standard streams, listeners, the runtime's, the dev server's, outbound
+/// connections to the issuer.
+pub const DESCRIPTOR_RESERVE: u64 = 64;
+/// The derived default never exceeds this: each open connection holds
+/// buffers (tens of KiB at most), so a very high descriptor limit should
+/// not turn into an unbounded amount of memory held by idle clients.
+pub const DEFAULT_MAX_CONNECTIONS_CEILING: usize = 10_000;
+/// The derived default never goes below this, however low the limit.
+const DEFAULT_MAX_CONNECTIONS_FLOOR: usize = 16;
+/// After an accept error that is not about one connection (out of
+/// descriptors or memory), wait this long before accepting again instead
+/// of spinning on the same error.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// How long a new connection at the cap waits for the slot of the
+/// connection closed to make room for it; that one closes as soon as its
+/// task runs, so this is only a bound.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+/// Repeated log lines (accept errors, connections closed at the cap) are
+/// reported at most this often, with a count.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The process's file-descriptor limit (the soft `RLIMIT_NOFILE`, what
+/// `ulimit -n` shows); `u64::MAX` when unlimited.
+pub fn descriptor_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given, which lives
+    // for the whole call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(match limit.rlim_cur {
+        libc::RLIM_INFINITY => u64::MAX,
+        soft => soft,
+    })
+}
+
+/// The connection cap when `MAX_CONNECTIONS` is not set: half the
+/// descriptor limit minus [`DESCRIPTOR_RESERVE`], between 16 and
+/// [`DEFAULT_MAX_CONNECTIONS_CEILING`]. Half, because a connection can hold
+/// a second descriptor while it is served (a file under `/pkg/` being
+/// sent), and the cap must hold with every connection doing that.
+pub fn default_max_connections(fd_limit: u64) -> usize {
+    let half = (fd_limit / 2).saturating_sub(DESCRIPTOR_RESERVE);
+    usize::try_from(half).unwrap_or(usize::MAX).clamp(
+        DEFAULT_MAX_CONNECTIONS_FLOOR,
+        DEFAULT_MAX_CONNECTIONS_CEILING,
+    )
+}
+
+/// How the server treats its connections.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// `HEADER_READ_TIMEOUT_SECS`.
+    pub header_read_timeout: Duration,
+    /// `KEEPALIVE_IDLE_SECS`.
+    pub keepalive_idle: Duration,
+    /// `MAX_CONNECTIONS`, or its derived default (at least 1).
+    pub max_connections: usize,
+    /// Once shutdown begins, how long the requests in flight get to
+    /// finish before their connections are closed; `None` waits for them
+    /// however long they take.
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// What the server has done so far, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections open now.
+    pub open: usize,
+    /// Connections accepted and served.
+    pub accepted: u64,
+    /// Closed because their request head was not in within the timeout.
+    pub head_timeouts: u64,
+    /// Closed after sitting idle for the keep-alive timeout.
+    pub idle_timeouts: u64,
+    /// Closed at the cap to make room for a new connection.
+    pub evicted: u64,
+    /// New connections closed at once at the cap, every slot being busy.
+    pub refused: u64,
+    /// Failed `accept` calls.
+    pub accept_errors: u64,
+}
+
+/// A server bound to its listener, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    options: ServeOptions,
+    shared: Arc<Shared>,
+}
+
+/// Reads a running [`Server`]'s [`Stats`].
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    pub fn get(&self) -> Stats {
+        let counters = &self.0.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            open: self.0.open_connections(),
+            accepted: read(&counters.accepted),
+            head_timeouts: read(&counters.head_timeouts),
+            idle_timeouts: read(&counters.idle_timeouts),
+            evicted: read(&counters.evicted),
+            refused: read(&counters.refused),
+            accept_errors: read(&counters.accept_errors),
+        }
+    }
+}
+
+impl Server {
+    pub fn new(listener: TcpListener, mut options: ServeOptions) -> Server {
+        options.max_connections = options.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Server {
+            listener,
+            shared: Arc::new(Shared {
+                permits: Arc::new(Semaphore::new(options.max_connections)),
+                connections: Mutex::new(BTreeMap::new()),
+                next_id: AtomicU64::new(0),
+                counters: Counters::default(),
+                epoch: Instant::now(),
+            }),
+            options,
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn stats(&self) -> StatsHandle {
+        StatsHandle(self.shared.clone())
+    }
+
+    /// Serves `app` until `shutdown` resolves, then stops accepting, closes
+    /// idle connections and returns once the requests in flight are done
+    /// (or the grace period is over).
+    pub async fn run(self, app: Router, shutdown: impl Future<Output = ()>) {
+        let Server {
+            listener,
+            options,
+            shared,
+        } = self;
+        let limits = Deadlines {
+            header_read_timeout: options.header_read_timeout,
+            keepalive_idle: options.keepalive_idle,
+        };
+        let mut shutdown = pin!(shutdown);
+        let mut tick = tokio::time::interval(LOG_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut logs = Logs::default();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                _ = tick.tick() => {
+                    logs.flush(Instant::now(), options.max_connections);
+                    continue;
+                }
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(err) => {
+                    shared
+                        .counters
+                        .accept_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    let pause = !is_connection_error(&err);
+                    logs.accept_error(err, Instant::now());
+                    if pause {
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                    continue;
+                }
+            };
+            let permit = match shared.slot().await {
+                Slot::Free(permit) => permit,
+                Slot::MadeRoom(permit) => {
+                    logs.evicted(Instant::now(), options.max_connections);
+                    permit
+                }
+                Slot::Full => {
+                    drop(stream);
+                    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    logs.refused(Instant::now(), options.max_connections);
+                    continue;
+                }
+            };
+            shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            let (id, conn) = shared.register();
+            tokio::spawn(serve_connection(
+                stream,
+                app.clone(),
+                id,
+                conn,
+                shared.clone(),
+                limits,
+                permit,
+            ));
+        }
+        drop(listener);
+        logs.flush(Instant::now(), options.max_connections);
+        shutdown_connections(&shared, options.max_connections, options.shutdown_grace).await;
+    }
+}
+
+/// Lets the connections finish: idle ones close at once, busy ones after
+/// their request. Every connection holds a permit until its socket is
+/// closed, so holding all the permits means every connection is closed.
+/// A later shutdown setting (a grace period from the environment) only
+/// needs to fill in `grace`.
+async fn shutdown_connections(shared: &Shared, max_connections: usize, grace: Option<Duration>) {
+    let open = shared.for_each_connection(|conn| conn.signal(&conn.graceful));
+    tracing::info!(
+        open,
+        "shutting down: no longer accepting; letting requests in flight finish"
+    );
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let everyone_closed = shared.permits.acquire_many(all);
+    match grace {
+        None => drop(everyone_closed.await),
+        Some(grace) => {
+            if tokio::time::timeout(grace, everyone_closed).await.is_err() {
+                let left = shared.for_each_connection(|conn| conn.signal(&conn.evicted));
+                tracing::warn!(
+                    left,
+                    ?grace,
+                    "connections still busy after the grace period; closing them"
+                );
+            }
+        }
+    }
+}
+
+/// Resource errors (out of descriptors, of memory) are the process's
+/// problem and call for a pause; these are one connection's.
+fn is_connection_error(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// State shared by the accept loop and the connections.
+struct Shared {
+    /// One permit per open connection, held until its socket is closed.
+    permits: Arc<Semaphore>,
+    /// The open connections, oldest first, for the eviction at the cap
+    /// and for shutdown.
+    connections: Mutex<BTreeMap<u64, Arc<Conn>>>,
+    next_id: AtomicU64,
+    counters: Counters,
+    /// Connection phases store their start as nanoseconds since this.
+    epoch: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    accepted: AtomicU64,
+    head_timeouts: AtomicU64,
+    idle_timeouts: AtomicU64,
+    evicted: AtomicU64,
+    refused: AtomicU64,
+    accept_errors: AtomicU64,
+}
+
+enum Slot {
+    Free(OwnedSemaphorePermit),
+    /// At the cap; an idle or half-open connection was closed for it.
+    MadeRoom(OwnedSemaphorePermit),
+    /// At the cap, and every connection is serving a request.
+    Full,
+}
+
+impl Shared {
+    fn connections(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Conn>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open_connections(&self) -> usize {
+        self.connections().len()
+    }
+
+    fn register(&self) -> (u64, Arc<Conn>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Conn::new(self.since_epoch(Instant::now())));
+        self.connections().insert(id, conn.clone());
+        (id, conn)
+    }
+
+    fn since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, nanos: u64) -> Instant {
+        self.epoch + Duration::from_nanos(nanos)
+    }
+
+    /// Calls `f` on every open connection; returns how many there are.
+    fn for_each_connection(&self, f: impl Fn(&Conn)) -> usize {
+        let connections = self.connections();
+        connections.values().for_each(|conn| f(conn));
+        connections.len()
+    }
+
+    /// A permit for a new connection. Below the cap there is one. At the
+    /// cap, the new connection gets the slot of the oldest connection that
+    /// is not serving a request: holding a slot without sending a request
+    /// is the one thing an abusive client can do cheaply, and an honest
+    /// client's head comes right after its connection, so it is never the
+    /// oldest. When every slot is serving a request the server is simply
+    /// full: the new connection is closed at once rather than kept waiting
+    /// (a queue at the cap is where a flood would bury honest clients), so
+    /// the client learns at once and may retry.
+    async fn slot(&self) -> Slot {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Slot::Free(permit);
+        }
+        if !self.evict_oldest_waiting() {
+            return Slot::Full;
+        }
+        match tokio::time::timeout(EVICTION_WAIT, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Slot::MadeRoom(permit),
+            _ => Slot::Full,
+        }
+    }
+
+    /// Closes the oldest connection that is not serving a request. Oldest
+    /// by when it was opened: a scan by phase age would cost more for no
+    /// better choice under a flood, whose connections are all alike.
+    fn evict_oldest_waiting(&self) -> bool {
+        let connections = self.connections();
+        for conn in connections.values() {
+            if conn.phase.load(Ordering::Acquire) == BUSY || conn.evicted.load(Ordering::Acquire) {
+                continue;
+            }
+            // A request may begin on it between this check and its task
+            // noticing; that request is lost, as when an idle keep-alive
+            // connection closes under a client's feet, which browsers
+            // retry.
+            if !conn.evicted.swap(true, Ordering::AcqRel) {
+                conn.wake.notify_one();
+                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Where a connection is in its request cycle.
+const FRESH: u8 = 0; // opened, no request yet
+const IDLE: u8 = 1; // between requests, no byte of the next one yet
+const HEAD: u8 = 2; // reused, the next head has begun
+const BUSY: u8 = 3; // a request is being served
+
+/// One connection's state, shared by its task, its IO, its service and
+/// the accept loop.
+struct Conn {
+    phase: AtomicU8,
+    /// When the phase began, in nanoseconds since [`Shared::epoch`].
+    since: AtomicU64,
+    /// Requests whose response is not yet fully written.
+    in_flight: AtomicUsize,
+    /// Close now (at the cap, or when the grace period is over).
+    evicted: AtomicBool,
+    /// Shutdown has begun: finish the request in flight, then close.
+    graceful: AtomicBool,
+    /// Wakes the connection's task to look at the two flags above.
+    wake: Notify,
+}
+
+impl Conn {
+    fn new(opened: u64) -> Conn {
+        Conn {
+            phase: AtomicU8::new(FRESH),
+            since: AtomicU64::new(opened),
+            in_flight: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            graceful: AtomicBool::new(false),
+            wake: Notify::new(),
+        }
+    }
+
+    fn enter(&self, phase: u8, since: u64) {
+        self.since.store(since, Ordering::Relaxed);
+        self.phase.store(phase, Ordering::Release);
+    }
+
+    fn signal(&self, flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Deadlines {
+    header_read_timeout: Duration,
+    keepalive_idle: Duration,
+}
+
+/// How a connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The client closed it, or hyper did (an error, `Connection: close`).
+    Done,
+    HeadTimeout,
+    IdleTimeout,
+    Evicted,
+}
+
+impl Deadlines {
+    /// When `conn` is to be closed if nothing changes, and why.
+    fn of(&self, conn: &Conn, shared: &Shared) -> Option<(Instant, End)> {
+        let phase = conn.phase.load(Ordering::Acquire);
+        let since = shared.at(conn.since.load(Ordering::Relaxed));
+        match phase {
+            FRESH | HEAD => Some((since + self.header_read_timeout, End::HeadTimeout)),
+            IDLE => Some((since + self.keepalive_idle, End::IdleTimeout)),
+            _ => None,
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    id: u64,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+    deadlines: Deadlines,
+    permit: OwnedSemaphorePermit,
+) {
+    let end = drive(stream, app, &conn, &shared, deadlines).await;
+    // The socket is closed by now (`drive` owned it); only then is its
+    // slot given back, so open sockets never exceed the cap.
+    match end {
+        End::Done | End::Evicted => {}
+        End::HeadTimeout => {
+            shared
+                .counters
+                .head_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        End::IdleTimeout => {
+            shared
+                .counters
+                .idle_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    tracing::trace!(id, ?end, "connection closed");
+    shared.connections().remove(&id);
+    drop(permit);
+}
+
+/// Serves one connection until it ends, a deadline passes or it is
+/// evicted; the connection and its socket are dropped on return.
+///
+/// hyper's own `header_read_timeout` is left off: in hyper 1.x (checked in
+/// 1.12's `proto/h1/conn.rs`) its timer starts whenever the connection
+/// waits for a head, which includes the idle wait between keep-alive
+/// requests, so it would close idle connections after the header timeout
+/// and leave no room for a longer keep-alive. The phases of [`Conn`] tell
+/// the two waits apart.
+async fn drive(
+    stream: TcpStream,
+    app: Router,
+    conn: &Arc<Conn>,
+    shared: &Arc<Shared>,
+    deadlines: Deadlines,
+) -> End {
+    let io = TokioIo::new(Watched {
+        stream,
+        conn: conn.clone(),
+        shared: shared.clone(),
+    });
+    let service = Tracked {
+        app,
+        conn: conn.clone(),
+        shared: shared.clone(),
+    };
+    let mut builder = http1::Builder::new();
+    builder.header_read_timeout(None);
+    let mut connection = pin!(builder.serve_connection(io, service));
+    let first = deadlines
+        .of(conn, shared)
+        .map_or_else(Instant::now, |(at, _)| at);
+    let mut sleep = pin!(tokio::time::sleep_until(first));
+    let mut wake = pin!(conn.wake.notified());
+    let mut shutting_down = false;
+    poll_fn(|cx| loop {
+        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+            if let Err(err) = result {
+                tracing::debug!(%err, "connection failed");
+            }
+            return Poll::Ready(End::Done);
+        }
+        if wake.as_mut().poll(cx).is_ready() {
+            wake.set(conn.wake.notified());
+            if conn.evicted.load(Ordering::Acquire) {
+                return Poll::Ready(End::Evicted);
+            }
+            if conn.graceful.load(Ordering::Acquire) && !shutting_down {
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            // Poll the connection again (a graceful shutdown may end it)
+            // and register the new `wake`.
+            continue;
+        }
+        // The phase only changes while the connection is polled (in its
+        // IO, service and body, all run by this task), so the deadline is
+        // up to date here.
+        let Some((deadline, why)) = deadlines.of(conn, shared) else {
+            return Poll::Pending;
+        };
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
+        return match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(why),
+            Poll::Pending => Poll::Pending,
+        };
+    })
+    .await
+}
+
+/// The socket, watched for the first byte of a head after an idle spell.
+struct Watched {
+    stream: TcpStream,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && self.conn.phase.load(Ordering::Acquire) == IDLE {
+            let now = self.shared.since_epoch(Instant::now());
+            self.conn.enter(HEAD, now);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The router, marking the connection busy from a request's head until
+/// its response is written.
+struct Tracked {
+    app: Router,
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::begin(self.conn.clone(), self.shared.clone());
+        let response = self.app.clone().oneshot(request.map(Body::new));
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| TrackedBody {
+                body,
+                guard: Some(guard),
+            }))
+        })
+    }
+}
+
+/// A request being served; when the last one on the connection is done,
+/// the connection is idle.
+struct InFlight {
+    conn: Arc<Conn>,
+    shared: Arc<Shared>,
+}
+
+impl InFlight {
+    fn begin(conn: Arc<Conn>, shared: Arc<Shared>) -> InFlight {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        let since = conn.since.load(Ordering::Relaxed);
+        conn.enter(BUSY, since);
+        InFlight { conn, shared }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let now = self.shared.since_epoch(Instant::now());
+            self.conn.enter(IDLE, now);
+        }
+    }
+}
+
+/// A response body that ends its request's [`InFlight`] once written (or
+/// dropped unwritten).
+struct TrackedBody {
+    body: Body,
+    guard: Option<InFlight>,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.guard = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Counts events and says when to report them: the first at once, then at
+/// most one report per `every`, carrying how many happened since the last.
+#[derive(Debug)]
+struct Throttle {
+    every: Duration,
+    last_report: Option<Instant>,
+    pending: u64,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            every: LOG_EVERY,
+            last_report: None,
+            pending: 0,
+        }
+    }
+}
+
+impl Throttle {
+    /// One more event at `now`; the count to report now, if it is time.
+    fn record(&mut self, now: Instant) -> Option<u64> {
+        self.pending += 1;
+        self.due(now)
+    }
+
+    /// The count not yet reported, if there is one and it is time.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        if self.pending == 0 {
+            return None;
+        }
+        if self.last_report.is_some_and(|last| now < last + self.every) {
+            return None;
+        }
+        self.last_report = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
+}
+
+/// The accept loop's rate-limited log lines.
+#[derive(Default)]
+struct Logs {
+    accept_errors: Throttle,
+    last_accept_error: Option<io::Error>,
+    evicted: Throttle,
+    refused: Throttle,
+}
+
+impl Logs {
+    fn accept_error(&mut self, err: io::Error, now: Instant) {
+        self.last_accept_error = Some(err);
+        if let Some(count) = self.accept_errors.record(now) {
+            self.report_accept_errors(count);
+        }
+    }
+
+    fn evicted(&mut self, now: Instant, max: usize) {
+        if let Some(count) = self.evicted.record(now) {
+            report_evicted(count, max);
+        }
+    }
+
+    fn refused(&mut self, now: Instant, max: usize) {
+        if let Some(count) = self.refused.record(now) {
+            report_refused(count, max);
+        }
+    }
+
+    fn flush(&mut self, now: Instant, max: usize) {
+        if let Some(count) = self.accept_errors.due(now) {
+            self.report_accept_errors(count);
+        }
+        if let Some(count) = self.evicted.due(now) {
+            report_evicted(count, max);
+        }
+        if let Some(count) = self.refused.due(now) {
+            report_refused(count, max);
+        }
+    }
+
+    fn report_accept_errors(&self, count: u64) {
+        if let Some(err) = &self.last_accept_error {
+            tracing::error!(count, "accept error: {err} ({count} since the last report)");
+        }
+    }
+}
+
+fn report_evicted(count: u64, max: usize) {
+    tracing::warn!(
+        count,
+        max_connections = max,
+        "at the connection cap: closed {count} connection(s) that had sent no complete request or sat idle, to make room for new ones"
+    );
+}
+
+fn report_refused(count: u64, max: usize) {
+    tracing::warn!(
+        count,
+        max_connections = max,
+        "at the connection cap with every connection serving a request: closed {count} new connection(s) at once"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_is_half_the_limit_less_the_reserve_within_bounds() {
+        assert_eq!(default_max_connections(20_000), 9_936);
+        assert_eq!(default_max_connections(1_024), 448);
+        assert_eq!(
+            default_max_connections(65_536),
+            DEFAULT_MAX_CONNECTIONS_CEILING
+        );
+        assert_eq!(
+            default_max_connections(u64::MAX),
+            DEFAULT_MAX_CONNECTIONS_CEILING
+        );
+        assert_eq!(default_max_connections(100), DEFAULT_MAX_CONNECTIONS_FLOOR);
+        assert_eq!(default_max_connections(0), DEFAULT_MAX_CONNECTIONS_FLOOR);
+    }
+
+    #[test]
+    fn the_descriptor_limit_can_be_read() {
+        assert!(descriptor_limit().unwrap() > 0);
+    }
+
+    #[test]
+    fn a_throttle_reports_the_first_event_then_at_most_once_a_second() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut throttle = Throttle::default();
+        assert_eq!(throttle.due(at(0)), None);
+        assert_eq!(throttle.record(at(0)), Some(1));
+        for ms in 1..=999 {
+            assert_eq!(throttle.record(at(ms)), None, "at {ms} ms");
+        }
+        assert_eq!(throttle.due(at(999)), None);
+        // The errors of that second, reported once, by the next event or
+        // the periodic flush, whichever comes first.
+        assert_eq!(throttle.record(at(1_000)), Some(1_000));
+        assert_eq!(throttle.record(at(1_500)), None);
+        assert_eq!(throttle.due(at(1_999)), None);
+        assert_eq!(throttle.due(at(2_000)), Some(1));
+        assert_eq!(throttle.due(at(5_000)), None);
+        assert_eq!(throttle.record(at(5_000)), Some(1));
+    }
+}
