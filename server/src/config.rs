@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::bearer::fetch::checked_url;
 use crate::bearer::{InitError, DEFAULT_LEEWAY, MAX_LEEWAY};
+use crate::serve::{default_max_connections, DESCRIPTOR_RESERVE};
 
 /// What the dev authorization server listens on unless `DEV_IDP_ADDR` says
 /// otherwise.
@@ -26,6 +27,21 @@ pub const DEV_IDP_DEFAULT_SCOPES: &str = "openid profile email reports:read";
 /// Renewal starts this long before the tokens expire, unless
 /// `RENEW_BEFORE_SECS` says otherwise.
 pub const DEFAULT_RENEW_BEFORE_SECS: u64 = 60;
+/// `HEADER_READ_TIMEOUT_SECS` unless set: a browser sends its request head
+/// in one packet, so ten seconds is generous on any network.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `KEEPALIVE_IDLE_SECS` unless set: longer than browsers keep an idle
+/// connection open themselves (Chrome: 300 s; Firefox: 115 s) is not
+/// needed, shorter than a page's pause between API calls costs handshakes.
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// `BODY_LIMIT_BYTES` unless set. The server functions take no arguments
+/// (their bodies are empty forms) and the dev server's sign-in form has
+/// its own 8 KiB limit, so 64 KiB leaves room for a future small form
+/// while keeping what one request can make the server buffer small.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// `Strict-Transport-Security` on an https public origin: one year, the
+/// value the HSTS preload list asks for.
+pub const HSTS_MAX_AGE: &str = "max-age=31536000";
 
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +100,9 @@ pub struct DevIdpSettings {
     /// `DEV_IDP_CONTROL=1`: the test-control endpoints (key rotation,
     /// short-lived tokens).
     pub enable_control: bool,
+    /// `DEV_IDP=1`: run it even where others can reach it (see
+    /// [`dev_idp_exposure`]).
+    pub on_purpose: bool,
 }
 
 /// Every setting of the server.
@@ -115,6 +134,22 @@ pub struct Config {
     /// `TOKEN_STORAGE`: `local` (default) or `memory`.
     pub token_storage: TokenStorage,
     pub dev_idp: DevIdpSettings,
+    /// `HEADER_READ_TIMEOUT_SECS`: a connection that has not sent a whole
+    /// request head this long after it opened (or after the head's first
+    /// byte, on a reused connection) is closed (default 10).
+    pub header_read_timeout: Duration,
+    /// `KEEPALIVE_IDLE_SECS`: an idle keep-alive connection is closed
+    /// after this long (default 60).
+    pub keepalive_idle: Duration,
+    /// `MAX_CONNECTIONS`; `None` derives the cap from the descriptor limit
+    /// at start-up ([`Config::max_connections`]).
+    pub max_connections: Option<usize>,
+    /// `BODY_LIMIT_BYTES`: larger request bodies are answered 413 unread
+    /// (default [`DEFAULT_BODY_LIMIT`]).
+    pub body_limit: usize,
+    /// `HSTS_INCLUDE_SUBDOMAINS=1`: `includeSubDomains` in the
+    /// `Strict-Transport-Security` sent on an https public origin.
+    pub hsts_include_subdomains: bool,
 }
 
 impl Config {
@@ -247,18 +282,32 @@ impl Config {
 
         let addr = get("DEV_IDP_ADDR").unwrap_or_else(|| DEFAULT_DEV_IDP_ADDR.into());
         check_host_port(&addr).map_err(|reason| invalid("DEV_IDP_ADDR", reason))?;
-        let enable_control = match get("DEV_IDP_CONTROL").as_deref().map(str::trim) {
-            None | Some("0") | Some("false") => false,
-            Some("1") | Some("true") => true,
-            Some(other) => {
-                return Err(invalid("DEV_IDP_CONTROL", format!("{other:?}; use 1 or 0")))
-            }
-        };
         let dev_idp = DevIdpSettings {
             addr,
             config_path: get("DEV_IDP_CONFIG").map(PathBuf::from),
-            enable_control,
+            enable_control: switch("DEV_IDP_CONTROL", get("DEV_IDP_CONTROL"))?,
+            on_purpose: switch("DEV_IDP", get("DEV_IDP"))?,
         };
+
+        let seconds = |var: &'static str, default: Duration, max: u64| match get(var) {
+            Some(value) => whole_number(var, &value, 1..=max).map(Duration::from_secs),
+            None => Ok(default),
+        };
+        let header_read_timeout =
+            seconds("HEADER_READ_TIMEOUT_SECS", DEFAULT_HEADER_READ_TIMEOUT, 300)?;
+        let keepalive_idle = seconds("KEEPALIVE_IDLE_SECS", DEFAULT_KEEPALIVE_IDLE, 3_600)?;
+        let max_connections = match get("MAX_CONNECTIONS") {
+            // Checked against the descriptor limit at start-up, by
+            // `Config::max_connections`.
+            Some(value) => Some(whole_number("MAX_CONNECTIONS", &value, 1..=1_000_000)? as usize),
+            None => None,
+        };
+        let body_limit = match get("BODY_LIMIT_BYTES") {
+            Some(value) => whole_number("BODY_LIMIT_BYTES", &value, 0..=1 << 30)? as usize,
+            None => DEFAULT_BODY_LIMIT,
+        };
+        let hsts_include_subdomains =
+            switch("HSTS_INCLUDE_SUBDOMAINS", get("HSTS_INCLUDE_SUBDOMAINS"))?;
 
         Ok(Config {
             issuer,
@@ -273,7 +322,138 @@ impl Config {
             renew_before_secs,
             token_storage,
             dev_idp,
+            header_read_timeout,
+            keepalive_idle,
+            max_connections,
+            body_limit,
+            hsts_include_subdomains,
         })
+    }
+
+    /// How many connections the server may hold open, given the process's
+    /// file-descriptor limit `fd_limit` (`ulimit -n`): `MAX_CONNECTIONS`
+    /// when it fits under the limit, else [`default_max_connections`].
+    pub fn max_connections(&self, fd_limit: u64) -> Result<usize, ConfigError> {
+        let Some(wanted) = self.max_connections else {
+            return Ok(default_max_connections(fd_limit));
+        };
+        let room = fd_limit.saturating_sub(DESCRIPTOR_RESERVE);
+        if wanted as u64 > room {
+            return Err(invalid(
+                "MAX_CONNECTIONS",
+                format!(
+                    "{wanted} does not fit under the file-descriptor limit {fd_limit} (ulimit -n) with {DESCRIPTOR_RESERVE} kept for the server's own files; use at most {room}, or raise the limit"
+                ),
+            ));
+        }
+        Ok(wanted)
+    }
+
+    /// The `Strict-Transport-Security` value every response carries: only
+    /// when browsers reach the app over https (on http the header means
+    /// nothing and would be ignored).
+    pub fn hsts(&self) -> Option<String> {
+        if !self.public_origin.starts_with("https://") {
+            return None;
+        }
+        Some(match self.hsts_include_subdomains {
+            true => format!("{HSTS_MAX_AGE}; includeSubDomains"),
+            false => HSTS_MAX_AGE.to_string(),
+        })
+    }
+
+    /// Whether the embedded development server may run with these
+    /// settings; only asked when `ISSUER` is unset.
+    pub fn dev_idp_exposure(&self) -> DevIdpExposure {
+        dev_idp_exposure(
+            &self.public_origin,
+            &self.dev_idp.addr,
+            self.dev_idp.on_purpose,
+        )
+    }
+}
+
+/// Whether the embedded development authorization server, which signs in
+/// anyone who types a demo user's published password, may start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevIdpExposure {
+    /// The app's public origin and the dev server's address are both
+    /// loopback: only this machine reaches them.
+    Loopback,
+    /// Reachable from elsewhere, and `DEV_IDP=1` says that is intended:
+    /// start, with this warning.
+    OnPurpose { warning: String },
+    /// Reachable from elsewhere by accident: this one line stops start-up.
+    Refused { reason: String },
+}
+
+/// [`DevIdpExposure`] for the public origin `public_origin`, the dev
+/// server's `DEV_IDP_ADDR` `dev_idp_addr` and `DEV_IDP=1` (`on_purpose`).
+/// Names are not resolved: only `localhost` (and, for the origin,
+/// `*.localhost`, which browsers keep on loopback) and loopback addresses
+/// count as loopback, so `0.0.0.0` and host names do not.
+pub fn dev_idp_exposure(
+    public_origin: &str,
+    dev_idp_addr: &str,
+    on_purpose: bool,
+) -> DevIdpExposure {
+    let mut exposed = Vec::new();
+    if !origin_is_loopback(public_origin) {
+        exposed.push(format!("the public origin {public_origin}"));
+    }
+    if !host_port_is_loopback(dev_idp_addr) {
+        exposed.push(format!("DEV_IDP_ADDR {dev_idp_addr}"));
+    }
+    if exposed.is_empty() {
+        return DevIdpExposure::Loopback;
+    }
+    let exposed = exposed.join(" and ");
+    if on_purpose {
+        return DevIdpExposure::OnPurpose {
+            warning: format!(
+                "DEV_IDP=1: running the embedded development authorization server although {exposed} is not loopback; anyone who reaches it can sign in as its demo users, whose passwords are published. Set ISSUER to a real authorization server for anything but a demo"
+            ),
+        };
+    }
+    DevIdpExposure::Refused {
+        reason: format!(
+            "ISSUER is not set and {exposed} is not loopback: the embedded development authorization server would let anyone who reaches it sign in as its demo users, whose passwords are published. Set ISSUER (and CLIENT_ID) to your Okta authorization server, e.g. ISSUER=https://dev-123456.okta.com/oauth2/default, or set DEV_IDP=1 if a reachable demo is what you want"
+        ),
+    }
+}
+
+fn origin_is_loopback(origin: &str) -> bool {
+    match Url::parse(origin)
+        .ok()
+        .and_then(|url| url.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Domain(name)) => {
+            let name = name.to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn host_port_is_loopback(host_port: &str) -> bool {
+    let Some((host, _port)) = host_port.rsplit_once(':') else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// An on/off setting: `1`/`true` or `0`/`false`; unset is off.
+fn switch(var: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None | Some("0") | Some("false") => Ok(false),
+        Some("1") | Some("true") => Ok(true),
+        Some(other) => Err(invalid(var, format!("{other:?}; use 1 or 0"))),
     }
 }
 
@@ -500,6 +680,192 @@ mod tests {
     #[test]
     fn empty_values_count_as_unset() {
         assert_eq!(config(&[("ISSUER", "")]).unwrap().issuer, None);
+    }
+
+    #[test]
+    fn connection_settings_default_and_parse() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.keepalive_idle, Duration::from_secs(60));
+        assert_eq!(c.max_connections, None);
+        assert_eq!(c.body_limit, 64 * 1024);
+        let c = config(&[
+            ("HEADER_READ_TIMEOUT_SECS", "5"),
+            ("KEEPALIVE_IDLE_SECS", "120"),
+            ("MAX_CONNECTIONS", "500"),
+            ("BODY_LIMIT_BYTES", "1024"),
+        ])
+        .unwrap();
+        assert_eq!(c.header_read_timeout, Duration::from_secs(5));
+        assert_eq!(c.keepalive_idle, Duration::from_secs(120));
+        assert_eq!(c.max_connections, Some(500));
+        assert_eq!(c.body_limit, 1024);
+        assert_eq!(config(&[("BODY_LIMIT_BYTES", "0")]).unwrap().body_limit, 0);
+    }
+
+    #[test]
+    fn bad_connection_settings_name_their_variable() {
+        for (var, value) in [
+            ("HEADER_READ_TIMEOUT_SECS", "0"),
+            ("HEADER_READ_TIMEOUT_SECS", "301"),
+            ("HEADER_READ_TIMEOUT_SECS", "10s"),
+            ("KEEPALIVE_IDLE_SECS", "0"),
+            ("KEEPALIVE_IDLE_SECS", "3601"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "-1"),
+            ("MAX_CONNECTIONS", "1000001"),
+            ("BODY_LIMIT_BYTES", "64KiB"),
+            ("BODY_LIMIT_BYTES", "1073741825"),
+            ("DEV_IDP", "yes"),
+            ("HSTS_INCLUDE_SUBDOMAINS", "on"),
+        ] {
+            assert_eq!(failing_var(&[(var, value)]), var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn the_connection_cap_comes_from_the_descriptor_limit_unless_set() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.max_connections(20_000).unwrap(), 9_936);
+        assert_eq!(c.max_connections(1_024).unwrap(), 448);
+        let c = config(&[("MAX_CONNECTIONS", "19936")]).unwrap();
+        assert_eq!(c.max_connections(20_000).unwrap(), 19_936);
+        let err = c.max_connections(1_024).unwrap_err().to_string();
+        assert!(err.starts_with("MAX_CONNECTIONS is not valid"), "{err}");
+        assert!(err.contains("at most 960"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn hsts_only_on_an_https_public_origin() {
+        assert_eq!(config(&[]).unwrap().hsts(), None);
+        assert_eq!(
+            config(&[("PUBLIC_ORIGIN", "http://app.example.com")])
+                .unwrap()
+                .hsts(),
+            None
+        );
+        assert_eq!(
+            config(&[("PUBLIC_ORIGIN", "https://app.example.com")])
+                .unwrap()
+                .hsts()
+                .as_deref(),
+            Some("max-age=31536000")
+        );
+        assert_eq!(
+            config(&[
+                ("PUBLIC_ORIGIN", "https://app.example.com"),
+                ("HSTS_INCLUDE_SUBDOMAINS", "1")
+            ])
+            .unwrap()
+            .hsts()
+            .as_deref(),
+            Some("max-age=31536000; includeSubDomains")
+        );
+        // Nothing to include on http.
+        assert_eq!(
+            config(&[("HSTS_INCLUDE_SUBDOMAINS", "1")]).unwrap().hsts(),
+            None
+        );
+    }
+
+    fn exposure(vars: &[(&str, &str)]) -> DevIdpExposure {
+        config(vars).unwrap().dev_idp_exposure()
+    }
+
+    #[test]
+    fn the_dev_server_starts_quietly_on_loopback() {
+        assert_eq!(exposure(&[]), DevIdpExposure::Loopback);
+        for (origin, addr) in [
+            ("http://localhost:3000", "localhost:3100"),
+            ("http://127.0.0.1:3000", "127.0.0.1:3100"),
+            ("http://[::1]:3000", "[::1]:3100"),
+            ("http://app.localhost:3000", "LOCALHOST:3100"),
+            ("https://localhost", "127.0.0.2:3100"),
+        ] {
+            assert_eq!(
+                exposure(&[("PUBLIC_ORIGIN", origin), ("DEV_IDP_ADDR", addr)]),
+                DevIdpExposure::Loopback,
+                "{origin} {addr}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dev_server_is_refused_behind_a_public_origin() {
+        let DevIdpExposure::Refused { reason } =
+            exposure(&[("PUBLIC_ORIGIN", "https://app.example.com")])
+        else {
+            panic!("not refused");
+        };
+        assert!(
+            reason.starts_with(
+                "ISSUER is not set and the public origin https://app.example.com is not loopback"
+            ),
+            "{reason}"
+        );
+        assert!(reason.contains("demo users"), "{reason}");
+        assert!(reason.contains("Set ISSUER"), "{reason}");
+        assert!(reason.contains("DEV_IDP=1"), "{reason}");
+        assert!(!reason.contains('\n'));
+        // A public origin that merely looks local.
+        assert!(matches!(
+            exposure(&[("PUBLIC_ORIGIN", "http://localhost.example.com")]),
+            DevIdpExposure::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn the_dev_server_is_refused_on_an_address_others_reach() {
+        for addr in [
+            "0.0.0.0:3100",
+            "[::]:3100",
+            "192.168.1.5:3100",
+            "idp.example.com:3100",
+        ] {
+            let DevIdpExposure::Refused { reason } = exposure(&[("DEV_IDP_ADDR", addr)]) else {
+                panic!("{addr} not refused");
+            };
+            assert!(
+                reason.starts_with(&format!(
+                    "ISSUER is not set and DEV_IDP_ADDR {addr} is not loopback"
+                )),
+                "{reason}"
+            );
+        }
+        let DevIdpExposure::Refused { reason } = exposure(&[
+            ("PUBLIC_ORIGIN", "https://app.example.com"),
+            ("DEV_IDP_ADDR", "0.0.0.0:3100"),
+        ]) else {
+            panic!("not refused");
+        };
+        assert!(
+            reason.contains("https://app.example.com and DEV_IDP_ADDR 0.0.0.0:3100"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn dev_idp_1_lets_it_run_exposed_with_a_warning() {
+        let DevIdpExposure::OnPurpose { warning } = exposure(&[
+            ("PUBLIC_ORIGIN", "https://demo.example.com"),
+            ("DEV_IDP_ADDR", "0.0.0.0:3100"),
+            ("DEV_IDP", "1"),
+        ]) else {
+            panic!("not allowed");
+        };
+        assert!(warning.starts_with("DEV_IDP=1:"), "{warning}");
+        assert!(warning.contains("demo users"), "{warning}");
+        // On loopback it has nothing to allow.
+        assert_eq!(exposure(&[("DEV_IDP", "1")]), DevIdpExposure::Loopback);
+        // And 0 is off.
+        assert!(matches!(
+            exposure(&[
+                ("PUBLIC_ORIGIN", "https://app.example.com"),
+                ("DEV_IDP", "0")
+            ]),
+            DevIdpExposure::Refused { .. }
+        ));
     }
 
     #[test]
