@@ -82,6 +82,10 @@ pub enum ApiError {
     /// Anything else: the request could not be decoded or the server failed.
     #[error("{error_description}")]
     ServerError { error_description: String },
+    /// The request body is larger than the server accepts (413); `limit`
+    /// is that size in bytes. Not about credentials: no challenge.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
 }
 
 impl ApiError {
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::InsufficientScope { .. } => 403,
             ApiError::TemporarilyUnavailable { .. } => 503,
             ApiError::ServerError { .. } => 500,
+            ApiError::PayloadTooLarge { .. } => 413,
         }
     }
 
@@ -113,7 +118,9 @@ impl ApiError {
                 "{realm}, error=\"insufficient_scope\", scope=\"{}\"",
                 quoted_string_safe(scope)
             )),
-            ApiError::TemporarilyUnavailable { .. } | ApiError::ServerError { .. } => None,
+            ApiError::TemporarilyUnavailable { .. }
+            | ApiError::ServerError { .. }
+            | ApiError::PayloadTooLarge { .. } => None,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bearer;
 pub mod bearer_layer;
+pub mod body_limit;
 pub mod browser_auth;
 pub mod config;
 pub mod delivery;
@@ -13,6 +14,7 @@ pub mod serve;
 pub mod silent_callback;
 
 use app::{shell, App};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
 use axum::Router;
 use leptos::prelude::LeptosOptions;
@@ -20,16 +22,64 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::bearer::Validator;
+use crate::body_limit::BodyLimit;
 use crate::browser_auth::BrowserAuth;
+use crate::config::{Config, DEFAULT_BODY_LIMIT};
 
-/// The app's router: the Leptos pages, the server functions behind the
-/// bearer layer, and the site files, with the cache policy, compression
-/// and security headers every response carries. Used by `main` and by the
-/// integration tests, so the tests exercise exactly what is served.
+/// What the router takes from the configuration.
+#[derive(Clone, Debug)]
+pub struct RouterSettings {
+    /// `BODY_LIMIT_BYTES`.
+    pub body_limit: usize,
+    /// The `Strict-Transport-Security` every response carries, if any
+    /// ([`Config::hsts`]).
+    pub hsts: Option<HeaderValue>,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        RouterSettings {
+            body_limit: DEFAULT_BODY_LIMIT,
+            hsts: None,
+        }
+    }
+}
+
+impl RouterSettings {
+    pub fn from_config(config: &Config) -> RouterSettings {
+        RouterSettings {
+            body_limit: config.body_limit,
+            hsts: config
+                .hsts()
+                .and_then(|value| HeaderValue::from_str(&value).ok()),
+        }
+    }
+}
+
+/// [`app_router_with`] the default [`RouterSettings`].
 pub fn app_router(
     leptos_options: LeptosOptions,
     validator: Validator,
     browser_auth: BrowserAuth,
+) -> Router {
+    app_router_with(
+        leptos_options,
+        validator,
+        browser_auth,
+        RouterSettings::default(),
+    )
+}
+
+/// The app's router: the Leptos pages, the server functions behind the
+/// bearer layer, and the site files, with the body limit, cache policy,
+/// compression and security headers every response carries. Used by
+/// `main` and by the integration tests, so the tests exercise exactly what
+/// is served.
+pub fn app_router_with(
+    leptos_options: LeptosOptions,
+    validator: Validator,
+    browser_auth: BrowserAuth,
+    settings: RouterSettings,
 ) -> Router {
     let routes = generate_route_list(App);
     let context = move || browser_auth.provide();
@@ -38,7 +88,7 @@ pub fn app_router(
         &leptos_options.site_pkg_dir,
         leptos_options.hash_files,
     );
-    Router::new()
+    let router = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
             let leptos_options = leptos_options.clone();
             move || shell(leptos_options.clone())
@@ -51,6 +101,15 @@ pub fn app_router(
             validator,
             bearer_layer::bearer_auth,
         ))
+        // Outside the bearer layer, so an oversized body is refused before
+        // anything else looks at the request; axum's own limit (which the
+        // server functions' decoding reads) is the same, so it never cuts
+        // in first with a 400.
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimit(settings.body_limit),
+            body_limit::limit_body,
+        ))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(axum::middleware::from_fn(silent_callback::silent_callback))
         .layer(axum::middleware::from_fn(delivery::cache_policy))
         .layer(delivery::compression())
@@ -67,6 +126,14 @@ pub fn app_router(
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
-        ))
-        .with_state(leptos_options)
+        ));
+    // Outermost: every answer carries it, refusals included.
+    let router = match settings.hsts {
+        Some(value) => router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            value,
+        )),
+        None => router,
+    };
+    router.with_state(leptos_options)
 }
