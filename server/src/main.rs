@@ -1,7 +1,9 @@
 //! The axum server: reads the configuration, starts the embedded
-//! development authorization server when no `ISSUER` is configured,
-//! discovers the issuer and loads its keys, then serves the Leptos app and
-//! its protected server functions.
+//! development authorization server when no `ISSUER` is configured (and
+//! only where others cannot reach it, unless `DEV_IDP=1`), discovers the
+//! issuer and loads its keys, then serves the Leptos app and its protected
+//! server functions through its own connection loop (`server::serve`:
+//! deadlines, a connection cap under the descriptor limit).
 //!
 //! Run with `cargo leptos watch` (or `./dev.sh run`); settings come from the
 //! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
@@ -15,13 +17,18 @@ use std::process::ExitCode;
 use leptos::prelude::get_configuration;
 use server::bearer::{Policy, Validator, ValidatorOptions};
 use server::browser_auth::BrowserAuth;
-use server::config::Config;
+use server::config::{Config, DevIdpExposure};
 use server::dev_idp::{self, DevIdpOptions};
+use server::serve::{self, ServeOptions, Server};
+use server::RouterSettings;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // `server doctor [--token …]` checks the configuration instead of serving.
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == "doctor") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "doctor")
+    {
         let args: Vec<String> = std::env::args_os()
             .skip(2)
             .map(|arg| arg.to_string_lossy().into_owned())
@@ -59,12 +66,31 @@ async fn run() -> Result<(), String> {
     }
     let site_addr = leptos_options.site_addr;
     let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
+    let fd_limit = serve::descriptor_limit().map_err(context(
+        "cannot read the file-descriptor limit (getrlimit RLIMIT_NOFILE)",
+    ))?;
+    let max_connections = config
+        .max_connections(fd_limit)
+        .map_err(|err| err.to_string())?;
+    tracing::info!(
+        descriptor_limit = fd_limit,
+        max_connections,
+        header_read_timeout = ?config.header_read_timeout,
+        keepalive_idle = ?config.keepalive_idle,
+        body_limit = config.body_limit,
+        "connection limits"
+    );
 
     // Kept alive for as long as the server runs.
     let mut _dev_idp = None;
     let (issuer, client_id) = match &config.issuer {
         Some(issuer) => (issuer.clone(), config.client_id.clone()),
         None => {
+            match config.dev_idp_exposure() {
+                DevIdpExposure::Loopback => {}
+                DevIdpExposure::OnPurpose { warning } => tracing::warn!("{warning}"),
+                DevIdpExposure::Refused { reason } => return Err(reason),
+            }
             let running = dev_idp::start(DevIdpOptions {
                 addr: config.dev_idp.addr.clone(),
                 config_path: config.dev_idp.config_path.clone(),
@@ -107,17 +133,29 @@ async fn run() -> Result<(), String> {
         BrowserAuth::public_config(&config, client_id_for_browser, &discovery)?,
         validator.clone(),
     );
-    let app = server::app_router(leptos_options, validator, browser_auth);
+    let app = server::app_router_with(
+        leptos_options,
+        validator,
+        browser_auth,
+        RouterSettings::from_config(&config),
+    );
     let listener = tokio::net::TcpListener::bind(&site_addr)
         .await
         .map_err(context(format!(
             "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
         )))?;
+    let server = Server::new(
+        listener,
+        ServeOptions {
+            header_read_timeout: config.header_read_timeout,
+            keepalive_idle: config.keepalive_idle,
+            max_connections,
+            shutdown_grace: None,
+        },
+    );
     tracing::info!("listening on {}", config.public_origin);
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(context("server error"))
+    server.run(app, shutdown_signal()).await;
+    Ok(())
 }
 
 fn context<E: Display>(what: impl Display) -> impl FnOnce(E) -> String {
