@@ -10,10 +10,10 @@
 //! - **the connection cap**: at most [`ServeOptions::max_connections`] are
 //!   open at once, so accept never fails for lack of descriptors (the
 //!   default is derived from the descriptor limit: [`descriptor_limit`],
-//!   [`default_max_connections`]). At the cap, the oldest connection that is
-//!   not serving a request (still sending its head, or idle) is closed to
-//!   make room for the new one; when every connection is serving a request,
-//!   the new one is closed at once;
+//!   [`default_max_connections`]). At the cap, the oldest connections that
+//!   are not serving a request (still sending their head, or idle) are
+//!   closed to make room, a small batch at a time; when every connection is
+//!   serving a request, the new one is closed at once;
 //! - **accept errors**, logged at most once a second with a count (as are
 //!   the connections closed at the cap);
 //! - **graceful shutdown**: stop accepting, close idle connections, let the
@@ -62,10 +62,12 @@ const DEFAULT_MAX_CONNECTIONS_FLOOR: usize = 16;
 /// descriptors or memory), wait this long before accepting again instead
 /// of spinning on the same error.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-/// How long a new connection at the cap waits for the slot of the
+/// How long a new connection at the cap waits for the slot of a
 /// connection closed to make room for it; that one closes as soon as its
 /// task runs, so this is only a bound.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
+/// At most this many connections are closed at once to make room.
+const MAX_EVICTION_BATCH: usize = 64;
 /// Repeated log lines (accept errors, connections closed at the cap) are
 /// reported at most this often, with a count.
 const LOG_EVERY: Duration = Duration::from_secs(1);
@@ -171,6 +173,7 @@ impl Server {
                 permits: Arc::new(Semaphore::new(options.max_connections)),
                 connections: Mutex::new(BTreeMap::new()),
                 next_id: AtomicU64::new(0),
+                evicting: AtomicUsize::new(0),
                 counters: Counters::default(),
                 epoch: Instant::now(),
             }),
@@ -228,12 +231,8 @@ impl Server {
                     continue;
                 }
             };
-            let permit = match shared.slot().await {
+            let permit = match shared.slot(&mut logs, options.max_connections).await {
                 Slot::Free(permit) => permit,
-                Slot::MadeRoom(permit) => {
-                    logs.evicted(Instant::now(), options.max_connections);
-                    permit
-                }
                 Slot::Full => {
                     drop(stream);
                     shared.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -276,7 +275,9 @@ async fn shutdown_connections(shared: &Shared, max_connections: usize, grace: Op
         None => drop(everyone_closed.await),
         Some(grace) => {
             if tokio::time::timeout(grace, everyone_closed).await.is_err() {
-                let left = shared.for_each_connection(|conn| conn.signal(&conn.evicted));
+                let left = shared.for_each_connection(|conn| {
+                    shared.evict(conn);
+                });
                 tracing::warn!(
                     left,
                     ?grace,
@@ -306,6 +307,8 @@ struct Shared {
     /// and for shutdown.
     connections: Mutex<BTreeMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
+    /// Connections told to close to make room whose slot is not back yet.
+    evicting: AtomicUsize,
     counters: Counters,
     /// Connection phases store their start as nanoseconds since this.
     epoch: Instant,
@@ -323,8 +326,6 @@ struct Counters {
 
 enum Slot {
     Free(OwnedSemaphorePermit),
-    /// At the cap; an idle or half-open connection was closed for it.
-    MadeRoom(OwnedSemaphorePermit),
     /// At the cap, and every connection is serving a request.
     Full,
 }
@@ -371,39 +372,64 @@ impl Shared {
     /// full: the new connection is closed at once rather than kept waiting
     /// (a queue at the cap is where a flood would bury honest clients), so
     /// the client learns at once and may retry.
-    async fn slot(&self) -> Slot {
+    ///
+    /// Room is made a batch at a time (1% of the cap, at most
+    /// [`MAX_EVICTION_BATCH`]), and not again while an earlier batch is
+    /// still giving its slots back: a slot comes back only once the
+    /// closed connection's task has run, and waiting for that once per
+    /// new connection (two hand-offs between threads) made a flood past
+    /// the cap slow to accept, honest connections with it.
+    async fn slot(&self, logs: &mut Logs, max_connections: usize) -> Slot {
         if let Ok(permit) = self.permits.clone().try_acquire_owned() {
             return Slot::Free(permit);
         }
-        if !self.evict_oldest_waiting() {
-            return Slot::Full;
+        if self.evicting.load(Ordering::Acquire) == 0 {
+            let batch = (max_connections / 100).clamp(1, MAX_EVICTION_BATCH);
+            let evicted = self.evict_oldest_waiting(batch);
+            if evicted == 0 {
+                return Slot::Full;
+            }
+            logs.evicted(Instant::now(), evicted, max_connections);
         }
         match tokio::time::timeout(EVICTION_WAIT, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Slot::MadeRoom(permit),
+            Ok(Ok(permit)) => Slot::Free(permit),
             _ => Slot::Full,
         }
     }
 
-    /// Closes the oldest connection that is not serving a request. Oldest
-    /// by when it was opened: a scan by phase age would cost more for no
-    /// better choice under a flood, whose connections are all alike.
-    fn evict_oldest_waiting(&self) -> bool {
+    /// Closes up to `n` of the oldest connections that are not serving a
+    /// request; returns how many. Oldest by when they were opened: a scan
+    /// by phase age would cost more for no better choice under a flood,
+    /// whose connections are all alike.
+    fn evict_oldest_waiting(&self, n: usize) -> usize {
         let connections = self.connections();
+        let mut evicted = 0;
         for conn in connections.values() {
-            if conn.phase.load(Ordering::Acquire) == BUSY || conn.evicted.load(Ordering::Acquire) {
-                continue;
+            if evicted == n {
+                break;
             }
             // A request may begin on it between this check and its task
             // noticing; that request is lost, as when an idle keep-alive
             // connection closes under a client's feet, which browsers
             // retry.
-            if !conn.evicted.swap(true, Ordering::AcqRel) {
-                conn.wake.notify_one();
-                self.counters.evicted.fetch_add(1, Ordering::Relaxed);
-                return true;
+            if conn.phase.load(Ordering::Acquire) != BUSY && self.evict(conn) {
+                evicted += 1;
             }
         }
-        false
+        self.counters
+            .evicted
+            .fetch_add(evicted as u64, Ordering::Relaxed);
+        evicted
+    }
+
+    /// Tells `conn` to close now, unless it was told already.
+    fn evict(&self, conn: &Conn) -> bool {
+        if conn.evicted.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        self.evicting.fetch_add(1, Ordering::AcqRel);
+        conn.wake.notify_one();
+        true
     }
 }
 
@@ -421,7 +447,8 @@ struct Conn {
     since: AtomicU64,
     /// Requests whose response is not yet fully written.
     in_flight: AtomicUsize,
-    /// Close now (at the cap, or when the grace period is over).
+    /// Close now (at the cap, or when the grace period is over); set once,
+    /// by [`Shared::evict`].
     evicted: AtomicBool,
     /// Shutdown has begun: finish the request in flight, then close.
     graceful: AtomicBool,
@@ -510,6 +537,14 @@ async fn serve_connection(
     }
     tracing::trace!(id, ?end, "connection closed");
     shared.connections().remove(&id);
+    // Before the slot is given back: the accept loop, seeing an eviction
+    // under way, waits for a slot, which must then still be coming. (The
+    // other order let it wait out EVICTION_WAIT for a slot it had already
+    // taken.) At worst it sees none under way a moment early and closes
+    // one batch more than needed.
+    if conn.evicted.load(Ordering::Acquire) {
+        shared.evicting.fetch_sub(1, Ordering::AcqRel);
+    }
     drop(permit);
 }
 
@@ -740,9 +775,9 @@ impl Default for Throttle {
 }
 
 impl Throttle {
-    /// One more event at `now`; the count to report now, if it is time.
-    fn record(&mut self, now: Instant) -> Option<u64> {
-        self.pending += 1;
+    /// `n` more events at `now`; the count to report now, if it is time.
+    fn record(&mut self, now: Instant, n: u64) -> Option<u64> {
+        self.pending += n;
         self.due(now)
     }
 
@@ -771,19 +806,19 @@ struct Logs {
 impl Logs {
     fn accept_error(&mut self, err: io::Error, now: Instant) {
         self.last_accept_error = Some(err);
-        if let Some(count) = self.accept_errors.record(now) {
+        if let Some(count) = self.accept_errors.record(now, 1) {
             self.report_accept_errors(count);
         }
     }
 
-    fn evicted(&mut self, now: Instant, max: usize) {
-        if let Some(count) = self.evicted.record(now) {
+    fn evicted(&mut self, now: Instant, n: usize, max: usize) {
+        if let Some(count) = self.evicted.record(now, n as u64) {
             report_evicted(count, max);
         }
     }
 
     fn refused(&mut self, now: Instant, max: usize) {
-        if let Some(count) = self.refused.record(now) {
+        if let Some(count) = self.refused.record(now, 1) {
             report_refused(count, max);
         }
     }
@@ -854,18 +889,19 @@ mod tests {
         let at = |ms| start + Duration::from_millis(ms);
         let mut throttle = Throttle::default();
         assert_eq!(throttle.due(at(0)), None);
-        assert_eq!(throttle.record(at(0)), Some(1));
-        for ms in 1..=999 {
-            assert_eq!(throttle.record(at(ms)), None, "at {ms} ms");
+        assert_eq!(throttle.record(at(0), 1), Some(1));
+        for ms in 1..=998 {
+            assert_eq!(throttle.record(at(ms), 1), None, "at {ms} ms");
         }
+        assert_eq!(throttle.record(at(999), 2), None);
         assert_eq!(throttle.due(at(999)), None);
         // The errors of that second, reported once, by the next event or
         // the periodic flush, whichever comes first.
-        assert_eq!(throttle.record(at(1_000)), Some(1_000));
-        assert_eq!(throttle.record(at(1_500)), None);
+        assert_eq!(throttle.record(at(1_000), 1), Some(1_001));
+        assert_eq!(throttle.record(at(1_500), 1), None);
         assert_eq!(throttle.due(at(1_999)), None);
         assert_eq!(throttle.due(at(2_000)), Some(1));
         assert_eq!(throttle.due(at(5_000)), None);
-        assert_eq!(throttle.record(at(5_000)), Some(1));
+        assert_eq!(throttle.record(at(5_000), 1), Some(1));
     }
 }
