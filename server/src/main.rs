@@ -139,11 +139,9 @@ async fn run() -> Result<(), String> {
         browser_auth,
         RouterSettings::from_config(&config),
     );
-    let listener = tokio::net::TcpListener::bind(&site_addr)
-        .await
-        .map_err(context(format!(
-            "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
-        )))?;
+    let listener = serve::bind(site_addr).map_err(context(format!(
+        "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
+    )))?;
     let server = Server::new(
         listener,
         ServeOptions {

@@ -43,7 +43,7 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
@@ -68,9 +68,27 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 /// At most this many connections are closed at once to make room.
 const MAX_EVICTION_BATCH: usize = 64;
+/// How many new connections the kernel queues for `accept` (it caps this at
+/// `net.core.somaxconn`, 4096 on current Linux). `TcpListener::bind` asks
+/// for 128, as the standard library does; a burst past that (a flood, or
+/// many browsers at once) is dropped by the kernel, and each dropped
+/// client, honest ones included, waits a second for its retry.
+pub const LISTEN_BACKLOG: u32 = 4096;
 /// Repeated log lines (accept errors, connections closed at the cap) are
 /// reported at most this often, with a count.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Listens on `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`),
+/// but with a queue of [`LISTEN_BACKLOG`] new connections.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// The process's file-descriptor limit (the soft `RLIMIT_NOFILE`, what
 /// `ulimit -n` shows); `u64::MAX` when unlimited.

@@ -100,7 +100,7 @@ struct Running {
 
 impl Running {
     async fn start(app: Router, options: ServeOptions) -> Running {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = Server::new(listener, options);
         let addr = server.local_addr().unwrap();
         let stats = server.stats();
@@ -297,6 +297,44 @@ async fn a_half_open_flood_past_the_cap_leaves_normal_requests_answered_and_is_c
         .await;
     assert_eq!(stats.accept_errors, 0, "{stats:?}");
     assert_eq!(stats.open, 0, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_queues_a_burst_of_new_connections_beyond_128() {
+    lowered_fd_limit();
+    let _alone = DESCRIPTORS.write().await;
+    // The kernel caps the queue at net.core.somaxconn.
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .map_or(4096, |v| v.trim().parse().unwrap());
+    let burst = somaxconn.min(600) - 10;
+    if burst <= 128 {
+        eprintln!("net.core.somaxconn is {somaxconn}: nothing to show past 128");
+        return;
+    }
+    // Bound, never accepting: the queue alone holds the burst. With
+    // TcpListener::bind's 128, the connections past it would hang.
+    let listener = server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connects = (0..burst)
+        .map(|_| tokio::time::timeout(Duration::from_millis(900), TcpStream::connect(addr)));
+    let connected = futures_join_all(connects).await;
+    let queued = connected.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+    assert_eq!(queued, burst);
+    drop(listener);
+}
+
+/// Awaits every future, concurrently, in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
