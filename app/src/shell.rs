@@ -76,11 +76,13 @@ mod ssr {
             ("'none'", "DENY")
         };
         // frame-src: the hidden iframe that renews the tokens loads the
-        // issuer's authorize endpoint, and nothing else is framed.
+        // issuer's authorize endpoint, which redirects it back to the app's
+        // own callback; browsers check frame-src on every hop, so both
+        // origins are needed, and nothing else is framed.
         let csp = format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
              style-src 'self'; img-src 'self' data:; connect-src 'self'{reload_socket}; \
-             frame-src {issuer_origin}; form-action 'self' {issuer_origin}; \
+             frame-src 'self' {issuer_origin}; form-action 'self' {issuer_origin}; \
              frame-ancestors {frame_ancestors}; base-uri 'none'; object-src 'none'"
         );
         if let (Some(resp), Ok(value)) = (

@@ -196,7 +196,9 @@ test('a call refused once (401) renews once and is retried; refused twice, the t
   const authorize = watchAuthorize(context);
 
   const refusedOnce = await refuseWhoami(page, 1);
+  const retried = page.waitForResponse((r) => r.url().endsWith('/api/whoami') && r.status() === 200);
   await page.locator('#refresh').click();
+  await retried;
   await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
   expect(refusedOnce()).toBe(1);
   expect(authorize.length).toBe(1);
@@ -265,7 +267,17 @@ test.describe('tampered renewals are ignored; the session keeps its tokens until
     // same browser, without the app ever seeing her tokens there: the
     // server's session cookie is hers now.
     const tab = await context.newPage();
-    await tab.route('**/login/callback**', (route) => route.fulfill({ status: 200, body: 'captured' }));
+    // The sign-in form's answer redirects to the app's callback with her
+    // tokens: keep its session cookie, drop the redirect.
+    await tab.route('**/v1/sign-in', async (route) => {
+      const answer = await route.fetch({ maxRedirects: 0 });
+      await route.fulfill({
+        status: 200,
+        contentType: 'text/html',
+        headers: { 'set-cookie': answer.headers()['set-cookie'] ?? '' },
+        body: 'captured',
+      });
+    });
     await tab.goto(`${idp}/v1/authorize?client_id=0oa-dev-spa&response_type=id_token+token&scope=openid&redirect_uri=${encodeURIComponent(new URL('/login/callback', page.url()).toString())}&state=s&nonce=n&prompt=login`);
     await submitLogin(tab, testUser('mallory'));
     await expect(tab.locator('body')).toHaveText('captured');
@@ -281,7 +293,8 @@ test.describe('tampered renewals are ignored; the session keeps its tokens until
       const answer = await route.fetch({ maxRedirects: 0 });
       const fragment = answer.headers()['location'].split('#')[1];
       await route.fulfill({ status: 204 });
-      const foreignURL = page.url().replace('localhost', '127.0.0.1');
+      // A page of another origin that runs no script of its own.
+      const foreignURL = new URL('/favicon.svg', page.url().replace('localhost', '127.0.0.1')).toString();
       const popup = context.waitForEvent('page');
       await page.evaluate((url) => { window.open(url, 'foreign'); }, foreignURL);
       const foreign = await popup;

@@ -94,7 +94,7 @@ async fn get(
     (parts.status, parts.headers, body.to_vec())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers.get(&name).map_or("", |v| v.to_str().unwrap())
 }
 
@@ -236,7 +236,7 @@ async fn only_the_callback_may_be_framed_and_only_by_the_app() {
         let csp = header(&headers, header::CONTENT_SECURITY_POLICY);
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(
-            csp.contains(&format!("frame-src {issuer_origin};")),
+            csp.contains(&format!("frame-src 'self' {issuer_origin};")),
             "{path}: {csp}"
         );
         assert_eq!(header(&headers, header::X_FRAME_OPTIONS), "DENY", "{path}");

@@ -90,7 +90,9 @@ pub enum CallbackError {
     KeyUnavailable(String),
     #[error("the renewed tokens are for another person")]
     DifferentUser,
-    #[error("the sign-in service did not answer within {0} s")]
+    /// No answer from the sign-in service in the hidden iframe: within the
+    /// timeout (seconds), or at all (0: something else loaded there).
+    #[error("{}", no_answer_message(*.0))]
     NoAnswer(u32),
     #[error("this browser cannot sign in: {0}")]
     Browser(String),
@@ -120,6 +122,15 @@ fn denied_message(error: &str, description: Option<&str>) -> String {
     match description {
         Some(d) => format!("the authorization server refused the sign-in: {error} ({d})"),
         None => format!("the authorization server refused the sign-in: {error}"),
+    }
+}
+
+fn no_answer_message(timeout_secs: u32) -> String {
+    match timeout_secs {
+        0 => {
+            "the sign-in service did not answer (it could not be reached, or showed a page)".into()
+        }
+        secs => format!("the sign-in service did not answer within {secs} s"),
     }
 }
 

@@ -18,11 +18,23 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
+/// After the iframe's load event, how long its message may still take: the
+/// server's small callback page posts it before that event, the whole app
+/// (for browsers that do not send `Sec-Fetch-Dest`) once it has hydrated.
+const AFTER_LOAD_GRACE_MS: u32 = 1500;
+
 /// Asks the issuer for new tokens in a hidden iframe. Returns the raw
 /// fragment it answered with and the `state`/`nonce` of this attempt (kept
 /// in this function's memory only, so parallel attempts in other tabs can
 /// never consume it).
-pub async fn authorize(cfg: &PublicAuthConfig) -> Result<(String, PendingSignIn), CallbackError> {
+///
+/// It waits at most `timeout_ms` (and never more than
+/// [`SILENT_TIMEOUT_MS`]) for the answer.
+pub async fn authorize(
+    cfg: &PublicAuthConfig,
+    timeout_ms: u32,
+) -> Result<(String, PendingSignIn), CallbackError> {
+    let timeout_ms = timeout_ms.min(SILENT_TIMEOUT_MS);
     let no_page = || CallbackError::Browser("no page to put the iframe in".into());
     let window = web_sys::window().ok_or_else(no_page)?;
     let return_to = window.location().pathname().unwrap_or_default();
@@ -67,19 +79,44 @@ pub async fn authorize(cfg: &PublicAuthConfig) -> Result<(String, PendingSignIn)
         })
     };
     let _ = window.add_event_listener_with_callback("message", on_message.as_ref().unchecked_ref());
+    // The server's callback page posts its message while it is parsed,
+    // before its load event. An iframe that finished loading something
+    // else (the browser's error page when the issuer cannot be reached, a
+    // page of the issuer's) will not answer: no need to wait the timeout.
+    let (loaded_tx, loaded_rx) = futures::channel::oneshot::channel::<()>();
+    let loaded_tx = RefCell::new(Some(loaded_tx));
+    let on_load = Closure::<dyn Fn()>::new(move || {
+        if let Some(tx) = loaded_tx.borrow_mut().take() {
+            let _ = tx.send(());
+        }
+    });
+    frame.set_onload(Some(on_load.as_ref().unchecked_ref()));
     let appended = document
         .body()
         .is_some_and(|body| body.append_child(&frame).is_ok());
 
     let outcome = if appended {
-        let timeout = Box::pin(sleep(SILENT_TIMEOUT_MS));
-        match select(answer_rx, timeout).await {
+        let loaded_then_grace = Box::pin(async {
+            if loaded_rx.await.is_ok() {
+                sleep(AFTER_LOAD_GRACE_MS).await;
+                CallbackError::NoAnswer(0)
+            } else {
+                futures::future::pending().await
+            }
+        });
+        let timeout = Box::pin(async {
+            sleep(timeout_ms).await;
+            CallbackError::NoAnswer(timeout_ms.div_ceil(1000))
+        });
+        match select(answer_rx, select(loaded_then_grace, timeout)).await {
             Either::Left((Ok(fragment), _)) => Ok(fragment),
-            _ => Err(CallbackError::NoAnswer(SILENT_TIMEOUT_MS / 1000)),
+            Either::Left((Err(_), _)) => Err(CallbackError::NoAnswer(0)),
+            Either::Right((Either::Left((err, _)) | Either::Right((err, _)), _)) => Err(err),
         }
     } else {
         Err(no_page())
     };
+    frame.set_onload(None);
     let _ =
         window.remove_event_listener_with_callback("message", on_message.as_ref().unchecked_ref());
     frame.remove();

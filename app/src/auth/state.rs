@@ -35,6 +35,9 @@ pub struct Auth {
     /// Why the current session will not be renewed, once that is known; it
     /// is what the person reads when the session ends.
     ending: StoredValue<Option<String>>,
+    /// A renewal of the current session has failed and not yet succeeded:
+    /// if it expires so, the person is told it could not be renewed.
+    unrenewed: StoredValue<bool>,
 }
 
 /// Id of the `<script type="application/json">` that carries the config.
@@ -119,6 +122,7 @@ impl Auth {
         #[cfg(not(feature = "hydrate"))]
         let _ = announce;
         self.ending.set_value(None);
+        self.unrenewed.set_value(false);
         self.notice.set(None);
         self.session.set(Some(session));
     }
@@ -195,6 +199,7 @@ pub fn provide_auth() -> Auth {
         ready: RwSignal::new(false),
         notice: RwSignal::new(None),
         ending: StoredValue::new(None),
+        unrenewed: StoredValue::new(false),
     };
     provide_context(auth);
     #[cfg(feature = "hydrate")]
@@ -244,11 +249,23 @@ mod browser_side {
         // A page restored from the back-forward cache keeps its old memory:
         // look again, so Back after sign-out shows no session.
         let _ = window_event_listener(leptos::ev::pageshow, move |ev| {
-            if ev.persisted() {
-                let live = browser::stored_session()
-                    .or_else(browser::current_session)
-                    .filter(|s| !s.is_expired(browser::now()));
-                auth.session.set(live);
+            if !ev.persisted() {
+                return;
+            }
+            let live = match storage {
+                TokenStorage::Local => browser::stored_session(),
+                // Signing out anywhere clears the signed-in mark.
+                TokenStorage::Memory => {
+                    browser::current_session().filter(|_| browser::was_signed_in())
+                }
+            }
+            .filter(|s| !s.is_expired(browser::now()));
+            match live {
+                Some(session) => auth.adopt(session, false),
+                None => {
+                    browser::forget_session();
+                    auth.session.set(None);
+                }
             }
         });
 
@@ -279,10 +296,15 @@ mod browser_side {
             set_timeout(
                 move || {
                     if same_session() && browser::now() >= expires_at {
-                        let why = auth
-                            .ending
-                            .get_value()
-                            .unwrap_or_else(|| renewal::ENDED.to_string());
+                        let why = auth.ending.get_value().unwrap_or_else(|| {
+                            let failed = auth.unrenewed.get_value();
+                            let why = if failed {
+                                renewal::ENDED_UNRENEWED
+                            } else {
+                                renewal::ENDED
+                            };
+                            why.to_string()
+                        });
                         auth.end_locally(&why);
                     }
                 },
@@ -411,6 +433,9 @@ mod browser_side {
                 if auth.ending.with_value(Option::is_some) || took_newer(auth, &due) {
                     return;
                 }
+                // Until it succeeds, an expiry now is one that renewal could
+                // not prevent.
+                auth.unrenewed.set_value(true);
                 match renew_once(auth, &due).await {
                     // Signed out (here or in another tab) meanwhile: keep it so.
                     Ok(_) if auth.session.with_untracked(Option::is_none) => return,
@@ -484,7 +509,9 @@ mod browser_side {
             .config
             .get_value()
             .ok_or_else(|| CallbackError::Browser("sign-in is not configured".into()))?;
-        let (fragment, pending) = silent::authorize(&cfg).await?;
+        // An answer after expiry is of no use: wait at most until then.
+        let left_ms = (current.expires_at - browser::now()).clamp(1, 3600) * 1000;
+        let (fragment, pending) = silent::authorize(&cfg, left_ms as u32).await?;
         let params = parse_fragment(&fragment)?;
         complete_renewal(
             params,
@@ -504,7 +531,7 @@ mod browser_side {
             .config
             .get_value()
             .ok_or_else(|| CallbackError::Browser("sign-in is not configured".into()))?;
-        let (fragment, pending) = silent::authorize(&cfg).await?;
+        let (fragment, pending) = silent::authorize(&cfg, renewal::SILENT_TIMEOUT_MS).await?;
         let params = parse_fragment(&fragment)?;
         let (session, _) = complete_sign_in(
             params,
