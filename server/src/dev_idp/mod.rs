@@ -46,6 +46,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEPALIVE_IDLE};
+use crate::serve::{
+    bind as listen, default_max_connections, descriptor_limit, ServeOptions, Server,
+};
+
 pub use config::{Client, Config, ConfigError, Lifetimes, User, DEMO_CONFIG};
 pub use keys::KeyError;
 pub use password::hash_password;
@@ -310,20 +315,13 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
     let app = router(state);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let options = serve_options(listeners.len());
     let servers: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let app = app.clone();
-            let rx = shutdown_rx.clone();
-            tokio::spawn(async move {
-                let addr = listener.local_addr().ok();
-                if let Err(err) = axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_requested(rx))
-                    .await
-                {
-                    tracing::error!(?addr, %err, "dev authorization server stopped");
-                }
-            })
+            let server = Server::new(listener, options.clone());
+            let (app, rx) = (app.clone(), shutdown_rx.clone());
+            tokio::spawn(server.run(app, shutdown_requested(rx)))
         })
         .collect();
     let task = tokio::spawn(async move {
@@ -341,6 +339,21 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
         shutdown,
         task,
     })
+}
+
+/// The app's connection loop (`crate::serve`) with its default deadlines
+/// and a quarter of its default cap, shared among the `listeners`: the dev
+/// server shares the process's descriptors with the app, and under
+/// `axum::serve` a flood of half-open connections against it (reachable by
+/// others with `DEV_IDP=1`) took them all, the app's listener's included.
+fn serve_options(listeners: usize) -> ServeOptions {
+    let app_cap = default_max_connections(descriptor_limit().unwrap_or(1024));
+    ServeOptions {
+        header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        keepalive_idle: DEFAULT_KEEPALIVE_IDLE,
+        max_connections: app_cap / 4 / listeners.max(1),
+        shutdown_grace: None,
+    }
 }
 
 /// Resolves when `true` is sent; never, if the sender is dropped.
@@ -375,10 +388,10 @@ async fn bind(host: &str, port: u16) -> std::io::Result<Vec<TcpListener>> {
     if host.eq_ignore_ascii_case("localhost") {
         // Browsers may resolve localhost to ::1 and reqwest to 127.0.0.1:
         // answer on both, on the port the first one got.
-        let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let v4 = listen((Ipv4Addr::LOCALHOST, port).into())?;
         let port = v4.local_addr()?.port();
         let mut listeners = vec![v4];
-        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await {
+        match listen((Ipv6Addr::LOCALHOST, port).into()) {
             Ok(v6) => listeners.push(v6),
             Err(err) => tracing::debug!(%err, "dev authorization server: not listening on [::1]"),
         }
@@ -386,13 +399,13 @@ async fn bind(host: &str, port: u16) -> std::io::Result<Vec<TcpListener>> {
     }
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(vec![TcpListener::bind((ip, port)).await?]);
+        return Ok(vec![listen((ip, port).into())?]);
     }
     let addr = tokio::net::lookup_host((host, port))
         .await?
         .next()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
-    Ok(vec![TcpListener::bind(addr).await?])
+    Ok(vec![listen(addr)?])
 }
 
 #[cfg(test)]
