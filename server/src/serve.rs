@@ -14,6 +14,8 @@
 //!   are not serving a request (still sending their head, or idle) are
 //!   closed to make room, a small batch at a time; when every connection is
 //!   serving a request, the new one is closed at once;
+//! - **the listen queue**: [`bind`] asks the kernel to queue 4096 new
+//!   connections, not tokio's 128, so a burst is accepted, not dropped;
 //! - **accept errors**, logged at most once a second with a count (as are
 //!   the connections closed at the cap);
 //! - **graceful shutdown**: stop accepting, close idle connections, let the
