@@ -238,13 +238,32 @@ impl SignatureCheck for WebCryptoSignatures {
         signing_input: &str,
         signature: &[u8],
     ) -> Result<(), CallbackError> {
-        let jwk = issuer_key(kid.to_string()).await.map_err(|err| match err {
-            crate::api::ApiError::InvalidToken { .. } => {
-                IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
+        let key = match KEYS.with_borrow(|keys| {
+            keys.iter()
+                .find(|(k, _)| k == kid)
+                .map(|(_, key)| key.clone())
+        }) {
+            Some(key) => key,
+            None => {
+                let jwk = issuer_key(kid.to_string()).await.map_err(|err| match err {
+                    crate::api::ApiError::InvalidToken { .. } => {
+                        IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
+                    }
+                    other => CallbackError::KeyUnavailable(other.to_string()),
+                })?;
+                let key = import_rs256_key(&jwk.n, &jwk.e).await.map_err(|_| {
+                    CallbackError::KeyUnavailable("WebCrypto could not use the key".into())
+                })?;
+                KEYS.with_borrow_mut(|keys| {
+                    if keys.len() >= MAX_KEYS {
+                        keys.remove(0);
+                    }
+                    keys.push((kid.to_string(), key.clone()));
+                });
+                key
             }
-            other => CallbackError::KeyUnavailable(other.to_string()),
-        })?;
-        let ok = webcrypto_verify(&jwk.n, &jwk.e, signing_input.as_bytes(), signature)
+        };
+        let ok = webcrypto_verify(&key, signing_input.as_bytes(), signature)
             .await
             .map_err(|_| CallbackError::KeyUnavailable("WebCrypto could not use the key".into()))?;
         if ok {
@@ -255,6 +274,17 @@ impl SignatureCheck for WebCryptoSignatures {
     }
 }
 
+/// Issuers publish one to three keys; a few more cover rotations while the
+/// page stays open.
+const MAX_KEYS: usize = 8;
+
+thread_local! {
+    /// The issuer's keys this page has imported, by `kid`: a renewal checks
+    /// its ID token without asking the server again. A `kid` names one key
+    /// for good, so a cached key is never stale.
+    static KEYS: RefCell<Vec<(String, web_sys::CryptoKey)>> = const { RefCell::new(Vec::new()) };
+}
+
 fn object(pairs: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {
     let obj = js_sys::Object::new();
     for (k, v) in pairs {
@@ -263,12 +293,7 @@ fn object(pairs: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {
     Ok(obj)
 }
 
-async fn webcrypto_verify(
-    n: &str,
-    e: &str,
-    data: &[u8],
-    signature: &[u8],
-) -> Result<bool, JsValue> {
+async fn import_rs256_key(n: &str, e: &str) -> Result<web_sys::CryptoKey, JsValue> {
     let subtle = web_sys::window().ok_or(JsValue::NULL)?.crypto()?.subtle();
     let jwk = object(&[
         ("kty", "RSA".into()),
@@ -285,10 +310,18 @@ async fn webcrypto_verify(
     let key =
         JsFuture::from(subtle.import_key_with_object("jwk", &jwk, &algorithm, false, &usages)?)
             .await?;
-    let key: web_sys::CryptoKey = key.dyn_into()?;
+    key.dyn_into()
+}
+
+async fn webcrypto_verify(
+    key: &web_sys::CryptoKey,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<bool, JsValue> {
+    let subtle = web_sys::window().ok_or(JsValue::NULL)?.crypto()?.subtle();
     let ok = JsFuture::from(subtle.verify_with_str_and_u8_array_and_u8_array(
         "RSASSA-PKCS1-v1_5",
-        &key,
+        key,
         signature,
         data,
     )?)

@@ -482,25 +482,35 @@ mod browser_side {
         let Some(due) = auth.session.get_untracked() else {
             return false;
         };
-        tabs::with_lock(RENEW_LOCK, async move {
-            if took_newer(auth, &due) {
-                return true;
-            }
-            match renew_once(auth, &due).await {
-                Ok(_) if auth.session.with_untracked(Option::is_none) => false,
-                Ok(session) => {
-                    auth.adopt(session, true);
-                    tabs::sleep(renewal::HANDOVER_MS).await;
-                    true
+        // The caller goes on as soon as the new tokens are in; the lock is
+        // held a little longer (the handover) in the background.
+        let (done, renewed) = futures::channel::oneshot::channel::<bool>();
+        leptos::task::spawn_local(async move {
+            tabs::with_lock(RENEW_LOCK, async move {
+                if took_newer(auth, &due) {
+                    let _ = done.send(true);
+                    return;
                 }
-                Err(err) => {
-                    leptos::logging::warn!("session renewal after a refused call failed: {err}");
-                    false
+                match renew_once(auth, &due).await {
+                    Ok(_) if auth.session.with_untracked(Option::is_none) => {
+                        let _ = done.send(false);
+                    }
+                    Ok(session) => {
+                        auth.adopt(session, true);
+                        let _ = done.send(true);
+                        tabs::sleep(renewal::HANDOVER_MS).await;
+                    }
+                    Err(err) => {
+                        leptos::logging::warn!(
+                            "session renewal after a refused call failed: {err}"
+                        );
+                        let _ = done.send(false);
+                    }
                 }
-            }
-        })
-        .await
-        .unwrap_or(false)
+            })
+            .await;
+        });
+        renewed.await.unwrap_or(false)
     }
 
     /// One silent renewal of `current`, checked as a first sign-in is.
