@@ -629,13 +629,22 @@ async fn drive(
         let Some((deadline, why)) = deadlines.of(conn, shared) else {
             return Poll::Pending;
         };
-        if sleep.deadline() != deadline {
+        // The timer is only ever moved earlier: each request on a
+        // keep-alive connection pushes its deadline later, and re-arming
+        // the timer for that every time would be timer-wheel work on every
+        // request. One armed too early fires, finds the deadline later and
+        // is re-armed then, at most once per timeout.
+        if deadline < sleep.deadline() {
             sleep.as_mut().reset(deadline);
         }
-        return match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(why),
-            Poll::Pending => Poll::Pending,
-        };
+        match sleep.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(()) if Instant::now() >= deadline => return Poll::Ready(why),
+            Poll::Ready(()) => {
+                sleep.as_mut().reset(deadline);
+                continue;
+            }
+        }
     })
     .await
 }
