@@ -1,0 +1,233 @@
+//! Load and fault harness for the resource server (issue 6): drives the
+//! real release server binary over loopback and checks every answer. A
+//! workspace member of its own, not part of the product: it talks to the
+//! server only as a client of the API would, over HTTP, with its own issuer
+//! and its own tokens, and shares no code with the `server` crate.
+//!
+//! Run everything with `loadtest/run.sh` (builds, then runs 3 passes and
+//! prints the table), or by hand:
+//!
+//! ```sh
+//! LEPTOS_OUTPUT_NAME=okta-implicit cargo build --release -p server --bin server
+//! cargo build --release -p loadtest
+//! target/release/load --server target/release/server --runs 3
+//! target/release/load --cases 1,2 --runs 1 --short   # quick smoke run
+//! ```
+//!
+//! What it does:
+//! - runs its own issuer on 127.0.0.1:0 (discovery and JWKS, keys it holds
+//!   the private halves of), which can go down, hang, send 10 MB of
+//!   garbage or invalid JSON, publish a new key, and counts JWKS fetches
+//!   (`issuer.rs`);
+//! - starts `target/release/server` as a child with `ISSUER` pointing at
+//!   it, a fresh process per case so no cache carries over (cases 1 and 2
+//!   share one: they are measured in alternating windows, see
+//!   `cases::paired_case`), and waits until `/api/health` answers
+//!   (`server_process.rs`);
+//! - mints every token before timing starts (RSA signing is far slower
+//!   than verifying), on both cores (`tokens.rs`);
+//! - drives the server with N keep-alive HTTP/1.1 connections (hyper's
+//!   bare client, one request in flight per connection), checks each
+//!   answer's status, headers and body against the decision expected for
+//!   that request (`driver.rs`, with the plan of each case in `cases.rs`),
+//!   and reports throughput, p50 and p99;
+//! - repeats each case `--runs` times and prints median and min–max of
+//!   every figure, with the targets of the issue next to them
+//!   (`report.rs`).
+//!
+//! This file reads the arguments and runs the cases in order.
+//!
+//! Only loopback is ever contacted; every loop is bounded in time or in
+//! count.
+
+mod cases;
+mod driver;
+mod issuer;
+mod report;
+mod rng;
+mod server_process;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::cases::{
+    case3_cold, case4_mix, case5_rss, case6_storm, case7_rotation, case8_outage, case9_faults,
+    paired_case, Ctx,
+};
+use crate::issuer::Issuer;
+use crate::report::Results;
+use crate::server_process::Launcher;
+use crate::tokens::Tokens;
+
+// The audience and client id of every token the harness mints: the server
+// is started with this `CLIENT_ID` and its default `AUDIENCE`.
+const AUDIENCE: &str = "api://default";
+const CLIENT_ID: &str = "0oa-load-spa";
+
+fn main() {
+    let args = match Args::parse() {
+        Ok(args) => args,
+        Err(msg) => {
+            eprintln!("error: {msg}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let ok = runtime.block_on(run(args));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+const USAGE: &str =
+    "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR]";
+
+struct Args {
+    server: PathBuf,
+    runs: usize,
+    cases: Vec<u32>,
+    /// Durations divided by ten, for trying the harness out.
+    short: bool,
+    site_root: Option<PathBuf>,
+}
+
+impl Args {
+    fn parse() -> Result<Args, String> {
+        let mut args = Args {
+            server: PathBuf::from("target/release/server"),
+            runs: 3,
+            cases: (1..=9).collect(),
+            short: false,
+            site_root: None,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(arg) = it.next() {
+            let mut value = || it.next().ok_or(format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--server" => args.server = PathBuf::from(value()?),
+                "--runs" => args.runs = value()?.parse().map_err(|_| "--runs: a number")?,
+                "--cases" => {
+                    args.cases = value()?
+                        .split(',')
+                        .map(|c| c.trim().parse().map_err(|_| format!("bad case {c:?}")))
+                        .collect::<Result<_, _>>()?
+                }
+                "--short" => args.short = true,
+                "--site-root" => args.site_root = Some(PathBuf::from(value()?)),
+                "-h" | "--help" => return Err("help".into()),
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        if args.runs == 0 || args.runs > 20 {
+            return Err("--runs must be 1..=20".into());
+        }
+        Ok(args)
+    }
+
+    /// `full` normally, a tenth of it with `--short`.
+    fn secs(&self, full: u64) -> Duration {
+        if self.short {
+            Duration::from_millis(full * 100)
+        } else {
+            Duration::from_secs(full)
+        }
+    }
+}
+
+/// Mints the tokens, then runs the chosen cases `--runs` times and prints
+/// the table; false if any check failed.
+async fn run(args: Args) -> bool {
+    let work = PathBuf::from("target/load");
+    if let Err(e) = std::fs::create_dir_all(&work) {
+        eprintln!("error: cannot create {}: {e}", work.display());
+        return false;
+    }
+    let work = work.canonicalize().expect("work dir");
+    let site_root = match &args.site_root {
+        Some(p) => p.clone(),
+        None if Path::new("target/site").is_dir() => PathBuf::from("target/site"),
+        None => {
+            // The server needs a site root only for static files.
+            let p = work.join("site");
+            let _ = std::fs::create_dir_all(&p);
+            p
+        }
+    };
+    let site_root = site_root.canonicalize().unwrap_or(site_root);
+    let server_bin = match args.server.canonicalize() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "error: server binary {}: {e} (cargo build --release -p server --bin server)",
+                args.server.display()
+            );
+            return false;
+        }
+    };
+    let issuer = Issuer::start().await;
+    let fresh = if args.short { 4_000 } else { 24_000 };
+    println!(
+        "minting {} tokens (RSA-2048 signatures) on {} threads…",
+        fresh + 2_700,
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    );
+    let t0 = Instant::now();
+    let iss = issuer.issuer().to_string();
+    let tokens = tokio::task::spawn_blocking(move || Tokens::mint(&iss, fresh))
+        .await
+        .expect("minting");
+    println!("minted in {:.1} s", t0.elapsed().as_secs_f64());
+    let ctx = Ctx {
+        launcher: Launcher {
+            bin: server_bin,
+            site_root,
+            work,
+        },
+        tokens,
+        issuer,
+        results: Results::default(),
+        args,
+    };
+    for run in 1..=ctx.args.runs {
+        println!("\n=== run {run} of {} ===", ctx.args.runs);
+        // Case 2's p99, for cases 6 and 9.
+        let mut case2_p99 = f64::NAN;
+        let mut paired_done = false;
+        for case in ctx.args.cases.clone() {
+            println!("case {case}:");
+            let t = Instant::now();
+            match case {
+                // Measured together (see `paired_case`): asking for
+                // either runs both, once.
+                1 | 2 if paired_done => println!("  (with case {})", 3 - case),
+                1 | 2 => {
+                    paired_done = true;
+                    case2_p99 = paired_case(&ctx, run).await
+                }
+                3 => case3_cold(&ctx, run).await,
+                4 => case4_mix(&ctx, run).await,
+                5 => case5_rss(&ctx, run).await,
+                6 => case6_storm(&ctx, run, case2_p99).await,
+                7 => case7_rotation(&ctx, run).await,
+                8 => case8_outage(&ctx, run).await,
+                9 => case9_faults(&ctx, run, case2_p99).await,
+                other => ctx.results.fail(&format!("no case {other}")),
+            }
+            println!("  ({:.1} s)", t.elapsed().as_secs_f64());
+        }
+    }
+    ctx.results.print_table(ctx.args.runs);
+    let failed = ctx.results.failed();
+    println!(
+        "\n{}",
+        if failed {
+            "SOME CHECKS FAILED (see FAILED lines above)"
+        } else {
+            "all checks passed"
+        }
+    );
+    !failed
+}

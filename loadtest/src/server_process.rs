@@ -1,0 +1,197 @@
+//! The server under test: the real release binary (`target/release/server`)
+//! as a child process, a fresh one per case so no cache carries over, with
+//! `ISSUER` pointing at the stub issuer and nothing from the checkout's
+//! `.env`; start-up waits until `/api/health` answers. Also what the
+//! harness reads about the process from `/proc`: peak and current RSS, and
+//! the CPU time it has used.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+
+use crate::driver::Conn;
+use crate::CLIENT_ID;
+
+/// How to start the server under test: the release binary, the site root it
+/// serves static files from, and the work dir it runs in and logs to.
+pub struct Launcher {
+    pub bin: PathBuf,
+    pub site_root: PathBuf,
+    pub work: PathBuf,
+}
+
+impl Launcher {
+    /// Starts the server against `issuer` on `addr`, its output to `log`,
+    /// without waiting for it.
+    pub fn spawn(&self, issuer: &str, addr: SocketAddr, log: &Path) -> Result<Child, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(&self.bin);
+        // Run in the harness's work dir so no `.env` of the checkout applies;
+        // settings the server could read are removed or set here.
+        cmd.current_dir(&self.work)
+            .env("ISSUER", issuer)
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("LEPTOS_SITE_ADDR", addr.to_string())
+            .env("LEPTOS_OUTPUT_NAME", "okta-implicit")
+            .env("LEPTOS_SITE_ROOT", &self.site_root)
+            .env("LEPTOS_SITE_PKG_DIR", "pkg")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for var in [
+            "AUDIENCE",
+            "SCOPES",
+            "RESPONSE_TYPE",
+            "REDIRECT_URI",
+            "POST_LOGOUT_REDIRECT_URI",
+            "PUBLIC_ORIGIN",
+            "TOKEN_LEEWAY_SECS",
+            "DEV_IDP_ADDR",
+            "DEV_IDP_CONFIG",
+            "DEV_IDP_CONTROL",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bin.display()))
+    }
+}
+
+/// A running server under test, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts the release server against `issuer` and waits until it
+    /// answers `/api/health` (at most 30 s).
+    pub async fn start(launcher: &Launcher, issuer: &str, name: &str) -> Result<Server, String> {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            probe.local_addr().map_err(|e| e.to_string())?.port()
+        };
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let log = launcher.work.join(format!("{name}.log"));
+        let child = launcher.spawn(issuer, addr, &log)?;
+        let mut server = Server { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!(
+                    "server exited with {status} at start-up: {}",
+                    server.log_tail()
+                ));
+            }
+            if health_ok(addr).await {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "server did not answer within 30 s: {}",
+                    server.log_tail()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// The first log line containing `needle`, without the timestamp.
+    pub fn log_line(&self, needle: &str) -> Option<String> {
+        let file = std::fs::File::open(&self.log).ok()?;
+        BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains(needle))
+            .map(|l| {
+                strip_ansi(&l)
+                    .split_once(' ')
+                    .map_or(l.clone(), |(_, rest)| rest.trim().to_string())
+            })
+    }
+
+    pub fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn health_ok(addr: SocketAddr) -> bool {
+    let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(1), Conn::open(addr)).await
+    else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), conn.send("/api/health", None)).await,
+        Ok(Ok((StatusCode::OK, _, _)))
+    )
+}
+
+/// `VmHWM` (peak RSS) and `VmRSS` of `pid`, in KiB.
+pub fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// CPU seconds (user + system) `pid` has used.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    (ticks(11) + ticks(12)) / 100.0
+}
