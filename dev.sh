@@ -153,7 +153,7 @@ test_all() {
   mapfile -t scripts < <(git ls-files '*.sh' .ci/run dev.sh)
   check "shellcheck" shellcheck "${scripts[@]}"
   check "cargo fmt --check" cargo fmt --all -- --check
-  check "clippy (ssr)" cargo clippy -p app -p server --all-targets -- -D warnings
+  check "clippy (ssr)" cargo clippy -p app -p server -p loadtest --all-targets -- -D warnings
   check "clippy (hydrate)" cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
   say "cargo test --workspace"
