@@ -42,6 +42,20 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// `Strict-Transport-Security` on an https public origin: one year, the
 /// value the HSTS preload list asks for.
 pub const HSTS_MAX_AGE: &str = "max-age=31536000";
+/// `SHUTDOWN_GRACE_SECS` unless set: on SIGTERM the requests in flight get
+/// this long to finish. Kubernetes' default `terminationGracePeriodSeconds`
+/// is 30, so the server is done before the kubelet's SIGKILL.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// `LOG_FORMAT`: how log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// tracing-subscriber's human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's json formatter).
+    Json,
+}
 
 /// A setting that stops start-up.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +164,14 @@ pub struct Config {
     /// `HSTS_INCLUDE_SUBDOMAINS=1`: `includeSubDomains` in the
     /// `Strict-Transport-Security` sent on an https public origin.
     pub hsts_include_subdomains: bool,
+    /// `METRICS_ADDR`: where the Prometheus endpoint listens, apart from
+    /// the site; `None` (unset) turns metrics off.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `SHUTDOWN_GRACE_SECS`: on SIGTERM or SIGINT, how long the requests
+    /// in flight get to finish (default 20; 0 closes them at once).
+    pub shutdown_grace: Duration,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -308,6 +330,31 @@ impl Config {
         };
         let hsts_include_subdomains =
             switch("HSTS_INCLUDE_SUBDOMAINS", get("HSTS_INCLUDE_SUBDOMAINS"))?;
+        let metrics_addr = match get("METRICS_ADDR") {
+            Some(value) => Some(value.trim().parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "METRICS_ADDR",
+                    format!("{value:?} is not an IP address and port, e.g. 127.0.0.1:9100"),
+                )
+            })?),
+            None => None,
+        };
+        let shutdown_grace = match get("SHUTDOWN_GRACE_SECS") {
+            Some(value) => {
+                Duration::from_secs(whole_number("SHUTDOWN_GRACE_SECS", &value, 0..=3_600)?)
+            }
+            None => DEFAULT_SHUTDOWN_GRACE,
+        };
+        let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?}; use text or json"),
+                ))
+            }
+        };
 
         Ok(Config {
             issuer,
@@ -327,6 +374,20 @@ impl Config {
             max_connections,
             body_limit,
             hsts_include_subdomains,
+            metrics_addr,
+            shutdown_grace,
+            log_format,
+        })
+    }
+
+    /// A warning when the metrics endpoint listens where others can reach
+    /// it: it has no authentication, and shows traffic and refusal counts.
+    pub fn metrics_exposure_warning(&self) -> Option<String> {
+        let addr = self.metrics_addr?;
+        (!addr.ip().is_loopback()).then(|| {
+            format!(
+                "METRICS_ADDR {addr} is not loopback: the metrics endpoint has no authentication, so anyone who reaches that address can read the server's traffic and refusal counts; keep it on loopback or a private network"
+            )
         })
     }
 
@@ -734,6 +795,68 @@ mod tests {
         assert!(err.starts_with("MAX_CONNECTIONS is not valid"), "{err}");
         assert!(err.contains("at most 960"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn operations_settings_default_and_parse() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.metrics_addr, None);
+        assert_eq!(c.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.metrics_exposure_warning(), None);
+        let c = config(&[
+            ("METRICS_ADDR", "127.0.0.1:9100"),
+            ("SHUTDOWN_GRACE_SECS", "0"),
+            ("LOG_FORMAT", "json"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(c.shutdown_grace, Duration::ZERO);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.metrics_exposure_warning(), None);
+        let c = config(&[("METRICS_ADDR", "[::1]:9100"), ("LOG_FORMAT", "text")]).unwrap();
+        assert_eq!(c.metrics_addr, Some("[::1]:9100".parse().unwrap()));
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(
+            config(&[("SHUTDOWN_GRACE_SECS", "3600")])
+                .unwrap()
+                .shutdown_grace,
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn a_metrics_address_others_reach_is_warned_about() {
+        for addr in ["0.0.0.0:9100", "[::]:9100", "10.0.0.5:9100"] {
+            let warning = config(&[("METRICS_ADDR", addr)])
+                .unwrap()
+                .metrics_exposure_warning()
+                .unwrap_or_else(|| panic!("no warning for {addr}"));
+            assert!(
+                warning.starts_with(&format!("METRICS_ADDR {addr} is not loopback")),
+                "{warning}"
+            );
+            assert!(!warning.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn bad_operations_settings_name_their_variable() {
+        for (var, value) in [
+            ("METRICS_ADDR", "localhost:9100"),
+            ("METRICS_ADDR", "9100"),
+            ("METRICS_ADDR", "127.0.0.1"),
+            ("METRICS_ADDR", "127.0.0.1:99999"),
+            ("SHUTDOWN_GRACE_SECS", "-1"),
+            ("SHUTDOWN_GRACE_SECS", "20s"),
+            ("SHUTDOWN_GRACE_SECS", "3601"),
+            ("LOG_FORMAT", "JSON5"),
+            ("LOG_FORMAT", "logfmt"),
+        ] {
+            assert_eq!(failing_var(&[(var, value)]), var, "{var}={value}");
+        }
+        let err = config(&[("LOG_FORMAT", "xml")]).unwrap_err().to_string();
+        assert_eq!(err, "LOG_FORMAT is not valid: \"xml\"; use text or json");
     }
 
     #[test]
