@@ -11,20 +11,27 @@
 //! hands the request to a server function, so the extension is part of
 //! the request `Parts` that [`app::api::ssr::authorize`] reads to hand
 //! the function the claims and check its scope.
+//!
+//! Every decision is counted by outcome ([`crate::bearer::stats`]); a
+//! valid token whose function answers 403 counts as `insufficient_scope`.
 
 use app::api::ssr::{error_response, BearerAuth};
 use app::api::ApiError;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::bearer::Validator;
+use crate::bearer::{Outcome, Validator};
 
 /// The protected API lives under this path.
 pub const API_PREFIX: &str = "/api/";
 
 /// Server functions under [`API_PREFIX`] that anyone may call; no token is
 /// looked at for them.
+///
+/// The probes `/healthz` and `/readyz` are public too, and outside the
+/// layer altogether (they are not under `/api/`).
 pub const PUBLIC_ENDPOINTS: &[&str] = &["/api/health", "/api/auth_config", "/api/issuer_key"];
 
 /// Whether a request to `path` needs a valid Bearer token.
@@ -46,8 +53,18 @@ pub async fn bearer_auth(
         {
             Ok(claims) => {
                 request.extensions_mut().insert(BearerAuth(claims));
+                let response = next.run(request).await;
+                // Only `authorize(scope)` answers 403 behind a valid token.
+                validator
+                    .stats()
+                    .record(match response.status() == StatusCode::FORBIDDEN {
+                        true => Outcome::InsufficientScope,
+                        false => Outcome::Valid,
+                    });
+                return response;
             }
             Err(err) => {
+                validator.stats().record(Outcome::of(&err));
                 // The description never contains the token, so it is safe
                 // to log. Never above debug, per request: while the issuer
                 // is down every request with an unknown kid is refused,

@@ -520,7 +520,7 @@ fn discovery_unreachable(url: &Url, err: &FetchError) -> Check {
             format!("{url} answered HTTP {status}"),
             "check ISSUER, and retry if the issuer is having trouble",
         ),
-        FetchError::Transport(reason) => Check::fail(
+        FetchError::Transport(reason) | FetchError::Timeout(reason) => Check::fail(
             format!("cannot reach the issuer: GET {url} failed: {reason}"),
             "check ISSUER's host and port, and that this machine can reach it (proxy, firewall, VPN)",
         ),

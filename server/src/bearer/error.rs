@@ -43,6 +43,9 @@ pub enum InitError {
 pub enum FetchError {
     #[error("{0}")]
     Transport(String),
+    /// The connect or total timeout ran out.
+    #[error("{0}")]
+    Timeout(String),
     #[error("the server answered HTTP {0}")]
     Status(u16),
     #[error("the response is larger than {0} bytes")]
@@ -87,6 +90,58 @@ pub enum TokenError {
     IdToken,
     #[error("the token was issued to another client (cid)")]
     WrongClient,
+}
+
+impl TokenError {
+    /// Every [`TokenError::reason`], in the order of [`TokenError::index`].
+    pub const REASONS: [&'static str; 17] = [
+        "too_large",
+        "not_compact_jws",
+        "bad_header",
+        "algorithm_not_allowed",
+        "unsupported_crit",
+        "bad_kid",
+        "unknown_kid",
+        "bad_signature",
+        "bad_claims",
+        "missing_claim",
+        "expired",
+        "not_yet_valid",
+        "issued_in_future",
+        "wrong_issuer",
+        "wrong_audience",
+        "id_token",
+        "wrong_client",
+    ];
+
+    /// This problem's place in [`TokenError::REASONS`].
+    pub fn index(self) -> usize {
+        match self {
+            TokenError::TooLarge => 0,
+            TokenError::NotCompactJws => 1,
+            TokenError::BadHeader => 2,
+            TokenError::AlgorithmNotAllowed => 3,
+            TokenError::UnsupportedCrit => 4,
+            TokenError::BadKid => 5,
+            TokenError::UnknownKid => 6,
+            TokenError::BadSignature => 7,
+            TokenError::BadClaims => 8,
+            TokenError::MissingClaim(_) => 9,
+            TokenError::Expired => 10,
+            TokenError::NotYetValid => 11,
+            TokenError::IssuedInFuture => 12,
+            TokenError::WrongIssuer => 13,
+            TokenError::WrongAudience => 14,
+            TokenError::IdToken => 15,
+            TokenError::WrongClient => 16,
+        }
+    }
+
+    /// A short fixed name for the problem, for metrics labels: one of
+    /// [`TokenError::REASONS`], never anything taken from the token.
+    pub fn reason(self) -> &'static str {
+        Self::REASONS[self.index()]
+    }
 }
 
 /// Why a request is not let through. Maps one to one onto the rows of the
@@ -160,6 +215,32 @@ mod tests {
         let down = ApiError::from(AuthError::KeysUnavailable { retry_after: 30 });
         assert_eq!(down.status(), 503);
         assert_eq!(down.www_authenticate(), None);
+    }
+
+    #[test]
+    fn reasons_are_a_fixed_list_one_per_variant() {
+        let all = [
+            TokenError::TooLarge,
+            TokenError::NotCompactJws,
+            TokenError::BadHeader,
+            TokenError::AlgorithmNotAllowed,
+            TokenError::UnsupportedCrit,
+            TokenError::BadKid,
+            TokenError::UnknownKid,
+            TokenError::BadSignature,
+            TokenError::BadClaims,
+            TokenError::MissingClaim("exp"),
+            TokenError::Expired,
+            TokenError::NotYetValid,
+            TokenError::IssuedInFuture,
+            TokenError::WrongIssuer,
+            TokenError::WrongAudience,
+            TokenError::IdToken,
+            TokenError::WrongClient,
+        ];
+        let reasons: Vec<&str> = all.iter().map(|e| e.reason()).collect();
+        assert_eq!(reasons, TokenError::REASONS);
+        assert_eq!(TokenError::MissingClaim("iss").reason(), "missing_claim");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// `Cache-Control: max-age`, if the response had one.
     pub max_age: Option<Duration>,
+    /// The response's `ETag`, for a conditional request next time.
+    pub etag: Option<String>,
 }
 
 /// The HTTP client the validator fetches with; cheap to clone.
@@ -66,14 +68,37 @@ impl HttpClient {
 
     /// GETs `url`, reading at most the configured number of bytes.
     pub async fn get(&self, url: &Url) -> Result<Fetched, FetchError> {
-        let mut response = self
+        match self.get_if_none_match(url, None).await? {
+            Conditional::Modified(fetched) => Ok(fetched),
+            // Only asked for with an ETag.
+            Conditional::NotModified { .. } => Err(FetchError::Status(304)),
+        }
+    }
+
+    /// GETs `url`; with `etag`, as a conditional request
+    /// (`If-None-Match`), which the issuer may answer 304 Not Modified.
+    pub async fn get_if_none_match(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+    ) -> Result<Conditional, FetchError> {
+        let mut request = self
             .client
             .get(url.clone())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|err| FetchError::Transport(error_chain(&err)))?;
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        if status == reqwest::StatusCode::NOT_MODIFIED && etag.is_some() {
+            return Ok(Conditional::NotModified { max_age });
+        }
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
@@ -83,23 +108,46 @@ impl HttpClient {
         {
             return Err(FetchError::TooLarge(self.max_body));
         }
-        let max_age = response
+        let etag = response
             .headers()
-            .get(reqwest::header::CACHE_CONTROL)
+            .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
+            .filter(|v| v.len() <= MAX_ETAG_LEN)
+            .map(str::to_owned);
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| FetchError::Transport(error_chain(&err)))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > self.max_body {
                 return Err(FetchError::TooLarge(self.max_body));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { body, max_age })
+        Ok(Conditional::Modified(Fetched {
+            body,
+            max_age,
+            etag,
+        }))
+    }
+}
+
+/// Longer entity tags are not kept (nor sent back).
+const MAX_ETAG_LEN: usize = 256;
+
+/// The answer to a conditional GET.
+#[derive(Clone, Debug)]
+pub enum Conditional {
+    Modified(Fetched),
+    /// 304: the document is the one the ETag names; `max_age` is the new
+    /// freshness lifetime, if the answer gave one.
+    NotModified {
+        max_age: Option<Duration>,
+    },
+}
+
+fn transport(err: reqwest::Error) -> FetchError {
+    if err.is_timeout() {
+        FetchError::Timeout(error_chain(&err))
+    } else {
+        FetchError::Transport(error_chain(&err))
     }
 }
 

@@ -15,9 +15,16 @@
 //!   unknown kid is refused without a fetch, so random kids cannot make the
 //!   server hammer the issuer.
 //!
+//! - Refetches are conditional (`If-None-Match`) when the issuer sent an
+//!   `ETag`, so an unchanged set costs the issuer a 304.
+//!
 //! No lock is held on the hot path; the async mutex is held across a fetch
 //! only by requests that need a key the snapshot does not have, and every
 //! fetch is bounded by the HTTP timeouts.
+//!
+//! Every fetch is counted by cause and result ([`FetchCounts`]), and the
+//! time of the last successful one is kept, for metrics and readiness
+//! ([`JwksCache::freshness`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +36,7 @@ use url::Url;
 
 use super::clock::Clock;
 use super::error::{AuthError, FetchError, InitError, TokenError};
-use super::fetch::HttpClient;
+use super::fetch::{Conditional, HttpClient};
 use super::keys::{KeySet, VerifyingKey};
 
 /// Timing of the cache.
@@ -61,6 +68,116 @@ impl Default for CacheOptions {
 /// The largest share of the refresh interval taken off as jitter.
 const MAX_JITTER: f64 = 0.1;
 
+/// Why the JWKS was fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchCause {
+    /// The first fetch, before the server starts.
+    Startup,
+    /// The background refresh (`max-age` ran out, or a retry after a
+    /// failed one).
+    Scheduled,
+    /// A token named a kid the snapshot does not have.
+    UnknownKid,
+}
+
+impl FetchCause {
+    pub const ALL: [FetchCause; 3] = [
+        FetchCause::Startup,
+        FetchCause::Scheduled,
+        FetchCause::UnknownKid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchCause::Startup => "startup",
+            FetchCause::Scheduled => "scheduled",
+            FetchCause::UnknownKid => "unknown_kid",
+        }
+    }
+}
+
+/// How a fetch of the JWKS ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchResult {
+    /// A usable key set, now in the snapshot.
+    Ok,
+    /// 304 to a conditional request: the keys are unchanged.
+    NotModified,
+    /// The issuer could not be reached or answered an error status.
+    HttpError,
+    /// The connect or total timeout ran out.
+    Timeout,
+    /// The answer was not a usable JWKS (not JSON, too large, no RS256
+    /// key with a kid).
+    ParseError,
+    /// Not made: an unknown kid within the refetch cool-down.
+    RateLimited,
+}
+
+impl FetchResult {
+    pub const ALL: [FetchResult; 6] = [
+        FetchResult::Ok,
+        FetchResult::NotModified,
+        FetchResult::HttpError,
+        FetchResult::Timeout,
+        FetchResult::ParseError,
+        FetchResult::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchResult::Ok => "ok",
+            FetchResult::NotModified => "not_modified",
+            FetchResult::HttpError => "http_error",
+            FetchResult::Timeout => "timeout",
+            FetchResult::ParseError => "parse_error",
+            FetchResult::RateLimited => "rate_limited",
+        }
+    }
+
+    fn of(result: &Result<Fresh, RefreshError>) -> FetchResult {
+        match result {
+            Ok(Fresh::Keys { .. }) => FetchResult::Ok,
+            Ok(Fresh::Unchanged { .. }) => FetchResult::NotModified,
+            Err(RefreshError::Fetch(FetchError::Timeout(_))) => FetchResult::Timeout,
+            Err(RefreshError::Fetch(FetchError::Transport(_) | FetchError::Status(_))) => {
+                FetchResult::HttpError
+            }
+            Err(
+                RefreshError::Fetch(FetchError::TooLarge(_))
+                | RefreshError::NotAJwks(_)
+                | RefreshError::NoUsableKeys,
+            ) => FetchResult::ParseError,
+        }
+    }
+}
+
+/// Fetches so far, by cause and result.
+#[derive(Debug, Default)]
+pub struct FetchCounts([[AtomicU64; 6]; 3]);
+
+impl FetchCounts {
+    fn add(&self, cause: FetchCause, result: FetchResult) {
+        self.0[cause as usize][result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, cause: FetchCause, result: FetchResult) -> u64 {
+        self.0[cause as usize][result as usize].load(Ordering::Relaxed)
+    }
+}
+
+/// How fresh the key set is, for readiness and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// Keys in the current set.
+    pub keys: usize,
+    /// Time since the last successful fetch (a 304 counts).
+    pub age: Duration,
+    /// The freshness lifetime that fetch gave (`max-age`, clamped to the
+    /// refresh bounds; without jitter).
+    pub max_age: Duration,
+}
+
 /// One immutable state of the cache.
 #[derive(Debug)]
 struct Snapshot {
@@ -70,6 +187,34 @@ struct Snapshot {
     generation: u64,
     /// When the background task should fetch next (clock time).
     refresh_at: Duration,
+    /// When the last successful fetch ended (clock time).
+    fetched_at: Duration,
+    /// The freshness lifetime it gave, clamped, before jitter.
+    max_age: Duration,
+}
+
+impl Snapshot {
+    /// This snapshot with the next background refresh at `refresh_at`.
+    fn retry_at(&self, refresh_at: Duration) -> Snapshot {
+        Snapshot {
+            keys: self.keys.clone(),
+            generation: self.generation,
+            refresh_at,
+            fetched_at: self.fetched_at,
+            max_age: self.max_age,
+        }
+    }
+}
+
+/// A successful fetch.
+enum Fresh {
+    Keys {
+        keys: KeySet,
+        max_age: Option<Duration>,
+        etag: Option<String>,
+    },
+    /// 304: the keys are the ones already held.
+    Unchanged { max_age: Option<Duration> },
 }
 
 /// Bookkeeping of fetches; only touched under the fetch mutex.
@@ -79,6 +224,8 @@ struct FetchState {
     last_unknown_kid_fetch: Option<Duration>,
     /// Whether the last fetch of any kind failed.
     last_failed: bool,
+    /// The `ETag` of the key set held, sent as `If-None-Match`.
+    etag: Option<String>,
 }
 
 /// The issuer's keys; see the module documentation.
@@ -90,6 +237,7 @@ pub struct JwksCache {
     snapshot: ArcSwap<Snapshot>,
     fetch_state: Mutex<FetchState>,
     fetches: AtomicU64,
+    counts: FetchCounts,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -115,6 +263,8 @@ impl JwksCache {
                 keys: KeySet::default(),
                 generation: 0,
                 refresh_at: Duration::ZERO,
+                fetched_at: Duration::ZERO,
+                max_age: Duration::ZERO,
             }),
             uri,
             http,
@@ -122,22 +272,26 @@ impl JwksCache {
             options,
             fetch_state: Mutex::new(FetchState::default()),
             fetches: AtomicU64::new(0),
+            counts: FetchCounts::default(),
         };
         let mut state = cache.fetch_state.lock().await;
-        cache.fetch(&mut state).await.map_err(|err| match err {
-            RefreshError::Fetch(source) => InitError::Fetch {
-                url: cache.uri.to_string(),
-                source,
-            },
-            RefreshError::NotAJwks(reason) => InitError::BadDocument {
-                url: cache.uri.to_string(),
-                what: "JWKS",
-                reason,
-            },
-            RefreshError::NoUsableKeys => InitError::NoUsableKeys {
-                url: cache.uri.to_string(),
-            },
-        })?;
+        cache
+            .fetch(&mut state, FetchCause::Startup)
+            .await
+            .map_err(|err| match err {
+                RefreshError::Fetch(source) => InitError::Fetch {
+                    url: cache.uri.to_string(),
+                    source,
+                },
+                RefreshError::NotAJwks(reason) => InitError::BadDocument {
+                    url: cache.uri.to_string(),
+                    what: "JWKS",
+                    reason,
+                },
+                RefreshError::NoUsableKeys => InitError::NoUsableKeys {
+                    url: cache.uri.to_string(),
+                },
+            })?;
         drop(state);
         Ok(cache)
     }
@@ -165,6 +319,21 @@ impl JwksCache {
     /// How many fetches this cache has started (including failed ones).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// The fetches so far (and the ones not made), by cause and result.
+    pub fn fetch_counts(&self) -> &FetchCounts {
+        &self.counts
+    }
+
+    /// How many keys are held and how old they are. Lock-free.
+    pub fn freshness(&self) -> Freshness {
+        let snapshot = self.snapshot.load();
+        Freshness {
+            keys: snapshot.keys.len(),
+            age: self.clock.now().saturating_sub(snapshot.fetched_at),
+            max_age: snapshot.max_age,
+        }
     }
 
     /// The key for `kid`, fetching the JWKS again (once, shared, rate
@@ -195,6 +364,8 @@ impl JwksCache {
         if let Some(last) = state.last_unknown_kid_fetch {
             let next_allowed = last + self.options.refetch_cooldown;
             if now < next_allowed {
+                self.counts
+                    .add(FetchCause::UnknownKid, FetchResult::RateLimited);
                 // Cooling down. If the last fetch failed the key may well
                 // exist, so the honest answer is "try later", not "no".
                 return Err(if state.last_failed {
@@ -207,7 +378,7 @@ impl JwksCache {
             }
         }
         state.last_unknown_kid_fetch = Some(now);
-        match self.fetch(&mut state).await {
+        match self.fetch(&mut state, FetchCause::UnknownKid).await {
             Ok(()) => self
                 .key(kid)
                 .ok_or(AuthError::InvalidToken(TokenError::UnknownKid)),
@@ -223,7 +394,7 @@ impl JwksCache {
     /// Fetches the JWKS now (for the background refresh).
     pub async fn refresh(&self) -> Result<(), RefreshError> {
         let mut state = self.fetch_state.lock().await;
-        self.fetch(&mut state).await
+        self.fetch(&mut state, FetchCause::Scheduled).await
     }
 
     /// Refreshes if the snapshot's refresh time has come; `None` if not.
@@ -236,11 +407,7 @@ impl JwksCache {
             // Keep the keys, try again soon; without this the due time
             // stays in the past and the background task would spin.
             let retry_at = self.clock.now() + self.options.retry_after_failure;
-            self.snapshot.rcu(|current| Snapshot {
-                keys: current.keys.clone(),
-                generation: current.generation,
-                refresh_at: retry_at,
-            });
+            self.snapshot.rcu(|current| current.retry_at(retry_at));
         }
         Some(result)
     }
@@ -272,36 +439,60 @@ impl JwksCache {
     }
 
     /// One fetch; the caller holds the fetch mutex (`state`).
-    async fn fetch(&self, state: &mut FetchState) -> Result<(), RefreshError> {
+    async fn fetch(&self, state: &mut FetchState, cause: FetchCause) -> Result<(), RefreshError> {
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let result = self.fetch_keys().await;
+        let result = self.fetch_keys(state.etag.as_deref()).await;
+        self.counts.add(cause, FetchResult::of(&result));
         state.last_failed = result.is_err();
-        let (keys, max_age) = result?;
+        let current = self.snapshot.load_full();
+        let (keys, max_age) = match result? {
+            Fresh::Keys {
+                keys,
+                max_age,
+                etag,
+            } => {
+                state.etag = etag;
+                (keys, max_age)
+            }
+            Fresh::Unchanged { max_age } => (current.keys.clone(), max_age),
+        };
+        let now = self.clock.now();
+        let lifetime = refresh_interval(max_age, &self.options);
         let delay = refresh_delay(max_age, &self.options, rand::random::<f64>());
-        let refresh_at = self.clock.now() + delay;
-        let generation = self.snapshot.load().generation + 1;
         tracing::debug!(jwks_uri = %self.uri, keys = ?keys, next_refresh_s = delay.as_secs(), "JWKS loaded");
+        // A 304 bumps the generation too: a waiter for an unknown kid
+        // learns that the issuer was just asked, and does not ask again.
         self.snapshot.store(Arc::new(Snapshot {
             keys,
-            generation,
-            refresh_at,
+            generation: current.generation + 1,
+            refresh_at: now + delay,
+            fetched_at: now,
+            max_age: lifetime,
         }));
         Ok(())
     }
 
-    async fn fetch_keys(&self) -> Result<(KeySet, Option<Duration>), RefreshError> {
-        let fetched = self
+    async fn fetch_keys(&self, etag: Option<&str>) -> Result<Fresh, RefreshError> {
+        let fetched = match self
             .http
-            .get(&self.uri)
+            .get_if_none_match(&self.uri, etag)
             .await
-            .map_err(RefreshError::Fetch)?;
+            .map_err(RefreshError::Fetch)?
+        {
+            Conditional::Modified(fetched) => fetched,
+            Conditional::NotModified { max_age } => return Ok(Fresh::Unchanged { max_age }),
+        };
         let keys = KeySet::from_jwks_json(&fetched.body).map_err(RefreshError::NotAJwks)?;
         // An empty set is far more likely a broken issuer than a revocation
         // of every key; keeping the old keys is the safer reading.
         if keys.is_empty() {
             return Err(RefreshError::NoUsableKeys);
         }
-        Ok((keys, fetched.max_age))
+        Ok(Fresh::Keys {
+            keys,
+            max_age: fetched.max_age,
+            etag: fetched.etag,
+        })
     }
 }
 
@@ -316,13 +507,18 @@ pub enum RefreshError {
     NoUsableKeys,
 }
 
-/// The interval until the next background refresh: `max_age` (or the
-/// default) clamped to the configured bounds, less `jitter` (0..1) times
-/// 10 %.
-pub fn refresh_delay(max_age: Option<Duration>, options: &CacheOptions, jitter: f64) -> Duration {
-    let base = max_age
+/// How long a fetched key set counts as fresh: `max_age` (or the default)
+/// clamped to the configured bounds.
+pub fn refresh_interval(max_age: Option<Duration>, options: &CacheOptions) -> Duration {
+    max_age
         .unwrap_or(options.default_refresh)
-        .clamp(options.min_refresh, options.max_refresh);
+        .clamp(options.min_refresh, options.max_refresh)
+}
+
+/// The interval until the next background refresh: [`refresh_interval`]
+/// less `jitter` (0..1) times 10 %.
+pub fn refresh_delay(max_age: Option<Duration>, options: &CacheOptions, jitter: f64) -> Duration {
+    let base = refresh_interval(max_age, options);
     let jitter = jitter.clamp(0.0, 1.0) * MAX_JITTER;
     base.mul_f64(1.0 - jitter)
 }

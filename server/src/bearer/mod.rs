@@ -24,6 +24,7 @@
 //! | [`fetch`] | bounded HTTP fetches and the https/loopback rule |
 //! | [`discovery`] | the OpenID Connect discovery document |
 //! | [`clock`] | injectable time |
+//! | [`stats`] | counts of decisions and cache hits, for metrics |
 //! | [`error`] | [`InitError`] and the request-time [`AuthError`] |
 //! | [`validator`] | the pipeline tying them together |
 
@@ -36,6 +37,7 @@ pub mod header;
 pub mod jwks;
 pub mod jws;
 pub mod keys;
+pub mod stats;
 pub mod validator;
 pub mod verified;
 
@@ -44,5 +46,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use discovery::Discovery;
 pub use error::{AuthError, FetchError, InitError, TokenError};
 pub use fetch::HttpOptions;
-pub use jwks::CacheOptions;
+pub use jwks::{CacheOptions, FetchCause, FetchResult, Freshness};
+pub use stats::Outcome;
 pub use validator::{Validator, ValidatorOptions};

@@ -21,6 +21,7 @@ use super::fetch::{HttpClient, HttpOptions};
 use super::header::{bearer_token, query_has_access_token, MAX_AUTHORIZATION_LEN};
 use super::jwks::{CacheOptions, JwksCache};
 use super::jws;
+use super::stats::Stats;
 use super::verified::{token_hash, VerifiedCache};
 
 /// How the validator fetches, caches and tells the time.
@@ -56,6 +57,7 @@ struct Inner {
     jwks: Arc<JwksCache>,
     verified: VerifiedCache,
     clock: Arc<dyn Clock>,
+    stats: Stats,
 }
 
 impl std::fmt::Debug for Inner {
@@ -105,6 +107,7 @@ impl Validator {
                 jwks: Arc::new(jwks),
                 verified: VerifiedCache::new(options.verified_cache_capacity),
                 clock: options.clock,
+                stats: Stats::default(),
             }),
         })
     }
@@ -115,6 +118,21 @@ impl Validator {
 
     pub fn jwks(&self) -> &Arc<JwksCache> {
         &self.inner.jwks
+    }
+
+    /// The decisions and verified-token cache hits counted so far.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// The verified-token cache (its size and evictions, for metrics).
+    pub fn verified_cache(&self) -> &VerifiedCache {
+        &self.inner.verified
+    }
+
+    /// The clock the validator tells the time by.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
     }
 
     /// Starts the background JWKS refresh; abort the handle to stop it.
@@ -166,8 +184,10 @@ impl Validator {
             .verified
             .get(&hash, now, |kid| inner.jwks.contains(kid))
         {
+            inner.stats.cache_hit();
             return Ok(claims);
         }
+        inner.stats.cache_miss();
         let (claims, kid) = self.check(token).await?;
         let claims = Arc::new(claims);
         inner.verified.insert(hash, &kid, claims.clone(), now);

@@ -9,6 +9,7 @@
 //! for those reasons.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use app::api::AccessClaims;
@@ -32,6 +33,8 @@ struct Entry {
 pub struct VerifiedCache {
     capacity: usize,
     entries: Mutex<HashMap<TokenHash, Entry>>,
+    /// Entries removed to make room, expired or not.
+    evictions: AtomicU64,
 }
 
 impl std::fmt::Debug for VerifiedCache {
@@ -49,6 +52,7 @@ impl VerifiedCache {
         VerifiedCache {
             capacity,
             entries: Mutex::new(HashMap::new()),
+            evictions: AtomicU64::new(0),
         }
     }
 
@@ -79,7 +83,8 @@ impl VerifiedCache {
         }
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&hash) {
-            evict(&mut entries, self.capacity, now);
+            let removed = evict(&mut entries, self.capacity, now);
+            self.evictions.fetch_add(removed as u64, Ordering::Relaxed);
         }
         entries.insert(
             hash,
@@ -98,6 +103,11 @@ impl VerifiedCache {
         self.len() == 0
     }
 
+    /// How many entries have been removed to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Entry>> {
         // The map is always consistent between statements, so a panic
         // elsewhere while holding the lock leaves nothing to repair.
@@ -107,12 +117,13 @@ impl VerifiedCache {
 
 /// Makes room: drops expired entries, then, if still over 90 % full, the
 /// entries expiring soonest. Freeing a tenth at once keeps this O(n) sweep
-/// rare.
-fn evict(entries: &mut HashMap<TokenHash, Entry>, capacity: usize, now: i64) {
+/// rare. Returns how many entries it removed.
+fn evict(entries: &mut HashMap<TokenHash, Entry>, capacity: usize, now: i64) -> usize {
+    let before = entries.len();
     entries.retain(|_, e| e.claims.expires_at > now);
     let target = capacity - capacity / 10 - 1;
     if entries.len() <= target {
-        return;
+        return before - entries.len();
     }
     let mut by_expiry: Vec<(i64, TokenHash)> = entries
         .iter()
@@ -123,6 +134,7 @@ fn evict(entries: &mut HashMap<TokenHash, Entry>, capacity: usize, now: i64) {
     for (_, hash) in &by_expiry[..excess] {
         entries.remove(hash);
     }
+    before - entries.len()
 }
 
 #[cfg(test)]
@@ -183,6 +195,7 @@ mod tests {
         // At 2_000 the first 50 have expired; inserting sweeps them.
         cache.insert(hash(1_000), "k", claims(9_000), 2_000);
         assert_eq!(cache.len(), 51);
+        assert_eq!(cache.evictions(), 50);
         for i in 1_001..1_100 {
             cache.insert(hash(i), "k", claims(9_000), 2_000);
         }

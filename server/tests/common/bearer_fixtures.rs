@@ -164,6 +164,8 @@ struct ServerState {
     status: AtomicU16,
     delay: Mutex<Duration>,
     cache_control: Mutex<String>,
+    /// Sent as `ETag`; a request whose `If-None-Match` matches gets 304.
+    etag: Mutex<Option<String>>,
 }
 
 /// A local issuer: `/keys` (the JWKS) and
@@ -186,6 +188,7 @@ impl JwksServer {
             status: AtomicU16::new(200),
             delay: Mutex::new(Duration::ZERO),
             cache_control: Mutex::new("max-age=3600".into()),
+            etag: Mutex::new(None),
         });
         let app = Router::new()
             .route("/keys", get(serve_jwks))
@@ -229,6 +232,12 @@ impl JwksServer {
         *self.state.delay.lock().unwrap() = delay;
     }
 
+    /// Send this `ETag` with the JWKS, and answer 304 to a request that
+    /// names it in `If-None-Match`.
+    pub fn set_etag(&self, etag: Option<&str>) {
+        *self.state.etag.lock().unwrap() = etag.map(str::to_string);
+    }
+
     pub fn set_cache_control(&self, value: &str) {
         *self.state.cache_control.lock().unwrap() = value.to_string();
     }
@@ -258,7 +267,10 @@ impl Drop for JwksServer {
     }
 }
 
-async fn serve_jwks(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+async fn serve_jwks(
+    State(state): State<Arc<ServerState>>,
+    request_headers: HeaderMap,
+) -> impl IntoResponse {
     state.fetches.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().unwrap();
     if !delay.is_zero() {
@@ -274,8 +286,18 @@ async fn serve_jwks(State(state): State<Arc<ServerState>>) -> impl IntoResponse 
         header::CACHE_CONTROL,
         HeaderValue::from_str(&state.cache_control.lock().unwrap()).unwrap(),
     );
-    let status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap();
-    let body = state.jwks.lock().unwrap().clone();
+    let mut status = StatusCode::from_u16(state.status.load(Ordering::SeqCst)).unwrap();
+    let mut body = state.jwks.lock().unwrap().clone();
+    if let Some(etag) = state.etag.lock().unwrap().clone() {
+        let matches = request_headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+        if matches && status == StatusCode::OK {
+            status = StatusCode::NOT_MODIFIED;
+            body.clear();
+        }
+        headers.insert(header::ETAG, HeaderValue::from_str(&etag).unwrap());
+    }
     (status, headers, body)
 }
 
