@@ -23,7 +23,7 @@ use super::html;
 use super::params::{encode_pairs, Params};
 use super::session::Session;
 use super::tokens::{self, Grant, ResponseType};
-use super::{sign_in, DevIdpState};
+use super::{sign_in, DevIdpEvent, DevIdpState};
 
 /// `prompt`: only the values Okta documents for this flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,22 +305,29 @@ pub async fn authorize(
 ) -> Response {
     let params = match Params::parse(query.as_deref().unwrap_or_default()) {
         Ok(params) => params,
-        Err(err) => return Rejection::Page(format!("{err}.")).into_response(),
+        Err(err) => {
+            state.record(DevIdpEvent::InvalidRequest);
+            return Rejection::Page(format!("{err}.")).into_response();
+        }
     };
     let request = match validate(&params, state.config()) {
         Ok(request) => request,
         Err(rejection) => {
+            state.record(DevIdpEvent::InvalidRequest);
             tracing::debug!(?rejection, "authorization request refused");
             return rejection.into_response();
         }
     };
     match (request.prompt, state.session(&headers)) {
-        (Prompt::None, None) => ErrorRedirect::new(
-            &request,
-            ErrorCode::LoginRequired,
-            "The user is not signed in.",
-        )
-        .into_response(),
+        (Prompt::None, None) => {
+            state.record(DevIdpEvent::LoginRequired);
+            ErrorRedirect::new(
+                &request,
+                ErrorCode::LoginRequired,
+                "The user is not signed in.",
+            )
+            .into_response()
+        }
         (Prompt::Login, _) | (Prompt::Default, None) => sign_in::begin(&state, &headers, request),
         (_, Some(session)) => redirect_with_tokens(&state, &request, &session),
     }
@@ -365,6 +372,7 @@ pub fn redirect_with_tokens(
     let issued = match tokens::issue(&grant, &key) {
         Ok(issued) => issued,
         Err(err) => {
+            state.record(DevIdpEvent::ServerError);
             tracing::error!(%err, "cannot issue tokens");
             return ErrorRedirect::new(
                 request,

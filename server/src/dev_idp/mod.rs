@@ -35,6 +35,7 @@ mod tokens;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -119,6 +120,69 @@ pub enum DevIdpError {
     Task(String),
 }
 
+/// What the dev server counts, for the app's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DevIdpEvent {
+    /// A password sign-in that succeeded.
+    SignedIn,
+    /// A sign-in with a wrong username or password.
+    WrongCredentials,
+    /// An authorization request or sign-in form refused as invalid (an
+    /// error page or an error redirect).
+    InvalidRequest,
+    /// `prompt=none` without a session: `login_required`.
+    LoginRequired,
+    /// A sign-in form posted from another site or browser.
+    Refused,
+    /// The server could not issue tokens or start a session.
+    ServerError,
+}
+
+impl DevIdpEvent {
+    pub const ALL: [DevIdpEvent; 6] = [
+        DevIdpEvent::SignedIn,
+        DevIdpEvent::WrongCredentials,
+        DevIdpEvent::InvalidRequest,
+        DevIdpEvent::LoginRequired,
+        DevIdpEvent::Refused,
+        DevIdpEvent::ServerError,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DevIdpEvent::SignedIn => "ok",
+            DevIdpEvent::WrongCredentials => "wrong_credentials",
+            DevIdpEvent::InvalidRequest => "invalid_request",
+            DevIdpEvent::LoginRequired => "login_required",
+            DevIdpEvent::Refused => "refused",
+            DevIdpEvent::ServerError => "server_error",
+        }
+    }
+
+    /// The metric it is counted in.
+    pub fn metric(self) -> &'static str {
+        match self {
+            DevIdpEvent::SignedIn | DevIdpEvent::WrongCredentials => "dev_idp_sign_ins_total",
+            _ => "dev_idp_errors_total",
+        }
+    }
+}
+
+/// The dev server's counts of [`DevIdpEvent`]s; cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct DevIdpStats(Arc<[AtomicU64; 6]>);
+
+impl DevIdpStats {
+    pub fn record(&self, event: DevIdpEvent) {
+        self.0[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, event: DevIdpEvent) -> u64 {
+        self.0[event as usize].load(Ordering::Relaxed)
+    }
+}
+
 /// The shared state of the handlers.
 #[derive(Clone)]
 pub struct DevIdpState {
@@ -140,6 +204,7 @@ struct Inner {
     /// servers on one host must not read each other's cookies.
     session_cookie: String,
     binding_cookie: String,
+    stats: DevIdpStats,
 }
 
 impl DevIdpState {
@@ -166,6 +231,7 @@ impl DevIdpState {
                 enable_control,
                 session_cookie: format!("dev_idp_session_{port}"),
                 binding_cookie: format!("dev_idp_signin_{port}"),
+                stats: DevIdpStats::default(),
                 config,
             }),
         })
@@ -177,6 +243,15 @@ impl DevIdpState {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// Its counts of sign-ins and errors.
+    pub fn stats(&self) -> &DevIdpStats {
+        &self.inner.stats
+    }
+
+    fn record(&self, event: DevIdpEvent) {
+        self.inner.stats.record(event);
     }
 
     /// The browser's live session, if its cookie names one.
@@ -258,6 +333,8 @@ pub struct RunningDevIdp {
     pub audience: String,
     /// The first address it listens on (127.0.0.1 for `localhost`).
     pub local_addr: SocketAddr,
+    /// Its counts of sign-ins and errors.
+    pub stats: DevIdpStats,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -312,6 +389,7 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
             .await
             .map_err(|e| DevIdpError::Task(e.to_string()))??;
     let issuer = state.issuer().to_owned();
+    let stats = state.stats().clone();
     let app = router(state);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -336,6 +414,7 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
         client_id,
         audience,
         local_addr,
+        stats,
         shutdown,
         task,
     })

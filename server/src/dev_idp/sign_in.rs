@@ -18,7 +18,7 @@ use super::html::{self, DemoUser, SignInView};
 use super::params::Params;
 use super::password::dummy_hash;
 use super::session::{self, Session};
-use super::{tokens, DevIdpState, ISSUER_PATH};
+use super::{tokens, DevIdpEvent, DevIdpState, ISSUER_PATH};
 
 /// Where the form posts, under the issuer.
 pub const SIGN_IN_PATH: &str = "/v1/sign-in";
@@ -45,7 +45,7 @@ pub fn begin(state: &DevIdpState, headers: &HeaderMap, request: AuthorizeRequest
         Some(binding) => (binding, false),
         None => match session::random_id() {
             Some(binding) => (binding, true),
-            None => return random_failure(),
+            None => return random_failure(state),
         },
     };
     let username = request.login_hint.clone().unwrap_or_default();
@@ -54,7 +54,7 @@ pub fn begin(state: &DevIdpState, headers: &HeaderMap, request: AuthorizeRequest
         binding: binding.clone(),
     };
     let Some(request_id) = state.inner.pending.insert(pending.clone()) else {
-        return random_failure();
+        return random_failure(state);
     };
     let mut response = render(state, &request_id, &pending.request, &username, None);
     if new_binding {
@@ -102,6 +102,7 @@ fn render(
 /// `POST {issuer}/v1/sign-in`.
 pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: Bytes) -> Response {
     let bad = |message: &str| {
+        state.record(DevIdpEvent::InvalidRequest);
         html::error_page(
             StatusCode::BAD_REQUEST,
             "This sign-in request is not valid",
@@ -109,6 +110,7 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
         )
     };
     let refused = |message: &str| {
+        state.record(DevIdpEvent::Refused);
         tracing::debug!(message, "sign-in form post refused");
         html::error_page(StatusCode::FORBIDDEN, "Sign-in refused", message)
     };
@@ -183,6 +185,7 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
             let username = get("username").unwrap_or("").trim().to_owned();
             let password = get("password").unwrap_or("").to_owned();
             let Some(login) = check_password(&state, username.clone(), password).await else {
+                state.record(DevIdpEvent::WrongCredentials);
                 tracing::info!("sign-in failed: wrong username or password");
                 return render(
                     &state,
@@ -205,8 +208,9 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
                 auth_time: tokens::now(),
             };
             let Some(session_id) = state.inner.sessions.insert(session.clone()) else {
-                return random_failure();
+                return random_failure(&state);
             };
+            state.record(DevIdpEvent::SignedIn);
             tracing::info!(login = %session.login, "signed in");
             let mut response = redirect_with_tokens(&state, &request, &session);
             let cookie = session::set_cookie(&state.inner.session_cookie, &session_id, "Lax", "/");
@@ -269,7 +273,8 @@ fn append_cookie(response: &mut Response, cookie: &str) {
     }
 }
 
-fn random_failure() -> Response {
+fn random_failure(state: &DevIdpState) -> Response {
+    state.record(DevIdpEvent::ServerError);
     tracing::error!("the system random generator failed");
     html::error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
