@@ -1,10 +1,17 @@
 //! The app's pages. Protected pages load their data with `LocalResource`
-//! (it runs only in the browser, where the token is) inside `RequireAuth`.
+//! (it runs only in the browser, where the token is) inside
+//! [`require_auth`].
+//!
+//! Branches are `Either`s and `Option`s rather than `Show`, `Suspense` or
+//! `.into_any()`: each type-erased view costs the wasm a sync and an async
+//! hydration path of its own (together about 100 KB of the bundle before
+//! this was so), where an `Either` costs only the code of its branches.
 
 use crate::api::{messages, report, whoami, ApiError};
 use crate::auth::config::PublicAuthConfig;
 use crate::auth::renewal::time_left;
 use crate::auth::state::use_auth;
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_location, use_query_map};
@@ -33,43 +40,63 @@ pub fn HomePage() -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     let _ = use_query_map;
 
+    let signed_in = Memo::new(move |_| auth.session.with(Option::is_some));
     view! {
         <h1>"Okta implicit sign-in"</h1>
         <p>
             "A Leptos + axum app that signs you in with Okta's implicit flow and calls "
             "server functions that check your access token against the issuer's keys."
         </p>
-        <Show
-            when=move || auth.session.with(Option::is_some)
-            fallback=move || {
-                view! {
-                    <p id="signed-out">"You are not signed in."</p>
-                    <button id="sign-in" on:click=move |_| auth.sign_in("/profile")>"Sign in"</button>
-                }
-            }
-        >
-            <p id="signed-in">
-                "Signed in as "
-                <strong id="user-name">
-                    {move || auth.session.with(|s| s.as_ref().map(|s| s.display_name()))}
-                </strong> "."
-            </p>
-            <ul class="links">
-                <li><a href="/profile">"Profile"</a></li>
-                <li><a href="/messages">"Messages"</a></li>
-                <li><a href="/report">"Report"</a></li>
-            </ul>
-        </Show>
+        {move || if signed_in.get() {
+            Either::Left(view! {
+                <p id="signed-in">
+                    "Signed in as "
+                    <strong id="user-name">
+                        {move || auth.session.with(|s| s.as_ref().map(|s| s.display_name()))}
+                    </strong> "."
+                </p>
+                <ul class="links">
+                    <li><a href="/profile">"Profile"</a></li>
+                    <li><a href="/messages">"Messages"</a></li>
+                    <li><a href="/report">"Report"</a></li>
+                </ul>
+            })
+        } else {
+            Either::Right(view! {
+                <p id="signed-out">"You are not signed in."</p>
+                <button id="sign-in" on:click=move |_| auth.sign_in("/profile")>"Sign in"</button>
+            })
+        }}
     }
 }
 
-/// Shown while signed out on a protected page: starts sign-in and comes
-/// back here, unless the user was just told their session ended.
-#[component]
-pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
+/// Where a protected page stands with the tab's sign-in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    /// Not known yet (server rendering, or the browser still looking).
+    Checking,
+    /// Signed in: the page is shown.
+    Open,
+    /// Signed out with a reason on screen: offer to sign in again.
+    Ended,
+}
+
+/// A protected page: `page` once signed in; while signed out, sign-in
+/// starts and comes back here, unless the user was just told their
+/// session ended. `page` is built once per sign-in, not again when the
+/// tokens are renewed.
+fn require_auth<V: IntoView + 'static>(
+    page: impl Fn() -> V + Send + Sync + 'static,
+) -> impl IntoView {
     let auth = use_auth();
     let location = use_location();
-    let children = StoredValue::new(children);
+    let gate = Memo::new(
+        move |_| match (auth.ready.get(), auth.session.with(Option::is_some)) {
+            (true, true) => Gate::Open,
+            (true, false) if auth.notice.with(Option::is_some) => Gate::Ended,
+            _ => Gate::Checking,
+        },
+    );
 
     Effect::new(move |_| {
         if auth.ready.get()
@@ -85,45 +112,34 @@ pub fn RequireAuth(children: ChildrenFn) -> impl IntoView {
         }
     });
 
-    view! {
-        <Show
-            when=move || auth.ready.get() && auth.session.with(Option::is_some)
-            fallback=move || {
-                view! {
-                    <Show
-                        when=move || auth.ready.get() && auth.notice.with(Option::is_some)
-                        fallback=|| view! { <p class="muted">"Checking your sign-in…"</p> }
-                    >
-                        <button
-                            id="sign-in-again"
-                            on:click=move |_| {
-                                auth.notice.set(None);
-                                auth.sign_in(&location.pathname.get_untracked());
-                            }
-                        >
-                            "Sign in again"
-                        </button>
-                    </Show>
+    move || match gate.get() {
+        Gate::Open => EitherOf3::A(page()),
+        Gate::Ended => EitherOf3::B(view! {
+            <button
+                id="sign-in-again"
+                on:click=move |_| {
+                    auth.notice.set(None);
+                    auth.sign_in(&location.pathname.get_untracked());
                 }
-            }
-        >
-            {children.with_value(|c| c())}
-        </Show>
+            >
+                "Sign in again"
+            </button>
+        }),
+        Gate::Checking => EitherOf3::C(view! { <p class="muted">"Checking your sign-in…"</p> }),
     }
 }
 
 /// Renders the result of a protected call: the data, or the error in words.
-fn show_result<T: Clone + Send + Sync + 'static, V: IntoView + 'static>(
+fn show_result<T, V: IntoView>(
     result: Option<Result<T, ApiError>>,
     render: impl FnOnce(T) -> V,
-) -> AnyView {
-    let auth = use_auth();
+) -> impl IntoView {
     match result {
-        None => view! { <p class="muted">"Loading…"</p> }.into_any(),
-        Some(Ok(data)) => render(data).into_any(),
+        None => EitherOf3::A(view! { <p class="muted">"Loading…"</p> }),
+        Some(Ok(data)) => EitherOf3::B(render(data)),
         Some(Err(err)) => {
-            let text = auth.explain(&err);
-            view! { <p class="error" role="alert" id="api-error">{text}</p> }.into_any()
+            let text = use_auth().explain(&err);
+            EitherOf3::C(view! { <p class="error" role="alert" id="api-error">{text}</p> })
         }
     }
 }
@@ -132,9 +148,7 @@ fn show_result<T: Clone + Send + Sync + 'static, V: IntoView + 'static>(
 pub fn ProfilePage() -> impl IntoView {
     view! {
         <h1>"Profile"</h1>
-        <RequireAuth>
-            <ProfileDetails />
-        </RequireAuth>
+        {require_auth(ProfileDetails)}
     }
 }
 
@@ -170,7 +184,7 @@ fn ProfileDetails() -> impl IntoView {
         <section>
             <h2>"From your ID token"</h2>
             {move || match claims() {
-                Some(c) => view! {
+                Some(c) => Either::Left(view! {
                     <dl id="id-claims">
                         <dt>"Name"</dt><dd id="claim-name">{c.name.clone().unwrap_or_default()}</dd>
                         <dt>"Email"</dt><dd id="claim-email">{c.email.clone().unwrap_or_default()}</dd>
@@ -178,15 +192,13 @@ fn ProfileDetails() -> impl IntoView {
                         <dt>"Subject"</dt><dd>{c.sub.clone()}</dd>
                         <dt>"Issuer"</dt><dd>{c.iss.clone()}</dd>
                     </dl>
-                }.into_any(),
-                None => view! { <p class="muted">"No ID token was asked for."</p> }.into_any(),
+                }),
+                None => Either::Right(view! { <p class="muted">"No ID token was asked for."</p> }),
             }}
         </section>
         <section>
             <h2>"What the server says"</h2>
-            <ApiOnly>
-                <WhoAmI />
-            </ApiOnly>
+            {api_only(WhoAmI)}
         </section>
     }
 }
@@ -195,40 +207,34 @@ fn ProfileDetails() -> impl IntoView {
 fn WhoAmI() -> impl IntoView {
     let auth = use_auth();
     let me = LocalResource::new(move || auth.call(whoami));
+    // No Suspense: the resource keeps its last answer while it loads
+    // again, so "Ask again" does not flicker.
     view! {
-        <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || show_result(me.get(), |me| view! {
-                <dl id="whoami">
-                    <dt>"Subject"</dt><dd id="whoami-sub">{me.sub.clone()}</dd>
-                    <dt>"Scopes"</dt><dd id="whoami-scopes">{me.scopes.join(" ")}</dd>
-                    <dt>"Client"</dt><dd>{me.cid.clone().unwrap_or_default()}</dd>
-                </dl>
-            })}
-        </Transition>
+        {move || show_result(me.get(), |me| view! {
+            <dl id="whoami">
+                <dt>"Subject"</dt><dd id="whoami-sub">{me.sub.clone()}</dd>
+                <dt>"Scopes"</dt><dd id="whoami-scopes">{me.scopes.join(" ")}</dd>
+                <dt>"Client"</dt><dd>{me.cid.clone().unwrap_or_default()}</dd>
+            </dl>
+        })}
         <button id="refresh" on:click=move |_| me.refetch()>"Ask again"</button>
     }
 }
 
-/// Its children call the protected API; with a configuration that asks for
-/// no access token (`RESPONSE_TYPE=id_token`) they are not shown, no call
-/// is made, and the page says why.
-#[component]
-fn ApiOnly(children: ChildrenFn) -> impl IntoView {
-    let auth = use_auth();
-    let children = StoredValue::new(children);
-    view! {
-        <Show
-            when=move || auth.has_api_access()
-            fallback=|| view! {
-                <p id="no-access-token" class="muted">
-                    "This app is set up to ask for an ID token only (RESPONSE_TYPE=id_token), so it holds "
-                    "no access token and does not call the API. "
-                    {format!("To call it, set {}.", PublicAuthConfig::ACCESS_TOKEN_SETTING)}
-                </p>
-            }
-        >
-            {children.with_value(|c| c())}
-        </Show>
+/// `page` calls the protected API; with a configuration that asks for no
+/// access token (`RESPONSE_TYPE=id_token`) it is not built, no call is
+/// made, and the page says why.
+fn api_only<V: IntoView>(page: impl FnOnce() -> V) -> impl IntoView {
+    if use_auth().has_api_access() {
+        Either::Left(page())
+    } else {
+        Either::Right(view! {
+            <p id="no-access-token" class="muted">
+                "This app is set up to ask for an ID token only (RESPONSE_TYPE=id_token), so it holds "
+                "no access token and does not call the API. "
+                {format!("To call it, set {}.", PublicAuthConfig::ACCESS_TOKEN_SETTING)}
+            </p>
+        })
     }
 }
 
@@ -236,11 +242,7 @@ fn ApiOnly(children: ChildrenFn) -> impl IntoView {
 pub fn MessagesPage() -> impl IntoView {
     view! {
         <h1>"Messages"</h1>
-        <RequireAuth>
-            <ApiOnly>
-                <MessageList />
-            </ApiOnly>
-        </RequireAuth>
+        {require_auth(|| api_only(MessageList))}
     }
 }
 
@@ -248,16 +250,16 @@ pub fn MessagesPage() -> impl IntoView {
 fn MessageList() -> impl IntoView {
     let auth = use_auth();
     let list = LocalResource::new(move || auth.call(messages));
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || show_result(list.get(), |list| view! {
+    move || {
+        show_result(list.get(), |list| {
+            view! {
                 <ul id="messages">
                     {list.into_iter().map(|m| view! {
                         <li><time>{m.date}</time>" "{m.text}</li>
                     }).collect_view()}
                 </ul>
-            })}
-        </Suspense>
+            }
+        })
     }
 }
 
@@ -265,11 +267,7 @@ fn MessageList() -> impl IntoView {
 pub fn ReportPage() -> impl IntoView {
     view! {
         <h1>"Report"</h1>
-        <RequireAuth>
-            <ApiOnly>
-                <ReportTable />
-            </ApiOnly>
-        </RequireAuth>
+        {require_auth(|| api_only(ReportTable))}
     }
 }
 
@@ -277,9 +275,9 @@ pub fn ReportPage() -> impl IntoView {
 fn ReportTable() -> impl IntoView {
     let auth = use_auth();
     let data = LocalResource::new(move || auth.call(report));
-    view! {
-        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-            {move || show_result(data.get(), |r| view! {
+    move || {
+        show_result(data.get(), |r| {
+            view! {
                 <table id="report">
                     <caption>{r.title}</caption>
                     <tbody>
@@ -288,8 +286,8 @@ fn ReportTable() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-            })}
-        </Suspense>
+            }
+        })
     }
 }
 
@@ -360,18 +358,14 @@ pub fn LoginCallback() -> impl IntoView {
         });
     });
 
-    view! {
-        <Show
-            when=move || failure.with(Option::is_some)
-            fallback=|| view! { <h1>"Signing in…"</h1> }
-        >
+    move || match failure.get() {
+        None => Either::Left(view! { <h1>"Signing in…"</h1> }),
+        Some((why, retry_to)) => Either::Right(view! {
             <Title text="Sign-in failed" />
             <h1>"Sign-in failed"</h1>
-        </Show>
-        {move || failure.get().map(|(why, retry_to)| view! {
             <p id="sign-in-error" role="alert" class="error">{why}</p>
             <button id="try-again" on:click=move |_| auth.sign_in(&retry_to)>"Try again"</button>
-        })}
+        }),
     }
 }
 

@@ -123,9 +123,12 @@ pub fn App() -> impl IntoView {
         <Router>
             <Nav />
             <main>
-                <Show when=move || auth.notice.with(Option::is_some) && auth.session.with(Option::is_none)>
-                    <p id="notice" class="notice" role="status">{move || auth.notice.get()}</p>
-                </Show>
+                {move || {
+                    let shown = auth.notice.with(Option::is_some) && auth.session.with(Option::is_none);
+                    shown.then(|| view! {
+                        <p id="notice" class="notice" role="status">{move || auth.notice.get()}</p>
+                    })
+                }}
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=HomePage />
                     <Route path=path!("/login/callback") view=LoginCallback />
@@ -141,6 +144,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Nav() -> impl IntoView {
     let auth = use_auth();
+    let signed_in = Memo::new(move |_| auth.session.with(Option::is_some));
     view! {
         <nav>
             <A href="/">"Home"</A>
@@ -148,12 +152,12 @@ fn Nav() -> impl IntoView {
             <A href="/messages">"Messages"</A>
             <A href="/report">"Report"</A>
             <span class="spacer"></span>
-            <Show when=move || auth.session.with(Option::is_some)>
+            {move || signed_in.get().then(|| view! {
                 <span id="nav-user">
                     {move || auth.session.with(|s| s.as_ref().map(|s| s.display_name()))}
                 </span>
                 <button id="sign-out" on:click=move |_| auth.sign_out()>"Sign out"</button>
-            </Show>
+            })}
         </nav>
     }
 }

@@ -272,6 +272,23 @@ impl SignatureCheck for WebCryptoSignatures {
             Err(IdTokenError::BadSignature.into())
         }
     }
+
+    async fn sha256(&self, data: &[u8]) -> Result<Vec<u8>, CallbackError> {
+        let unavailable = |_| CallbackError::Browser("WebCrypto could not compute SHA-256".into());
+        let subtle = web_sys::window()
+            .ok_or(JsValue::NULL)
+            .and_then(|w| w.crypto())
+            .map_err(unavailable)?
+            .subtle();
+        let digest = JsFuture::from(
+            subtle
+                .digest_with_str_and_u8_array("SHA-256", data)
+                .map_err(unavailable)?,
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(js_sys::Uint8Array::new(&digest).to_vec())
+    }
 }
 
 /// Issuers publish one to three keys; a few more cover rotations while the

@@ -134,7 +134,9 @@ fn no_answer_message(timeout_secs: u32) -> String {
     }
 }
 
-/// Checks an RS256 signature with the issuer's key `kid`.
+/// The crypto the checks take from the platform (WebCrypto in the
+/// browser): the ID token's RS256 signature and the SHA-256 behind
+/// `at_hash`.
 pub trait SignatureCheck {
     fn verify(
         &self,
@@ -142,6 +144,12 @@ pub trait SignatureCheck {
         signing_input: &str,
         signature: &[u8],
     ) -> impl std::future::Future<Output = Result<(), CallbackError>>;
+
+    /// SHA-256 of `data`.
+    fn sha256(
+        &self,
+        data: &[u8],
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, CallbackError>>;
 }
 
 /// Runs every check on a callback and returns the session to keep and the
@@ -212,7 +220,11 @@ pub async fn complete_sign_in(
             now,
         };
         id_token::check_claims(&jwt.claims, &expected)?;
-        id_token::check_at_hash(&jwt.claims, access_token.as_deref())?;
+        let access_token_sha256 = match access_token.as_deref() {
+            Some(token) => Some(signatures.sha256(token.as_bytes()).await?),
+            None => None,
+        };
+        id_token::check_at_hash(&jwt.claims, access_token_sha256.as_deref())?;
         Some(jwt.claims)
     } else {
         None
@@ -292,6 +304,11 @@ mod tests {
             } else {
                 Err(IdTokenError::BadSignature.into())
             }
+        }
+
+        async fn sha256(&self, data: &[u8]) -> Result<Vec<u8>, CallbackError> {
+            use sha2::{Digest, Sha256};
+            Ok(Sha256::digest(data).to_vec())
         }
     }
 

@@ -1,10 +1,10 @@
 //! Checks of an ID token in the browser (OpenID Connect Core §3.2.2.11 and
 //! §3.1.3.7): decoding, claims, nonce and `at_hash`. The RS256 signature
-//! itself is checked with WebCrypto by `browser::verify_rs256`.
+//! and the SHA-256 behind `at_hash` are computed with the browser's
+//! WebCrypto (`browser::WebCryptoSignatures`), so neither is in the wasm.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{Deserialize, Deserializer, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How far the browser's clock may be from the issuer's (seconds).
 pub const MAX_CLOCK_SKEW: i64 = 300;
@@ -183,21 +183,32 @@ pub fn check_claims(claims: &IdClaims, expected: &Expected<'_>) -> Result<(), Id
     Ok(())
 }
 
-/// `at_hash` for an RS256 ID token: base64url of the left half of
-/// SHA-256 over the ASCII access token (Core §3.2.2.9).
-pub fn at_hash(access_token: &str) -> String {
-    let digest = Sha256::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..16])
+/// `at_hash` for an RS256 ID token from the SHA-256 of the ASCII access
+/// token: base64url of the digest's left half (Core §3.2.2.9).
+pub fn at_hash_of_sha256(digest: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len().min(16)])
 }
 
-/// Checks `at_hash` whenever an access token came with the ID token.
-pub fn check_at_hash(claims: &IdClaims, access_token: Option<&str>) -> Result<(), IdTokenError> {
-    let Some(access_token) = access_token else {
+/// `at_hash` of `access_token`, for the server (the dev authorization
+/// server issues it) and the host tests; the browser hashes with WebCrypto.
+#[cfg(any(feature = "ssr", test))]
+pub fn at_hash(access_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    at_hash_of_sha256(&Sha256::digest(access_token.as_bytes()))
+}
+
+/// Checks `at_hash` whenever an access token came with the ID token;
+/// `access_token_sha256` is that token's SHA-256.
+pub fn check_at_hash(
+    claims: &IdClaims,
+    access_token_sha256: Option<&[u8]>,
+) -> Result<(), IdTokenError> {
+    let Some(digest) = access_token_sha256 else {
         return Ok(());
     };
     match &claims.at_hash {
         None => Err(IdTokenError::MissingAtHash),
-        Some(h) if *h == at_hash(access_token) => Ok(()),
+        Some(h) if *h == at_hash_of_sha256(digest) => Ok(()),
         Some(_) => Err(IdTokenError::AtHash),
     }
 }
@@ -376,13 +387,16 @@ pub(crate) mod tests {
     #[test]
     fn at_hash_is_mandatory_with_an_access_token() {
         let mut c: IdClaims = serde_json::from_str(&claims_json("n1", None, NOW)).unwrap();
+        use sha2::{Digest, Sha256};
+        let tok = Sha256::digest(b"tok");
+        let other = Sha256::digest(b"other");
         assert_eq!(check_at_hash(&c, None), Ok(()));
         assert_eq!(
-            check_at_hash(&c, Some("tok")),
+            check_at_hash(&c, Some(&tok)),
             Err(IdTokenError::MissingAtHash)
         );
         c.at_hash = Some(at_hash("tok"));
-        assert_eq!(check_at_hash(&c, Some("tok")), Ok(()));
-        assert_eq!(check_at_hash(&c, Some("other")), Err(IdTokenError::AtHash));
+        assert_eq!(check_at_hash(&c, Some(&tok)), Ok(()));
+        assert_eq!(check_at_hash(&c, Some(&other)), Err(IdTokenError::AtHash));
     }
 }
