@@ -10,8 +10,12 @@ pub mod config;
 pub mod delivery;
 pub mod dev_idp;
 pub mod doctor;
+pub mod logging;
+pub mod probes;
+pub mod request_span;
 pub mod serve;
 pub mod silent_callback;
+pub mod telemetry;
 
 use app::{shell, App};
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +29,8 @@ use crate::bearer::Validator;
 use crate::body_limit::BodyLimit;
 use crate::browser_auth::BrowserAuth;
 use crate::config::{Config, DEFAULT_BODY_LIMIT};
+use crate::request_span::RequestSpanLayer;
+use crate::telemetry::Metrics;
 
 /// What the router takes from the configuration.
 #[derive(Clone, Debug)]
@@ -34,6 +40,9 @@ pub struct RouterSettings {
     /// The `Strict-Transport-Security` every response carries, if any
     /// ([`Config::hsts`]).
     pub hsts: Option<HeaderValue>,
+    /// Where each request's duration is recorded (`METRICS_ADDR` set);
+    /// `None`: nowhere.
+    pub metrics: Option<Metrics>,
 }
 
 impl Default for RouterSettings {
@@ -41,17 +50,20 @@ impl Default for RouterSettings {
         RouterSettings {
             body_limit: DEFAULT_BODY_LIMIT,
             hsts: None,
+            metrics: None,
         }
     }
 }
 
 impl RouterSettings {
+    /// The settings of `config`, without metrics.
     pub fn from_config(config: &Config) -> RouterSettings {
         RouterSettings {
             body_limit: config.body_limit,
             hsts: config
                 .hsts()
                 .and_then(|value| HeaderValue::from_str(&value).ok()),
+            metrics: None,
         }
     }
 }
@@ -71,10 +83,12 @@ pub fn app_router(
 }
 
 /// The app's router: the Leptos pages, the server functions behind the
-/// bearer layer, and the site files, with the body limit, cache policy,
-/// compression and security headers every response carries. Used by
-/// `main` and by the integration tests, so the tests exercise exactly what
-/// is served.
+/// bearer layer, the site files, and the probes `/healthz` and `/readyz`
+/// beside the bearer layer, with the body limit, cache policy, compression
+/// and security headers every response carries, and, around everything,
+/// the request's id, span and duration ([`request_span`]). Used by `main`
+/// and by the integration tests, so the tests exercise exactly what is
+/// served.
 pub fn app_router_with(
     leptos_options: LeptosOptions,
     validator: Validator,
@@ -98,9 +112,10 @@ pub fn app_router_with(
             context, shell,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            validator,
+            validator.clone(),
             bearer_layer::bearer_auth,
         ))
+        .merge(probes::routes(validator))
         // Outside the bearer layer, so an oversized body is refused before
         // anything else looks at the request; axum's own limit (which the
         // server functions' decoding reads) is the same, so it never cuts
@@ -127,7 +142,7 @@ pub fn app_router_with(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
         ));
-    // Outermost: every answer carries it, refusals included.
+    // Every answer carries it, refusals included.
     let router = match settings.hsts {
         Some(value) => router.layer(SetResponseHeaderLayer::overriding(
             header::STRICT_TRANSPORT_SECURITY,
@@ -135,5 +150,8 @@ pub fn app_router_with(
         )),
         None => router,
     };
-    router.with_state(leptos_options)
+    router
+        .with_state(leptos_options)
+        // Outermost, so the id, the span and the time cover everything.
+        .layer(RequestSpanLayer::new(settings.metrics))
 }

@@ -3,7 +3,10 @@
 //! only where others cannot reach it, unless `DEV_IDP=1`), discovers the
 //! issuer and loads its keys, then serves the Leptos app and its protected
 //! server functions through its own connection loop (`server::serve`:
-//! deadlines, a connection cap under the descriptor limit).
+//! deadlines, a connection cap under the descriptor limit), with the
+//! Prometheus endpoint on its own address when `METRICS_ADDR` is set. On
+//! SIGTERM or SIGINT it stops accepting, lets the requests in flight finish
+//! (at most `SHUTDOWN_GRACE_SECS`) and exits with status 0.
 //!
 //! Run with `cargo leptos watch` (or `./dev.sh run`); settings come from the
 //! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
@@ -13,6 +16,7 @@
 
 use std::fmt::Display;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use leptos::prelude::get_configuration;
 use server::bearer::{Policy, Validator, ValidatorOptions};
@@ -20,7 +24,9 @@ use server::browser_auth::BrowserAuth;
 use server::config::{Config, DevIdpExposure};
 use server::dev_idp::{self, DevIdpOptions};
 use server::serve::{self, ServeOptions, Server};
+use server::telemetry::Metrics;
 use server::RouterSettings;
+use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -35,11 +41,6 @@ async fn main() -> ExitCode {
             .collect();
         return server::doctor::main(&args).await;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(line) => {
@@ -66,6 +67,7 @@ async fn run() -> Result<(), String> {
     }
     let site_addr = leptos_options.site_addr;
     let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
+    server::logging::init(config.log_format);
     let fd_limit = serve::descriptor_limit().map_err(context(
         "cannot read the file-descriptor limit (getrlimit RLIMIT_NOFILE)",
     ))?;
@@ -81,6 +83,7 @@ async fn run() -> Result<(), String> {
         "connection limits"
     );
 
+    let metrics = config.metrics_addr.map(|_| Metrics::new());
     // Kept alive for as long as the server runs.
     let mut _dev_idp = None;
     let (issuer, client_id) = match &config.issuer {
@@ -102,6 +105,9 @@ async fn run() -> Result<(), String> {
                 "cannot start the development authorization server (ISSUER is not set)",
             ))?;
             tracing::info!(issuer = %running.issuer, "ISSUER is not set: using the embedded development authorization server");
+            if let Some(metrics) = &metrics {
+                metrics.watch_dev_idp(running.stats.clone());
+            }
             let issuer = running.issuer.clone();
             let client_id = config
                 .client_id
@@ -129,6 +135,9 @@ async fn run() -> Result<(), String> {
     let _refresh = validator.spawn_refresh();
     tracing::info!(issuer = %issuer, keys = ?validator.jwks().kids(), "issuer discovered, keys loaded");
 
+    if let Some(metrics) = &metrics {
+        metrics.watch_validator(&validator);
+    }
     let browser_auth = BrowserAuth::new(
         BrowserAuth::public_config(&config, client_id_for_browser, &discovery)?,
         validator.clone(),
@@ -137,7 +146,10 @@ async fn run() -> Result<(), String> {
         leptos_options,
         validator,
         browser_auth,
-        RouterSettings::from_config(&config),
+        RouterSettings {
+            metrics: metrics.clone(),
+            ..RouterSettings::from_config(&config)
+        },
     );
     let listener = serve::bind(site_addr).map_err(context(format!(
         "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
@@ -148,19 +160,87 @@ async fn run() -> Result<(), String> {
             header_read_timeout: config.header_read_timeout,
             keepalive_idle: config.keepalive_idle,
             max_connections,
-            shutdown_grace: None,
+            shutdown_grace: Some(config.shutdown_grace),
         },
     );
+
+    let (stop, stopping) = watch::channel(false);
+    let metrics_server = match (&metrics, config.metrics_addr) {
+        (Some(metrics), Some(addr)) => {
+            if let Some(warning) = config.metrics_exposure_warning() {
+                tracing::warn!("{warning}");
+            }
+            metrics.watch_connections(server.stats());
+            let listener = serve::bind(addr)
+                .map_err(context(format!("cannot listen on {addr} (METRICS_ADDR)")))?;
+            let metrics_server = Server::new(
+                listener,
+                ServeOptions {
+                    header_read_timeout: config.header_read_timeout,
+                    keepalive_idle: config.keepalive_idle,
+                    max_connections: METRICS_MAX_CONNECTIONS,
+                    shutdown_grace: Some(Duration::from_secs(1)),
+                },
+            );
+            let _upkeep = metrics.spawn_upkeep();
+            tracing::info!("metrics on http://{addr}/metrics");
+            let (done, finished) = watch::channel(false);
+            let task = tokio::spawn(metrics_server.run(metrics.router(), stopped(finished)));
+            Some((done, task))
+        }
+        _ => None,
+    };
+
+    tokio::spawn(async move {
+        let signal = shutdown_signal().await;
+        tracing::info!(
+            signal,
+            grace = ?config.shutdown_grace,
+            "shutting down: no longer accepting; requests in flight get the grace period to finish"
+        );
+        let _ = stop.send(true);
+    });
     tracing::info!("listening on {}", config.public_origin);
-    server.run(app, shutdown_signal()).await;
+    server.run(app, stopped(stopping)).await;
+    // Scrapes are answered until the app's last request is done.
+    if let Some((done, task)) = metrics_server {
+        let _ = done.send(true);
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// The metrics listener's own connection cap: a scraper or two.
+const METRICS_MAX_CONNECTIONS: usize = 64;
 
 fn context<E: Display>(what: impl Display) -> impl FnOnce(E) -> String {
     move |err| format!("{what}: {err}")
 }
 
-async fn shutdown_signal() {
-    // If the handler cannot be installed the server just runs until killed.
-    let _ = tokio::signal::ctrl_c().await;
+/// Resolves on SIGTERM (what `kill`, systemd and Kubernetes send) or
+/// SIGINT (Ctrl-C), with the signal's name. A handler that cannot be
+/// installed leaves that signal's default action (the process ends).
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let wait = |kind| async move {
+        match signal(kind) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = wait(SignalKind::terminate()) => "SIGTERM",
+        () = wait(SignalKind::interrupt()) => "SIGINT",
+    }
+}
+
+/// Resolves once `true` is sent on `rx` (never if the sender is dropped
+/// first).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }

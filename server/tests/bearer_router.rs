@@ -23,6 +23,7 @@ use leptos::prelude::LeptosOptions;
 use serde_json::{json, Value};
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
+use server::config::LogFormat;
 use tower::ServiceExt;
 
 /// How many times [`forgot_authorize`] ran.
@@ -521,12 +522,21 @@ impl std::io::Write for CapturedLog {
 
 #[tokio::test]
 async fn tokens_never_reach_the_log() {
+    for format in [LogFormat::Text, LogFormat::Json] {
+        tokens_never_reach_the_log_in(format).await;
+    }
+}
+
+/// The server's own subscriber (`LOG_FORMAT`), at trace: the refusals are
+/// logged, with the request's id, and no part of a token.
+async fn tokens_never_reach_the_log_in(format: LogFormat) {
     let log = CapturedLog::default();
     let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let subscriber = server::logging::subscriber(
+        format,
+        tracing_subscriber::EnvFilter::new("trace"),
+        move || writer.clone(),
+    );
     // Single-threaded test runtime: every request below runs on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
 
@@ -542,6 +552,7 @@ async fn tokens_never_reach_the_log() {
     let in_query = app
         .send(
             Request::post(format!("/api/whoami?access_token={valid}"))
+                .header("x-request-id", "query-token-1")
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -558,6 +569,28 @@ async fn tokens_never_reach_the_log() {
         for part in token.split('.').skip(1) {
             assert!(!text.contains(part), "a token part reached the log");
         }
+    }
+    if format == LogFormat::Json {
+        // One JSON object per line; the refusals carry the request's id.
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect();
+        let refusals: Vec<&Value> = lines
+            .iter()
+            .filter(|line| line["fields"]["message"] == "bearer token refused")
+            .collect();
+        assert!(refusals.len() >= 5, "{text}");
+        for line in &refusals {
+            let id = line["span"]["request_id"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "no request id: {line}");
+        }
+        assert!(
+            refusals
+                .iter()
+                .any(|line| line["span"]["request_id"] == "query-token-1"),
+            "{text}"
+        );
     }
 }
 
