@@ -28,6 +28,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Conn {
     sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     host: HeaderValue,
+    addr: SocketAddr,
 }
 
 impl Conn {
@@ -43,6 +44,7 @@ impl Conn {
         Ok(Conn {
             sender,
             host: HeaderValue::from_str(&addr.to_string()).expect("host"),
+            addr,
         })
     }
 
@@ -53,7 +55,14 @@ impl Conn {
         path: &str,
         auth: Option<&HeaderValue>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
-        self.sender.ready().await.map_err(|e| e.to_string())?;
+        if self.sender.is_closed() || self.sender.ready().await.is_err() {
+            // The other end closed this keep-alive connection after its
+            // last answer (nginx does after `keepalive_requests`); nothing
+            // was sent on it, so this is no failed request: open another,
+            // as a browser would.
+            *self = Conn::open(self.addr).await?;
+            self.sender.ready().await.map_err(|e| e.to_string())?;
+        }
         let mut req = Request::post(path)
             .header(header::HOST, self.host.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -95,7 +104,8 @@ pub enum Expect {
 }
 
 impl Expect {
-    fn check(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> bool {
+    /// Whether an answer is the one expected.
+    pub fn check(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> bool {
         let has = |needle: &str| body.windows(needle.len()).any(|w| w == needle.as_bytes());
         let invalid_token = || {
             status == StatusCode::UNAUTHORIZED

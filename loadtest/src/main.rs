@@ -35,12 +35,17 @@
 //!   every figure, with the targets of the issue next to them
 //!   (`report.rs`).
 //!
+//! With `--cluster 1,2,4` it runs the scale-out cases of issue 14 instead,
+//! against `deploy/run-cluster.sh N` (N instances behind nginx, started
+//! with this harness's issuer): see `cluster.rs`.
+//!
 //! This file reads the arguments and runs the cases in order.
 //!
 //! Only loopback is ever contacted; every loop is bounded in time or in
 //! count.
 
 mod cases;
+mod cluster;
 mod driver;
 mod issuer;
 mod report;
@@ -82,8 +87,8 @@ fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-const USAGE: &str =
-    "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR]";
+const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR]
+       load --cluster 1,2,4 [--cluster-script deploy/run-cluster.sh] [--no-retry-post] [--server PATH] [--runs N]";
 
 struct Args {
     server: PathBuf,
@@ -92,6 +97,10 @@ struct Args {
     /// Durations divided by ten, for trying the harness out.
     short: bool,
     site_root: Option<PathBuf>,
+    /// Cluster sizes for the scale-out cases (issue 14), if given.
+    cluster: Vec<usize>,
+    cluster_script: PathBuf,
+    no_retry_post: bool,
 }
 
 impl Args {
@@ -102,6 +111,9 @@ impl Args {
             cases: (1..=9).collect(),
             short: false,
             site_root: None,
+            cluster: Vec::new(),
+            cluster_script: PathBuf::from("deploy/run-cluster.sh"),
+            no_retry_post: false,
         };
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -117,6 +129,17 @@ impl Args {
                 }
                 "--short" => args.short = true,
                 "--site-root" => args.site_root = Some(PathBuf::from(value()?)),
+                "--cluster" => {
+                    args.cluster = value()?
+                        .split(',')
+                        .map(|n| match n.trim().parse() {
+                            Ok(n @ 1..=16) => Ok(n),
+                            _ => Err(format!("bad cluster size {n:?} (1-16)")),
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "--cluster-script" => args.cluster_script = PathBuf::from(value()?),
+                "--no-retry-post" => args.no_retry_post = true,
                 "-h" | "--help" => return Err("help".into()),
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -168,7 +191,11 @@ async fn run(args: Args) -> bool {
         }
     };
     let issuer = Issuer::start().await;
-    let fresh = if args.short { 4_000 } else { 24_000 };
+    let fresh = if args.short || !args.cluster.is_empty() {
+        4_000
+    } else {
+        24_000
+    };
     println!(
         "minting {} tokens (RSA-2048 signatures) on {} threads…",
         fresh + 2_700,
@@ -180,6 +207,30 @@ async fn run(args: Args) -> bool {
         .await
         .expect("minting");
     println!("minted in {:.1} s", t0.elapsed().as_secs_f64());
+    if !args.cluster.is_empty() {
+        let results = Results::default();
+        let cluster_args = cluster::ClusterArgs {
+            sizes: args.cluster.clone(),
+            script: args
+                .cluster_script
+                .canonicalize()
+                .unwrap_or(args.cluster_script.clone()),
+            server: server_bin,
+            no_retry_post: args.no_retry_post,
+        };
+        cluster::run(&cluster_args, &issuer, &tokens, &results, args.runs, &work).await;
+        results.print_table(args.runs);
+        let failed = results.failed();
+        println!(
+            "\n{}",
+            if failed {
+                "SOME CHECKS FAILED (see FAILED lines above)"
+            } else {
+                "all checks passed"
+            }
+        );
+        return !failed;
+    }
     let ctx = Ctx {
         launcher: Launcher {
             bin: server_bin,
