@@ -41,6 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[cfg(feature = "ssr")]
 mod ssr {
+    use crate::auth::config::ssr::SharedIssuerKeys;
     use crate::auth::config::PublicAuthConfig;
     use crate::auth::state::{config_json_for_page, CONFIG_ELEMENT_ID};
     use crate::pages::CALLBACK_PATH;
@@ -95,7 +96,10 @@ mod ssr {
                 HeaderValue::from_static(frame_options),
             );
         }
-        config.map(|cfg| {
+        config.map(|mut cfg| {
+            if let Some(keys) = use_context::<SharedIssuerKeys>() {
+                cfg.keys = keys.current();
+            }
             view! {
                 <script type="application/json" id=CONFIG_ELEMENT_ID inner_html=config_json_for_page(&cfg)></script>
             }

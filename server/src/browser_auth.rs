@@ -48,6 +48,8 @@ impl BrowserAuth {
             post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
             renew_before_secs: config.renew_before_secs as i64,
             token_storage: config.token_storage,
+            // Filled in when a page is rendered, from the keys of the moment.
+            keys: Vec::new(),
         })
     }
 
@@ -84,5 +86,21 @@ impl IssuerKeys for ValidatorKeys {
                 e: e.to_string(),
             })
         })
+    }
+
+    fn current(&self) -> Vec<PublicJwk> {
+        let jwks = self.0.jwks();
+        jwks.kids()
+            .into_iter()
+            .filter_map(|kid| {
+                let key = jwks.key(&kid)?;
+                let (n, e) = key.jwk_components();
+                Some(PublicJwk {
+                    kid,
+                    n: n.to_string(),
+                    e: e.to_string(),
+                })
+            })
+            .collect()
     }
 }

@@ -57,6 +57,7 @@ fn browser_config(issuer: &str) -> PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        keys: Vec::new(),
     }
 }
 
@@ -504,6 +505,13 @@ async fn pages_carry_the_security_headers_and_the_browser_config() {
         "config rendered for the browser"
     );
     assert!(html.contains("0oa-test-client"));
+    // The issuer's public keys come with the page, for the callback's
+    // signature check without a round trip.
+    let kid = keys()[0].jwk()["kid"].as_str().unwrap().to_string();
+    assert!(
+        html.contains(&format!("\"keys\":[{{\"kid\":\"{kid}\",\"n\":\"")),
+        "{html}"
+    );
 }
 
 /// A `tracing` writer that keeps everything logged in memory.

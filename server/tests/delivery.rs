@@ -62,6 +62,7 @@ async fn app_router(site_root: &Path) -> (Router, JwksServer) {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        keys: Vec::new(),
     };
     let options = LeptosOptions::builder()
         .output_name("okta-implicit")

@@ -5,7 +5,7 @@
 //! beside it.
 
 use super::callback::{CallbackError, Session, SignatureCheck};
-use super::config::{issuer_key, PublicAuthConfig, TokenStorage};
+use super::config::{issuer_key, PublicAuthConfig, PublicJwk, TokenStorage};
 use super::id_token::IdTokenError;
 use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn, Prompt};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -227,8 +227,9 @@ fn assign(url: &str) -> Result<(), String> {
         .map_err(|_| "the browser refused to navigate".to_string())
 }
 
-/// Checks RS256 signatures with WebCrypto, taking keys from the server's
-/// cache of the issuer's JWKS (`issuer_key`).
+/// Checks RS256 signatures with WebCrypto, with the issuer's keys the page
+/// came with, or else from the server's cache of the issuer's JWKS
+/// (`issuer_key`).
 pub struct WebCryptoSignatures;
 
 impl SignatureCheck for WebCryptoSignatures {
@@ -245,12 +246,17 @@ impl SignatureCheck for WebCryptoSignatures {
         }) {
             Some(key) => key,
             None => {
-                let jwk = issuer_key(kid.to_string()).await.map_err(|err| match err {
-                    crate::api::ApiError::InvalidToken { .. } => {
-                        IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
-                    }
-                    other => CallbackError::KeyUnavailable(other.to_string()),
-                })?;
+                let from_page =
+                    PAGE_KEYS.with_borrow(|keys| keys.iter().find(|k| k.kid == kid).cloned());
+                let jwk = match from_page {
+                    Some(jwk) => jwk,
+                    None => issuer_key(kid.to_string()).await.map_err(|err| match err {
+                        crate::api::ApiError::InvalidToken { .. } => {
+                            IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
+                        }
+                        other => CallbackError::KeyUnavailable(other.to_string()),
+                    })?,
+                };
                 let key = import_rs256_key(&jwk.n, &jwk.e).await.map_err(|_| {
                     CallbackError::KeyUnavailable("WebCrypto could not use the key".into())
                 })?;
@@ -300,6 +306,14 @@ thread_local! {
     /// its ID token without asking the server again. A `kid` names one key
     /// for good, so a cached key is never stale.
     static KEYS: RefCell<Vec<(String, web_sys::CryptoKey)>> = const { RefCell::new(Vec::new()) };
+    /// The issuer's keys the server rendered into the page.
+    static PAGE_KEYS: RefCell<Vec<PublicJwk>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The issuer's keys the page came with (`PublicAuthConfig::keys`), used
+/// before asking the server for a `kid`.
+pub fn use_page_keys(keys: Vec<PublicJwk>) {
+    PAGE_KEYS.set(keys);
 }
 
 fn object(pairs: &[(&str, JsValue)]) -> Result<js_sys::Object, JsValue> {

@@ -24,6 +24,11 @@ pub struct PublicAuthConfig {
     pub renew_before_secs: i64,
     /// Where the tabs keep their tokens (`TOKEN_STORAGE`).
     pub token_storage: TokenStorage,
+    /// The issuer's public keys as the server's JWKS cache holds them when
+    /// it renders the page, so the callback checks the ID token's signature
+    /// without asking the server first (it still asks for an unknown `kid`).
+    #[serde(default)]
+    pub keys: Vec<PublicJwk>,
 }
 
 /// Where a signed-in tab keeps its tokens.
@@ -79,6 +84,9 @@ pub mod ssr {
             &self,
             kid: String,
         ) -> Pin<Box<dyn Future<Output = Result<PublicJwk, ApiError>> + Send + '_>>;
+
+        /// The keys the cache holds now (no fetch).
+        fn current(&self) -> Vec<PublicJwk>;
     }
 
     /// Context value: a shared handle on the server's key source.

@@ -235,6 +235,11 @@ mod browser_side {
             .with_value(|c| c.as_ref().map(|c| c.token_storage))
             .unwrap_or_default();
         browser::use_storage(storage);
+        browser::use_page_keys(
+            auth.config
+                .with_value(|c| c.as_ref().map(|c| c.keys.clone()))
+                .unwrap_or_default(),
+        );
         tabs::listen(move |message| on_tab_message(auth, message));
 
         // Effects run only in the browser, after hydration, so the first
@@ -324,7 +329,7 @@ mod browser_side {
     async fn find_session(auth: Auth, storage: TokenStorage) {
         let on_callback = web_sys::window()
             .and_then(|w| w.location().pathname().ok())
-            .is_some_and(|p| p == "/login/callback");
+            .is_some_and(|p| p == crate::pages::CALLBACK_PATH);
         if on_callback {
             return;
         }

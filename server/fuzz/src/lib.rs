@@ -269,6 +269,7 @@ fn config(response_type: &str) -> PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        keys: Vec::new(),
     }
 }
 
@@ -290,6 +291,11 @@ impl SignatureCheck for Signatures {
                 "refused by the fuzz stand-in".into(),
             ))
         })
+    }
+
+    fn sha256(&self, data: &[u8]) -> impl Future<Output = Result<Vec<u8>, CallbackError>> {
+        use sha2::{Digest, Sha256};
+        std::future::ready(Ok(Sha256::digest(data).to_vec()))
     }
 }
 
