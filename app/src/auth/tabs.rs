@@ -17,9 +17,9 @@ const CHANNEL_NAME: &str = "okta-implicit";
 /// Held by the tab that is renewing (or deciding whether to).
 pub const RENEW_LOCK: &str = "okta-implicit.renew";
 
-/// What one tab tells the others.
+/// What one tab tells the others. Externally tagged (serde's default):
+/// reading an internally tagged enum costs the wasm far more code.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TabMessage {
     /// A tab signed in or renewed: these are the tokens now.
     Session { session: Session },
