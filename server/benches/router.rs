@@ -11,7 +11,9 @@
 //!   the request-duration histogram; every other count is taken whether
 //!   metrics are on or not).
 //! - `steps/*`: the parts of the difference: reading the Bearer token out of
-//!   the header, hashing it for the cache, and the cache lookup.
+//!   the header, hashing it for the cache, and the cache lookup; and what
+//!   the request-span layer (id, span, `X-Request-Id`) adds to a service
+//!   that does nothing, with metrics off and on.
 //!
 //! After criterion, paired runs alternate two requests and print the ratio
 //! of their medians, steadier on a shared machine than two separate
@@ -41,9 +43,10 @@ use server::bearer::header::bearer_token;
 use server::bearer::verified::token_hash;
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
+use server::request_span::RequestSpanLayer;
 use server::telemetry::Metrics;
 use server::RouterSettings;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 fn browser_config(issuer: &str) -> PublicAuthConfig {
     PublicAuthConfig {
@@ -147,6 +150,26 @@ fn bench(c: &mut Criterion) {
     group.bench_function("token_hash", |b| b.iter(|| token_hash(black_box(&token))));
     group.bench_function("validate_cache_hit", |b| {
         b.iter(|| runtime.block_on(validator.validate_shared(black_box(&token))))
+    });
+    let nothing = tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(axum::response::Response::new(Body::empty()))
+    });
+    let spanned = RequestSpanLayer::new(None).layer(nothing);
+    let spanned_metrics = RequestSpanLayer::new(Some(metrics.clone())).layer(nothing);
+    group.bench_function("bare_service", |b| {
+        b.iter(|| runtime.block_on(nothing.oneshot(request("/api/whoami", None))))
+    });
+    group.bench_function("request_span", |b| {
+        b.iter(|| runtime.block_on(spanned.clone().oneshot(request("/api/whoami", None))))
+    });
+    group.bench_function("request_span_metrics", |b| {
+        b.iter(|| {
+            runtime.block_on(
+                spanned_metrics
+                    .clone()
+                    .oneshot(request("/api/whoami", None)),
+            )
+        })
     });
     group.finish();
 

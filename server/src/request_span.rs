@@ -44,10 +44,6 @@ pub fn is_well_formed(id: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// The request's id, in its extensions for whoever needs it.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub HeaderValue);
-
 /// Makes up request ids: `<16 random hex digits>-<counter>`.
 #[derive(Debug)]
 struct Ids {
@@ -58,8 +54,9 @@ struct Ids {
 impl Ids {
     fn next(&self) -> HeaderValue {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // The string's buffer becomes the header's: one allocation.
         let id = format!("{:016x}-{n:x}", self.prefix);
-        HeaderValue::from_str(&id).expect("hex digits and a dash")
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).expect("hex digits and a dash")
     }
 }
 
@@ -113,7 +110,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let start = self.layer.metrics.as_ref().map(|_| Instant::now());
         let id = match request.headers().get(&X_REQUEST_ID) {
             Some(id) if is_well_formed(id.as_bytes()) => id.clone(),
@@ -125,7 +122,6 @@ where
             request_id = id.to_str().unwrap_or_default(),
             route = ROUTES[route],
         );
-        request.extensions_mut().insert(RequestId(id.clone()));
         let response = {
             let _entered = span.enter();
             self.inner.call(request)

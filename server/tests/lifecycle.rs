@@ -37,6 +37,7 @@ fn browser_config(issuer: &str) -> PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        keys: Vec::new(),
     }
 }
 
