@@ -31,7 +31,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::Router;
@@ -47,22 +46,6 @@ use server::request_span::RequestSpanLayer;
 use server::telemetry::Metrics;
 use server::RouterSettings;
 use tower::{Layer, ServiceExt};
-
-fn browser_config(issuer: &str) -> PublicAuthConfig {
-    PublicAuthConfig {
-        issuer: issuer.to_string(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: None,
-        client_id: "0oa-bench-client".into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    }
-}
 
 /// The request the load harness sends, with `authorization` if given.
 fn request(path: &str, authorization: Option<&HeaderValue>) -> Request<Body> {

@@ -44,23 +44,6 @@ struct App {
     router: Router,
 }
 
-/// What the pages would tell the browser about this test issuer.
-fn browser_config(issuer: &str) -> PublicAuthConfig {
-    PublicAuthConfig {
-        issuer: issuer.to_string(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: Some(format!("{issuer}/v1/logout")),
-        client_id: "0oa-test-client".into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    }
-}
-
 impl App {
     async fn new() -> App {
         let [k1, _, _] = keys();
@@ -504,7 +487,7 @@ async fn pages_carry_the_security_headers_and_the_browser_config() {
         html.contains("id=\"auth-config\""),
         "config rendered for the browser"
     );
-    assert!(html.contains("0oa-test-client"));
+    assert!(html.contains(CLIENT_ID));
     // The issuer's public keys come with the page, for the callback's
     // signature check without a round trip.
     let kid = keys()[0].jwk()["kid"].as_str().unwrap().to_string();

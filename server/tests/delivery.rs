@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
@@ -51,19 +50,7 @@ async fn app_router(site_root: &Path) -> (Router, JwksServer) {
     let server = JwksServer::start(jwks(&[k1])).await;
     let validator = validator_for(&server, Arc::new(ManualClock::starting_now())).await;
     let issuer = server.issuer();
-    let config = PublicAuthConfig {
-        issuer: issuer.clone(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: Some(format!("{issuer}/v1/logout")),
-        client_id: "0oa-test-client".into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    };
+    let config = browser_config(&issuer);
     let options = LeptosOptions::builder()
         .output_name("okta-implicit")
         .site_root(site_root.to_str().unwrap())

@@ -23,7 +23,6 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use app::api::ApiError;
-use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::{get, post};
@@ -542,19 +541,7 @@ async fn app_router(settings: RouterSettings) -> (Router, JwksServer) {
     let issuer_server = JwksServer::start(jwks(&[k1])).await;
     let validator = validator_for(&issuer_server, Arc::new(ManualClock::starting_now())).await;
     let issuer = issuer_server.issuer();
-    let config = PublicAuthConfig {
-        issuer: issuer.clone(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: Some(format!("{issuer}/v1/logout")),
-        client_id: CLIENT_ID.into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    };
+    let config = browser_config(&issuer);
     let options = LeptosOptions::builder()
         .output_name("okta-implicit")
         .build();

@@ -14,7 +14,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
@@ -24,22 +23,6 @@ use serde_json::Value;
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
 use tower::ServiceExt;
-
-fn browser_config(issuer: &str) -> PublicAuthConfig {
-    PublicAuthConfig {
-        issuer: issuer.to_string(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: None,
-        client_id: CLIENT_ID.into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    }
-}
 
 async fn app() -> (
     Router,

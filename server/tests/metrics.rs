@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::auth::config::PublicAuthConfig;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -31,22 +30,6 @@ use server::browser_auth::BrowserAuth;
 use server::telemetry::{route_of, Metrics, ROUTES};
 use server::RouterSettings;
 use tower::ServiceExt;
-
-fn browser_config(issuer: &str) -> PublicAuthConfig {
-    PublicAuthConfig {
-        issuer: issuer.to_string(),
-        authorization_endpoint: format!("{issuer}/v1/authorize"),
-        end_session_endpoint: None,
-        client_id: "0oa-test-client".into(),
-        scopes: "openid profile".into(),
-        response_type: "id_token token".into(),
-        redirect_uri: "http://localhost:3000/login/callback".into(),
-        post_logout_redirect_uri: "http://localhost:3000/".into(),
-        renew_before_secs: 60,
-        token_storage: Default::default(),
-        keys: Vec::new(),
-    }
-}
 
 struct App {
     issuer: JwksServer,

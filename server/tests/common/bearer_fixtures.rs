@@ -352,3 +352,20 @@ pub async fn validator_for(server: &JwksServer, clock: Arc<ManualClock>) -> Vali
         .await
         .expect("validator")
 }
+
+/// What the pages would tell the browser about the test issuer `issuer`.
+pub fn browser_config(issuer: &str) -> app::auth::config::PublicAuthConfig {
+    app::auth::config::PublicAuthConfig {
+        issuer: issuer.to_string(),
+        authorization_endpoint: format!("{issuer}/v1/authorize"),
+        end_session_endpoint: Some(format!("{issuer}/v1/logout")),
+        client_id: CLIENT_ID.into(),
+        scopes: "openid profile".into(),
+        response_type: "id_token token".into(),
+        redirect_uri: "http://localhost:3000/login/callback".into(),
+        post_logout_redirect_uri: "http://localhost:3000/".into(),
+        renew_before_secs: 60,
+        token_storage: Default::default(),
+        keys: Vec::new(),
+    }
+}
