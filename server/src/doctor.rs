@@ -31,7 +31,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::bearer::discovery::discovery_url;
-use crate::bearer::fetch::{checked_url, HttpClient};
+use crate::bearer::fetch::{checked_url, error_chain, HttpClient};
 use crate::bearer::keys::KeySet;
 use crate::bearer::{
     jws, AuthError, CacheOptions, FetchError, HttpOptions, Policy, TokenError, Validator,
@@ -897,20 +897,6 @@ async fn send_probe(url: Url, http: &HttpOptions) -> Result<ProbeAnswer, String>
         location,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// What the answer to the `prompt=none` probe says about the client, its

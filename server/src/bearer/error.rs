@@ -217,28 +217,30 @@ mod tests {
         assert_eq!(down.www_authenticate(), None);
     }
 
+    /// One of each variant.
+    const EVERY_TOKEN_ERROR: [TokenError; 17] = [
+        TokenError::TooLarge,
+        TokenError::NotCompactJws,
+        TokenError::BadHeader,
+        TokenError::AlgorithmNotAllowed,
+        TokenError::UnsupportedCrit,
+        TokenError::BadKid,
+        TokenError::UnknownKid,
+        TokenError::BadSignature,
+        TokenError::BadClaims,
+        TokenError::MissingClaim("exp"),
+        TokenError::Expired,
+        TokenError::NotYetValid,
+        TokenError::IssuedInFuture,
+        TokenError::WrongIssuer,
+        TokenError::WrongAudience,
+        TokenError::IdToken,
+        TokenError::WrongClient,
+    ];
+
     #[test]
     fn reasons_are_a_fixed_list_one_per_variant() {
-        let all = [
-            TokenError::TooLarge,
-            TokenError::NotCompactJws,
-            TokenError::BadHeader,
-            TokenError::AlgorithmNotAllowed,
-            TokenError::UnsupportedCrit,
-            TokenError::BadKid,
-            TokenError::UnknownKid,
-            TokenError::BadSignature,
-            TokenError::BadClaims,
-            TokenError::MissingClaim("exp"),
-            TokenError::Expired,
-            TokenError::NotYetValid,
-            TokenError::IssuedInFuture,
-            TokenError::WrongIssuer,
-            TokenError::WrongAudience,
-            TokenError::IdToken,
-            TokenError::WrongClient,
-        ];
-        let reasons: Vec<&str> = all.iter().map(|e| e.reason()).collect();
+        let reasons: Vec<&str> = EVERY_TOKEN_ERROR.iter().map(|e| e.reason()).collect();
         assert_eq!(reasons, TokenError::REASONS);
         assert_eq!(TokenError::MissingClaim("iss").reason(), "missing_claim");
     }
@@ -247,25 +249,7 @@ mod tests {
     fn descriptions_are_header_safe() {
         // Every description must survive ApiError's quoted-string filter
         // unchanged, or the header and the body would disagree.
-        for problem in [
-            TokenError::TooLarge,
-            TokenError::NotCompactJws,
-            TokenError::BadHeader,
-            TokenError::AlgorithmNotAllowed,
-            TokenError::UnsupportedCrit,
-            TokenError::BadKid,
-            TokenError::UnknownKid,
-            TokenError::BadSignature,
-            TokenError::BadClaims,
-            TokenError::MissingClaim("exp"),
-            TokenError::Expired,
-            TokenError::NotYetValid,
-            TokenError::IssuedInFuture,
-            TokenError::WrongIssuer,
-            TokenError::WrongAudience,
-            TokenError::IdToken,
-            TokenError::WrongClient,
-        ] {
+        for problem in EVERY_TOKEN_ERROR {
             let text = problem.to_string();
             assert!(
                 text.chars()

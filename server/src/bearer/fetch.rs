@@ -205,7 +205,7 @@ pub fn is_loopback(url: &Url) -> bool {
 
 /// reqwest's top-level message ("error sending request") hides the cause;
 /// join the whole chain so the one line says what actually happened.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
