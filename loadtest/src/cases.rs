@@ -1,7 +1,8 @@
 //! The cases of issue 6, numbered as in BENCHMARKS.md, and what each
 //! expects: 1 and 2 (health against a cached whoami, with 1b, health
-//! carrying the token, measured together in alternating windows), 3 (a
-//! fresh token per request, next to openssl's verify rate), 4 (a 90/10
+//! carrying the token, measured together in alternating windows), 3
+//! (never-seen tokens, valid and forged, against a repeated one and a raw
+//! RSA verify: in `cold.rs`, issue 13), 4 (a 90/10
 //! valid/invalid mix), 5 (RSS at 200 connections), 6 (a storm of unknown
 //! kids), 7 (key rotation), 8 (the issuer down 30 s, then back with a new
 //! key) and 9 (the issuer hanging, sending garbage or invalid JSON, while
@@ -10,8 +11,7 @@
 //! records its figures and checks.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use crate::tokens::{unknown_kid_token, Token, Tokens};
 use crate::Args;
 
 /// Connections for the throughput cases.
-const WORKERS: usize = 32;
+pub const WORKERS: usize = 32;
 
 /// What every case works with: the settings, how to start a server, the
 /// tokens, the stub issuer and the figures.
@@ -58,7 +58,7 @@ fn plan_health_carrying(authorization: HeaderValue) -> Arc<dyn Plan> {
     })
 }
 
-fn valid_req(t: &Token) -> Req {
+pub fn valid_req(t: &Token) -> Req {
     Req {
         path: "/api/whoami",
         auth: Some(t.header.clone()),
@@ -69,15 +69,6 @@ fn valid_req(t: &Token) -> Req {
 
 fn plan_repeated(token: Token) -> Arc<dyn Plan> {
     Arc::new(move |_: usize, _: &mut Rng| valid_req(&token))
-}
-
-/// The valid tokens `pool`, each sent once, in order.
-fn plan_each_once(pool: Arc<Vec<Token>>) -> Arc<dyn Plan> {
-    let next = AtomicU64::new(0);
-    Arc::new(move |_: usize, _: &mut Rng| {
-        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
-        valid_req(&pool[i % pool.len()])
-    })
 }
 
 /// 90 % valid (from `valid`, random), 10 % invalid: expired, bad
@@ -106,7 +97,7 @@ fn plan_mix(tokens: &Tokens, valid: usize) -> Arc<dyn Plan> {
     })
 }
 
-async fn boot(ctx: &Ctx, name: &str) -> Option<Server> {
+pub async fn boot(ctx: &Ctx, name: &str) -> Option<Server> {
     ctx.issuer.set_fault(Fault::None);
     ctx.issuer.publish(&[&ctx.tokens.k1]);
     match Server::start(&ctx.launcher, ctx.issuer.issuer(), name).await {
@@ -201,68 +192,6 @@ pub async fn paired_case(ctx: &Ctx, run: usize) -> f64 {
     ctx.results.check_correct("1b", carrying);
     ctx.results.check_correct("2", whoami);
     whoami.quantile_ms(Class::Valid, 0.99)
-}
-
-/// Case 3: openssl's bare RSA verify rate on this machine, then every
-/// token once against the server, so each request is one cold RSA check.
-pub async fn case3_cold(ctx: &Ctx, run: usize) {
-    let secs = if ctx.args.short { 1 } else { 3 };
-    let v = tokio::task::spawn_blocking(move || openssl_verify_per_sec(secs))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(f64::NAN);
-    ctx.results.add(
-        "3 openssl speed rsa2048: verify/s (1 core)",
-        v,
-        "verify/s",
-        "",
-    );
-    cold_case(ctx, run, v).await
-}
-
-/// Case 3: every token once, so each request is one cold RSA check.
-async fn cold_case(ctx: &Ctx, run: usize, openssl_verify_per_sec: f64) {
-    let Some(server) = boot(ctx, &format!("case3-run{run}")).await else {
-        return;
-    };
-    let pool = Arc::new(ctx.tokens.fresh.clone());
-    let n = if ctx.args.short {
-        pool.len() as u64 / 10
-    } else {
-        pool.len() as u64
-    };
-    let stop = Stop::after_count(n, Duration::from_secs(120));
-    let cpu0 = cpu_secs(server.pid());
-    let mut stats = drive(server.addr, WORKERS, plan_each_once(pool), stop, None, 2).await;
-    let cpu = cpu_secs(server.pid()) - cpu0;
-    // Each request was one cold validation; per server CPU-second is "per
-    // core", next to openssl's single-core verify rate.
-    let (_, per_core) =
-        ctx.results
-            .report_throughput("3 whoami, fresh token each", Class::Valid, &mut stats, cpu);
-    ctx.results.add(
-        "3 ÷ openssl verify/s (per core)",
-        per_core / openssl_verify_per_sec,
-        "×",
-        "",
-    );
-    ctx.results.check_correct("3", &stats);
-}
-
-/// `openssl speed rsa2048` verify/s on one core.
-fn openssl_verify_per_sec(secs: u32) -> Option<f64> {
-    let out = Command::new("openssl")
-        .args(["speed", "-mr", "-seconds", &secs.to_string(), "rsa2048"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    // Machine-readable result line: +F2:<n>:2048:<sign>:<verify>. OpenSSL
-    // 3 gives operations per second there, 1.1 gave seconds per operation.
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("+F2:"))?;
-    let verify: f64 = line.split(':').nth(4)?.trim().parse().ok()?;
-    Some(if verify < 1.0 { 1.0 / verify } else { verify })
 }
 
 pub async fn case4_mix(ctx: &Ctx, run: usize) {

@@ -12,6 +12,7 @@
 //! cargo build --release -p loadtest
 //! target/release/load --server target/release/server --runs 3
 //! target/release/load --cases 1,2 --runs 1 --short   # quick smoke run
+//! target/release/load --cases 3 --runs 3 --perf       # cold tokens, and profiles
 //! ```
 //!
 //! What it does:
@@ -29,8 +30,11 @@
 //! - drives the server with N keep-alive HTTP/1.1 connections (hyper's
 //!   bare client, one request in flight per connection), checks each
 //!   answer's status, headers and body against the decision expected for
-//!   that request (`driver.rs`, with the plan of each case in `cases.rs`),
-//!   and reports throughput, p50 and p99;
+//!   that request (`driver.rs`, with the plan of each case in `cases.rs`,
+//!   case 3's in `cold.rs`), and reports throughput, p50 and p99, and
+//!   for case 3 the server's CPU per request next to a raw RSA verify
+//!   timed in this process (with `--perf`, `perf record` profiles of the
+//!   server too: `profile.rs`);
 //! - repeats each case `--runs` times and prints median and min–max of
 //!   every figure, with the targets of the issue next to them
 //!   (`report.rs`).
@@ -46,8 +50,10 @@
 
 mod cases;
 mod cluster;
+mod cold;
 mod driver;
 mod issuer;
+mod profile;
 mod report;
 mod rng;
 mod server_process;
@@ -57,9 +63,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cases::{
-    case3_cold, case4_mix, case5_rss, case6_storm, case7_rotation, case8_outage, case9_faults,
-    paired_case, Ctx,
+    case4_mix, case5_rss, case6_storm, case7_rotation, case8_outage, case9_faults, paired_case, Ctx,
 };
+use crate::cold::case3_cold;
 use crate::issuer::Issuer;
 use crate::report::Results;
 use crate::server_process::Launcher;
@@ -87,7 +93,7 @@ fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR]
+const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR] [--perf]
        load --cluster 1,2,4 [--cluster-script deploy/run-cluster.sh] [--no-retry-post] [--server PATH] [--runs N]";
 
 struct Args {
@@ -97,6 +103,9 @@ struct Args {
     /// Durations divided by ten, for trying the harness out.
     short: bool,
     site_root: Option<PathBuf>,
+    /// Case 3 also profiles the server with `perf record`, each kind of
+    /// traffic alone (`profile.rs`).
+    perf: bool,
     /// Cluster sizes for the scale-out cases (issue 14), if given.
     cluster: Vec<usize>,
     cluster_script: PathBuf,
@@ -111,6 +120,7 @@ impl Args {
             cases: (1..=9).collect(),
             short: false,
             site_root: None,
+            perf: false,
             cluster: Vec::new(),
             cluster_script: PathBuf::from("deploy/run-cluster.sh"),
             no_retry_post: false,
@@ -129,6 +139,7 @@ impl Args {
                 }
                 "--short" => args.short = true,
                 "--site-root" => args.site_root = Some(PathBuf::from(value()?)),
+                "--perf" => args.perf = true,
                 "--cluster" => {
                     args.cluster = value()?
                         .split(',')

@@ -1,7 +1,7 @@
 //! The figures: every value a case records, by name, printed as it comes,
 //! with a FAILED line for each broken check; the checks every case makes
-//! on its answers; throughput, p50, p99 and requests per server
-//! CPU-second; and at the end the table of median and min–max over the
+//! on its answers; throughput, p50, p99, requests per server CPU-second
+//! and server CPU per request; and at the end the table of median and min–max over the
 //! runs, next to the targets.
 
 use std::collections::BTreeMap;
@@ -140,6 +140,32 @@ impl Results {
             "",
         );
         (tput, per_cpu)
+    }
+
+    /// Records throughput, p99 and server CPU per request of `class` in
+    /// `stats` under `label`; returns the CPU per request, in µs.
+    pub fn report_cpu_per_request(
+        &self,
+        label: &str,
+        class: Class,
+        stats: &mut Stats,
+        cpu: f64,
+    ) -> f64 {
+        self.add(
+            &format!("{label}: throughput"),
+            stats.throughput(class),
+            "req/s",
+            "",
+        );
+        self.add(
+            &format!("{label}: p99"),
+            stats.quantile_ms(class, 0.99),
+            "ms",
+            "",
+        );
+        let us = 1e6 * cpu / stats.count(class).max(1) as f64;
+        self.add(&format!("{label}: server CPU per request"), us, "µs", "");
+        us
     }
 }
 

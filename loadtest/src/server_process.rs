@@ -185,8 +185,27 @@ pub fn memory_kib(pid: u32) -> (u64, u64) {
     (field("VmHWM:"), field("VmRSS:"))
 }
 
-/// CPU seconds (user + system) `pid` has used.
+/// CPU seconds `pid` has used, to the nanosecond: the sum over its
+/// threads of `/proc/<pid>/task/<tid>/schedstat` (time on a CPU). The
+/// process-wide `/proc/<pid>/stat` counts in 10 ms ticks, too coarse for
+/// windows of a few hundred milliseconds; it is the fallback when the
+/// task files cannot be read. A thread that exits during a window takes
+/// its time with it: the server's threads (tokio's workers) live as long
+/// as it does.
 pub fn cpu_secs(pid: u32) -> f64 {
+    threads_cpu_secs(pid).unwrap_or_else(|| stat_cpu_secs(pid))
+}
+
+fn threads_cpu_secs(pid: u32) -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let schedstat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
+}
+
+fn stat_cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name, which is in parentheses.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);

@@ -39,6 +39,12 @@ impl Signer {
         }
     }
 
+    /// The public half as PKCS#1 `RSAPublicKey` DER, for verifying in this
+    /// process what the server verifies (case 3's raw verify).
+    pub fn public_key_der(&self) -> &[u8] {
+        self.key.public_key().as_ref()
+    }
+
     pub fn jwk(&self) -> Value {
         json!({"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid, "n": self.n, "e": self.e})
     }
@@ -172,26 +178,7 @@ impl Tokens {
         let wrong_aud = mint(&k1, 250, |i| {
             claims(issuer, &format!("other-{i}"), exp, "api://someone-else")
         });
-        // A valid token's header and payload with another token's
-        // signature: right key, wrong signature.
-        let raw: Vec<&str> = fresh_tokens
-            .iter()
-            .take(251)
-            .map(|t| {
-                t.header
-                    .to_str()
-                    .expect("ascii")
-                    .trim_start_matches("Bearer ")
-            })
-            .collect();
-        let bad_sig = raw
-            .windows(2)
-            .map(|w| {
-                let (input, _) = w[0].rsplit_once('.').expect("jws");
-                let (_, sig) = w[1].rsplit_once('.').expect("jws");
-                bearer(&format!("{input}.{sig}"))
-            })
-            .collect();
+        let bad_sig = forge(&fresh_tokens[..251.min(fresh_tokens.len())]);
         let mut rng = Rng::new(7);
         let garbage = (0..250)
             .map(|_| {
@@ -213,6 +200,30 @@ impl Tokens {
             garbage,
         }
     }
+}
+
+/// Forged tokens, one fewer than `tokens`: each valid token's header and
+/// payload with the next one's signature. Right structure, known kid, a
+/// real signature by the right key, but not of these bytes: only the RSA
+/// check refuses them, and no two are alike, so none is ever in the
+/// verified-token cache.
+pub fn forge(tokens: &[Token]) -> Vec<HeaderValue> {
+    let raw: Vec<&str> = tokens
+        .iter()
+        .map(|t| {
+            t.header
+                .to_str()
+                .expect("ascii")
+                .trim_start_matches("Bearer ")
+        })
+        .collect();
+    raw.windows(2)
+        .map(|w| {
+            let (input, _) = w[0].rsplit_once('.').expect("jws");
+            let (_, sig) = w[1].rsplit_once('.').expect("jws");
+            bearer(&format!("{input}.{sig}"))
+        })
+        .collect()
 }
 
 /// A token with a random `kid` the issuer has never published; the

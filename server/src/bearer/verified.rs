@@ -1,12 +1,21 @@
 //! The verified-token cache: a token seen and fully validated before is
 //! answered from here, skipping the RSA check.
 //!
-//! Keyed by the SHA-256 of the token, so the cache holds no token. Bounded:
-//! when full, expired entries go first, then the ones expiring soonest.
-//! An entry is served only while the token's `exp` is in the future (no
+//! Keyed by the SHA-256 of the token, so the cache holds no token. An
+//! entry is served only while the token's `exp` is in the future (no
 //! leeway) and while the key that signed it is still in the issuer's key
 //! set, so a cached answer is never one a fresh validation would refuse
 //! for those reasons.
+//!
+//! Bounded by two generations of at most half the capacity each: new
+//! entries go into the young one; when it is full it becomes the old one
+//! and the old one is dropped whole. Making room is a swap of two maps
+//! under the lock, the same few nanoseconds every time, and the dropped
+//! generation is freed after the lock is released, so no request ever
+//! waits on another one's eviction. A token used again while in the old
+//! generation moves to the young one, so tokens in use stay while
+//! one-off tokens pass through. Expired entries are never served and
+//! leave with their generation.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,34 +33,49 @@ pub fn token_hash(token: &str) -> TokenHash {
     out
 }
 
+#[derive(Clone)]
 struct Entry {
     claims: Arc<AccessClaims>,
     kid: Arc<str>,
 }
 
+type Generation = HashMap<TokenHash, Entry>;
+
+#[derive(Default)]
+struct Generations {
+    young: Generation,
+    old: Generation,
+}
+
 /// A bounded map from token hash to checked claims.
 pub struct VerifiedCache {
-    capacity: usize,
-    entries: Mutex<HashMap<TokenHash, Entry>>,
-    /// Entries removed to make room, expired or not.
+    /// Most entries in one generation: half the capacity.
+    per_generation: usize,
+    generations: Mutex<Generations>,
+    /// Entries dropped with an old generation, expired or not.
     evictions: AtomicU64,
 }
 
 impl std::fmt::Debug for VerifiedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifiedCache")
-            .field("capacity", &self.capacity)
+            .field("capacity", &(2 * self.per_generation))
             .field("len", &self.len())
             .finish()
     }
 }
 
 impl VerifiedCache {
-    /// A cache of at most `capacity` tokens (0 disables it).
+    /// A cache of at most `capacity` tokens (0 disables it; an odd
+    /// capacity holds one fewer).
     pub fn new(capacity: usize) -> Self {
+        let per_generation = capacity / 2;
         VerifiedCache {
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            per_generation,
+            generations: Mutex::new(Generations {
+                young: HashMap::with_capacity(per_generation),
+                old: HashMap::new(),
+            }),
             evictions: AtomicU64::new(0),
         }
     }
@@ -64,77 +88,88 @@ impl VerifiedCache {
         now: i64,
         key_known: impl FnOnce(&str) -> bool,
     ) -> Option<Arc<AccessClaims>> {
-        let (claims, kid) = {
-            let entries = self.lock();
-            let entry = entries.get(hash)?;
-            (entry.claims.clone(), entry.kid.clone())
+        let (entry, dropped) = {
+            let mut generations = self.lock();
+            match generations.young.get(hash) {
+                Some(entry) => (entry.clone(), None),
+                None => {
+                    let entry = generations.old.remove(hash)?;
+                    let dropped = self.add_young(&mut generations, *hash, entry.clone());
+                    (entry, dropped)
+                }
+            }
         };
-        if now >= claims.expires_at || !key_known(&kid) {
+        drop(dropped);
+        if now >= entry.claims.expires_at || !key_known(&entry.kid) {
             return None;
         }
-        Some(claims)
+        Some(entry.claims)
     }
 
     /// Remembers that the token with `hash`, signed by `kid`, checked out
     /// as `claims`.
     pub fn insert(&self, hash: TokenHash, kid: &str, claims: Arc<AccessClaims>, now: i64) {
-        if self.capacity == 0 || now >= claims.expires_at {
+        if self.per_generation == 0 || now >= claims.expires_at {
             return;
         }
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
-            let removed = evict(&mut entries, self.capacity, now);
-            self.evictions.fetch_add(removed as u64, Ordering::Relaxed);
+        let entry = Entry {
+            claims,
+            kid: Arc::from(kid),
+        };
+        let dropped = self.add_young(&mut self.lock(), hash, entry);
+        // The lock is released: freeing a whole generation delays only
+        // the request that filled the young one.
+        drop(dropped);
+    }
+
+    /// Puts `entry` in the young generation, first turning a full young
+    /// generation into the old one; returns the old generation that was
+    /// displaced, for the caller to drop after releasing the lock.
+    fn add_young(
+        &self,
+        generations: &mut Generations,
+        hash: TokenHash,
+        entry: Entry,
+    ) -> Option<Generation> {
+        let mut dropped = None;
+        if generations.young.len() >= self.per_generation && !generations.young.contains_key(&hash)
+        {
+            let young = std::mem::replace(
+                &mut generations.young,
+                HashMap::with_capacity(self.per_generation),
+            );
+            let old = std::mem::replace(&mut generations.old, young);
+            // A token moving up from the old generation is no longer in it.
+            generations.old.remove(&hash);
+            self.evictions
+                .fetch_add(old.len() as u64, Ordering::Relaxed);
+            dropped = Some(old);
         }
-        entries.insert(
-            hash,
-            Entry {
-                claims,
-                kid: Arc::from(kid),
-            },
-        );
+        generations.young.insert(hash, entry);
+        dropped
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        let generations = self.lock();
+        generations.young.len() + generations.old.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// How many entries have been removed to make room so far.
+    /// How many entries have been dropped to make room so far.
     pub fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Entry>> {
-        // The map is always consistent between statements, so a panic
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // The maps are always consistent between statements, so a panic
         // elsewhere while holding the lock leaves nothing to repair.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+        self.generations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// Makes room: drops expired entries, then, if still over 90 % full, the
-/// entries expiring soonest. Freeing a tenth at once keeps this O(n) sweep
-/// rare. Returns how many entries it removed.
-fn evict(entries: &mut HashMap<TokenHash, Entry>, capacity: usize, now: i64) -> usize {
-    let before = entries.len();
-    entries.retain(|_, e| e.claims.expires_at > now);
-    let target = capacity - capacity / 10 - 1;
-    if entries.len() <= target {
-        return before - entries.len();
-    }
-    let mut by_expiry: Vec<(i64, TokenHash)> = entries
-        .iter()
-        .map(|(hash, e)| (e.claims.expires_at, *hash))
-        .collect();
-    let excess = entries.len() - target;
-    by_expiry.select_nth_unstable(excess - 1);
-    for (_, hash) in &by_expiry[..excess] {
-        entries.remove(hash);
-    }
-    before - entries.len()
 }
 
 #[cfg(test)]
@@ -180,29 +215,63 @@ mod tests {
     }
 
     #[test]
-    fn stays_bounded_and_evicts_expired_then_soonest() {
+    fn stays_bounded_and_counts_what_it_drops() {
         let cache = VerifiedCache::new(100);
-        for i in 0..100 {
-            // Half of them expire at 1_000, the rest later.
-            let exp = if i % 2 == 0 {
-                1_000
-            } else {
-                5_000 + i64::from(i)
-            };
-            cache.insert(hash(i), "k", claims(exp), 900);
+        for i in 0..1_000 {
+            cache.insert(hash(i), "k", claims(9_000), 900);
+            assert!(cache.len() <= 100, "{} entries after {i}", cache.len());
         }
-        assert_eq!(cache.len(), 100);
-        // At 2_000 the first 50 have expired; inserting sweeps them.
-        cache.insert(hash(1_000), "k", claims(9_000), 2_000);
-        assert_eq!(cache.len(), 51);
-        assert_eq!(cache.evictions(), 50);
-        for i in 1_001..1_100 {
-            cache.insert(hash(i), "k", claims(9_000), 2_000);
+        assert_eq!(cache.evictions(), 1_000 - cache.len() as u64);
+        // The newest are there, the first ones gone.
+        assert!(cache.get(&hash(999), 900, |_| true).is_some());
+        assert!(cache.get(&hash(0), 900, |_| true).is_none());
+    }
+
+    #[test]
+    fn a_token_in_use_outlives_one_off_tokens() {
+        let cache = VerifiedCache::new(100);
+        cache.insert(hash(0), "k", claims(9_000), 900);
+        for i in 1..1_000 {
+            cache.insert(hash(i), "k", claims(9_000), 900);
+            if i % 40 == 0 {
+                assert!(cache.get(&hash(0), 900, |_| true).is_some(), "lost at {i}");
+            }
         }
-        assert!(cache.len() <= 100);
-        // The soonest-expiring survivors went first; the newest stayed.
-        assert!(cache.get(&hash(1_099), 2_000, |_| true).is_some());
-        assert!(cache.get(&hash(1), 2_000, |_| true).is_none());
+        assert!(cache.get(&hash(0), 900, |_| true).is_some());
+        // One-off tokens from more than a capacity ago are gone.
+        assert!(cache.get(&hash(1), 900, |_| true).is_none());
+    }
+
+    #[test]
+    fn a_token_used_again_is_in_one_generation_only() {
+        let cache = VerifiedCache::new(4);
+        cache.insert(hash(1), "k", claims(9_000), 900);
+        cache.insert(hash(2), "k", claims(9_000), 900);
+        // The young generation (2) is full: 3 turns it old.
+        cache.insert(hash(3), "k", claims(9_000), 900);
+        assert_eq!(cache.len(), 3);
+        // 1 moves from the old generation to the young one, which is
+        // then full; inserting it again changes nothing.
+        assert!(cache.get(&hash(1), 900, |_| true).is_some());
+        assert_eq!(cache.len(), 3);
+        cache.insert(hash(1), "k", claims(9_000), 900);
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.evictions(), 0);
+        // 4 turns {3, 1} old and drops {2}.
+        cache.insert(hash(4), "k", claims(9_000), 900);
+        assert_eq!(cache.evictions(), 1);
+        assert!(cache.get(&hash(2), 900, |_| true).is_none());
+        for i in [1, 3, 4] {
+            assert!(cache.get(&hash(i), 900, |_| true).is_some(), "{i}");
+        }
+    }
+
+    #[test]
+    fn an_expired_entry_is_not_served_even_while_it_is_held() {
+        let cache = VerifiedCache::new(10);
+        cache.insert(hash(1), "k", claims(1_000), 900);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&hash(1), 5_000, |_| true).is_none());
     }
 
     #[test]
