@@ -361,8 +361,20 @@ async fn past_the_grace_period_requests_are_cut_and_the_server_still_exits_0() {
         .unwrap()
         .as_secs() as i64;
     let token = k2.token(&access_claims(&issuer.issuer(), now));
+    let fetches = issuer.fetches();
     let requests = slow_requests(3, &base, &token);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // In flight once the server is asking the issuer for the new kid (on
+    // a busy machine that can take longer than a fixed pause), then a
+    // moment for the other two to reach it too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while issuer.fetches() == fetches {
+        assert!(
+            Instant::now() < deadline,
+            "no request reached the key refetch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let sent_at = Instant::now();
     sigterm(&child);
     let (code, stdout) = wait_exit(child, Duration::from_secs(10));
@@ -373,9 +385,10 @@ async fn past_the_grace_period_requests_are_cut_and_the_server_still_exits_0() {
         "exited {took:?} after SIGTERM with a 1 s grace"
     );
     for request in requests {
+        let outcome = request.await.unwrap();
         assert!(
-            request.await.unwrap().is_err(),
-            "a request outlived the grace"
+            outcome.is_err(),
+            "a request outlived the grace: {outcome:?}\n{stdout}"
         );
     }
     assert!(stdout.contains("connections still busy after the grace period"));
