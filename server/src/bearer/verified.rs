@@ -94,6 +94,10 @@ impl VerifiedCache {
                 Some(entry) => (entry.clone(), None),
                 None => {
                     let entry = generations.old.remove(hash)?;
+                    if now >= entry.claims.expires_at {
+                        // Expired: it leaves now instead of moving up.
+                        return None;
+                    }
                     let dropped = self.add_young(&mut generations, *hash, entry.clone());
                     (entry, dropped)
                 }
@@ -272,6 +276,18 @@ mod tests {
         cache.insert(hash(1), "k", claims(1_000), 900);
         assert_eq!(cache.len(), 1);
         assert!(cache.get(&hash(1), 5_000, |_| true).is_none());
+    }
+
+    #[test]
+    fn an_expired_entry_in_the_old_generation_leaves_instead_of_moving_up() {
+        let cache = VerifiedCache::new(4);
+        cache.insert(hash(1), "k", claims(1_000), 900);
+        cache.insert(hash(2), "k", claims(9_000), 900);
+        cache.insert(hash(3), "k", claims(9_000), 900);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&hash(1), 1_000, |_| true).is_none());
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&hash(2), 1_000, |_| true).is_some());
     }
 
     #[test]
