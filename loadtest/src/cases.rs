@@ -71,6 +71,21 @@ fn plan_repeated(token: Token) -> Arc<dyn Plan> {
     Arc::new(move |_: usize, _: &mut Rng| valid_req(&token))
 }
 
+/// Valid tokens of the first key (random among 1,000) until `rotated` is
+/// set, then tokens of the second key: traffic across a key rotation.
+pub fn plan_rotation(tokens: &Tokens, rotated: Arc<AtomicU8>) -> Arc<dyn Plan> {
+    let old: Vec<Token> = tokens.fresh[..1_000].to_vec();
+    let new: Vec<Token> = tokens.k2_tokens.clone();
+    Arc::new(move |_: usize, rng: &mut Rng| {
+        let pool = if rotated.load(Ordering::SeqCst) == 0 {
+            &old
+        } else {
+            &new
+        };
+        valid_req(&pool[rng.below(pool.len() as u64) as usize])
+    })
+}
+
 /// 90 % valid (from `valid`, random), 10 % invalid: expired, bad
 /// signature, wrong audience, garbage, in turn.
 fn plan_mix(tokens: &Tokens, valid: usize) -> Arc<dyn Plan> {
@@ -354,17 +369,7 @@ pub async fn case7_rotation(ctx: &Ctx, run: usize) {
     };
     let before = ctx.issuer.fetches();
     let rotated = Arc::new(AtomicU8::new(0));
-    let old: Arc<Vec<Token>> = Arc::new(ctx.tokens.fresh[..1_000].to_vec());
-    let new: Arc<Vec<Token>> = Arc::new(ctx.tokens.k2_tokens.clone());
-    let flag = rotated.clone();
-    let plan: Arc<dyn Plan> = Arc::new(move |_: usize, rng: &mut Rng| {
-        let pool = if flag.load(Ordering::SeqCst) == 0 {
-            &old
-        } else {
-            &new
-        };
-        valid_req(&pool[rng.below(pool.len() as u64) as usize])
-    });
+    let plan = plan_rotation(&ctx.tokens, rotated.clone());
     let load = tokio::spawn(drive(
         server.addr,
         WORKERS,

@@ -32,10 +32,12 @@ use http::HeaderValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cases::plan_rotation;
 use crate::driver::{drive, Class, Conn, Expect, Plan, Req, Stop};
 use crate::issuer::{Fault, Issuer};
 use crate::report::Results;
 use crate::rng::Rng;
+use crate::server_process::CLEARED_SETTINGS;
 use crate::tokens::{Token, Tokens};
 use crate::CLIENT_ID;
 
@@ -86,19 +88,8 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
-        for var in [
-            "AUDIENCE",
-            "SCOPES",
-            "RESPONSE_TYPE",
-            "REDIRECT_URI",
-            "POST_LOGOUT_REDIRECT_URI",
-            "PUBLIC_ORIGIN",
-            "TOKEN_LEEWAY_SECS",
-            "DEV_IDP_ADDR",
-            "DEV_IDP_CONFIG",
-            "DEV_IDP_CONTROL",
-            "METRICS_ADDR",
-        ] {
+        // The script sets each instance's METRICS_ADDR itself.
+        for var in CLEARED_SETTINGS.into_iter().chain(["METRICS_ADDR"]) {
             cmd.env_remove(var);
         }
         let mut child = cmd
@@ -325,17 +316,7 @@ async fn case_b(cluster: &Cluster, issuer: &Issuer, tokens: &Tokens, results: &R
     let before = cluster.metrics().await;
     let fetches_before = issuer.fetches();
     let rotated = Arc::new(AtomicU8::new(0));
-    let old: Arc<Vec<Token>> = Arc::new(tokens.fresh[..1_000].to_vec());
-    let new: Arc<Vec<Token>> = Arc::new(tokens.k2_tokens.clone());
-    let flag = rotated.clone();
-    let plan: Arc<dyn Plan> = Arc::new(move |_: usize, rng: &mut Rng| {
-        let pool = if flag.load(Ordering::SeqCst) == 0 {
-            &old
-        } else {
-            &new
-        };
-        valid_req(&pool[rng.below(pool.len() as u64) as usize])
-    });
+    let plan = plan_rotation(tokens, rotated.clone());
     let load = tokio::spawn(drive(
         cluster.nginx(),
         WORKERS,

@@ -230,17 +230,7 @@ async fn run(args: Args) -> bool {
             no_retry_post: args.no_retry_post,
         };
         cluster::run(&cluster_args, &issuer, &tokens, &results, args.runs, &work).await;
-        results.print_table(args.runs);
-        let failed = results.failed();
-        println!(
-            "\n{}",
-            if failed {
-                "SOME CHECKS FAILED (see FAILED lines above)"
-            } else {
-                "all checks passed"
-            }
-        );
-        return !failed;
+        return results.finish(args.runs);
     }
     let ctx = Ctx {
         launcher: Launcher {
@@ -281,15 +271,5 @@ async fn run(args: Args) -> bool {
             println!("  ({:.1} s)", t.elapsed().as_secs_f64());
         }
     }
-    ctx.results.print_table(ctx.args.runs);
-    let failed = ctx.results.failed();
-    println!(
-        "\n{}",
-        if failed {
-            "SOME CHECKS FAILED (see FAILED lines above)"
-        } else {
-            "all checks passed"
-        }
-    );
-    !failed
+    ctx.results.finish(ctx.args.runs)
 }

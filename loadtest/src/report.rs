@@ -118,20 +118,7 @@ impl Results {
         stats: &mut Stats,
         cpu: f64,
     ) -> (f64, f64) {
-        let tput = stats.throughput(class);
-        self.add(&format!("{label}: throughput"), tput, "req/s", "");
-        self.add(
-            &format!("{label}: p50"),
-            stats.quantile_ms(class, 0.5),
-            "ms",
-            "",
-        );
-        self.add(
-            &format!("{label}: p99"),
-            stats.quantile_ms(class, 0.99),
-            "ms",
-            "",
-        );
+        let tput = self.add_throughput_p99(label, class, stats, true);
         let per_cpu = stats.count(class) as f64 / cpu.max(1e-9);
         self.add(
             &format!("{label}: requests per server CPU-second"),
@@ -151,21 +138,47 @@ impl Results {
         stats: &mut Stats,
         cpu: f64,
     ) -> f64 {
-        self.add(
-            &format!("{label}: throughput"),
-            stats.throughput(class),
-            "req/s",
-            "",
-        );
-        self.add(
-            &format!("{label}: p99"),
-            stats.quantile_ms(class, 0.99),
-            "ms",
-            "",
-        );
+        self.add_throughput_p99(label, class, stats, false);
         let us = 1e6 * cpu / stats.count(class).max(1) as f64;
         self.add(&format!("{label}: server CPU per request"), us, "µs", "");
         us
+    }
+
+    /// Records the throughput of `class` in `stats`, its p50 if `p50`, and
+    /// its p99, under `label`; returns the throughput.
+    fn add_throughput_p99(&self, label: &str, class: Class, stats: &mut Stats, p50: bool) -> f64 {
+        let tput = stats.throughput(class);
+        self.add(&format!("{label}: throughput"), tput, "req/s", "");
+        let quantiles: &[(&str, f64)] = if p50 {
+            &[("p50", 0.5), ("p99", 0.99)]
+        } else {
+            &[("p99", 0.99)]
+        };
+        for &(name, q) in quantiles {
+            self.add(
+                &format!("{label}: {name}"),
+                stats.quantile_ms(class, q),
+                "ms",
+                "",
+            );
+        }
+        tput
+    }
+
+    /// Prints the table of every figure over `runs` and the verdict line;
+    /// true when every check passed.
+    pub fn finish(&self, runs: usize) -> bool {
+        self.print_table(runs);
+        let failed = self.failed();
+        println!(
+            "\n{}",
+            if failed {
+                "SOME CHECKS FAILED (see FAILED lines above)"
+            } else {
+                "all checks passed"
+            }
+        );
+        !failed
     }
 }
 

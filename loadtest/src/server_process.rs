@@ -16,6 +16,21 @@ use http::StatusCode;
 use crate::driver::Conn;
 use crate::CLIENT_ID;
 
+/// Settings of the server's that the harness's own environment must not
+/// leak into the servers it starts (they would change what is expected).
+pub const CLEARED_SETTINGS: [&str; 10] = [
+    "AUDIENCE",
+    "SCOPES",
+    "RESPONSE_TYPE",
+    "REDIRECT_URI",
+    "POST_LOGOUT_REDIRECT_URI",
+    "PUBLIC_ORIGIN",
+    "TOKEN_LEEWAY_SECS",
+    "DEV_IDP_ADDR",
+    "DEV_IDP_CONFIG",
+    "DEV_IDP_CONTROL",
+];
+
 /// How to start the server under test: the release binary, the site root it
 /// serves static files from, and the work dir it runs in and logs to.
 pub struct Launcher {
@@ -45,18 +60,7 @@ impl Launcher {
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
-        for var in [
-            "AUDIENCE",
-            "SCOPES",
-            "RESPONSE_TYPE",
-            "REDIRECT_URI",
-            "POST_LOGOUT_REDIRECT_URI",
-            "PUBLIC_ORIGIN",
-            "TOKEN_LEEWAY_SECS",
-            "DEV_IDP_ADDR",
-            "DEV_IDP_CONFIG",
-            "DEV_IDP_CONTROL",
-        ] {
+        for var in CLEARED_SETTINGS {
             cmd.env_remove(var);
         }
         cmd.spawn()
