@@ -308,6 +308,7 @@ pub fn LoginCallback() -> impl IntoView {
         use crate::auth::{browser, callback, fragment, silent};
         // Before any await: wipe the fragment and take the pending sign-in.
         let hash = browser::take_fragment();
+        browser::mark("sign-in: callback started");
         if silent::is_framed() {
             silent::hand_to_parent(&hash);
             return;
@@ -338,6 +339,7 @@ pub fn LoginCallback() -> impl IntoView {
             };
             match outcome {
                 Ok((session, return_to)) => {
+                    browser::mark("sign-in: tokens checked");
                     auth.adopt(session, true);
                     navigate(
                         &return_to,
@@ -346,6 +348,7 @@ pub fn LoginCallback() -> impl IntoView {
                             ..Default::default()
                         },
                     );
+                    browser::mark("sign-in: signed in");
                 }
                 Err(err) => {
                     let mut text = err.to_string();

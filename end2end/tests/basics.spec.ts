@@ -28,9 +28,10 @@ test('stylesheet and favicon are served', async ({ page, request }) => {
   await page.goto('/');
   const background = await page.evaluate(() => getComputedStyle(document.querySelector('#sign-in')!).backgroundColor);
   expect(background).toBe('rgb(22, 98, 221)');
-  const icon = await request.get('/favicon.svg');
+  const icon = await request.get('/favicon.png');
   expect(icon.status()).toBe(200);
-  expect(icon.headers()['content-type']).toContain('image/svg+xml');
+  expect(icon.headers()['content-type']).toContain('image/png');
+  expect(await page.locator('link[rel=icon]').getAttribute('href')).toBe('/favicon.png');
 });
 
 test('an unknown path shows the 404 page with status 404', async ({ page }) => {

@@ -294,7 +294,7 @@ test.describe('tampered renewals are ignored; the session keeps its tokens until
       const fragment = answer.headers()['location'].split('#')[1];
       await route.fulfill({ status: 204 });
       // A page of another origin that runs no script of its own.
-      const foreignURL = new URL('/favicon.svg', page.url().replace('localhost', '127.0.0.1')).toString();
+      const foreignURL = new URL('/favicon.png', page.url().replace('localhost', '127.0.0.1')).toString();
       const popup = context.waitForEvent('page');
       await page.evaluate((url) => { window.open(url, 'foreign'); }, foreignURL);
       const foreign = await popup;

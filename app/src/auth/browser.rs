@@ -36,6 +36,15 @@ pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
 }
 
+/// A User Timing mark (`performance.mark`): the steps of a sign-in show
+/// in the browser's performance panel, and `end2end/tests/timing.spec.ts`
+/// reads them to say where the callback's time goes.
+pub fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
 fn session_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.session_storage().ok()?
 }
