@@ -18,7 +18,8 @@
 //! After criterion, paired runs alternate two requests and print the ratio
 //! of their medians, steadier on a shared machine than two separate
 //! criterion runs: whoami against health, then whoami with metrics on
-//! against metrics off (target: within 3 %).
+//! against metrics off (target: within 3 %), then whoami with a never-seen
+//! token against a cached one, next to a bare RS256 verify (issue 13).
 //!
 //! Run: `cargo bench -p server --bench router`
 
@@ -31,9 +32,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use criterion::{criterion_group, Criterion};
 use fixtures::*;
 use leptos::prelude::LeptosOptions;
@@ -197,8 +201,84 @@ fn bench(c: &mut Criterion) {
         with_metrics / without
     );
     assert!(metrics.render().contains("route=\"whoami\""));
+
+    // Issue 13's cold token, in process: never-seen valid tokens through the
+    // whole router against the cached one, and a bare RS256 verify with a
+    // parsed key, in alternation. Over HTTP (load harness case 3) the extra
+    // CPU of a cold token is about 2.3 verifies; this says how much of that
+    // the server's own code path accounts for.
+    let cold: Vec<HeaderValue> = (0..COLD_TOKENS)
+        .map(|i| {
+            let mut claims = access_claims(&server.issuer(), clock.now_secs());
+            claims["jti"] = format!("AT.cold-{i}").into();
+            HeaderValue::from_str(&format!("Bearer {}", key.token(&claims))).unwrap()
+        })
+        .collect();
+    let (signing_input, signature) = token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.public_der).unwrap();
+    let mut next = cold.iter();
+    let (cold_ns, cached_ns) = paired_medians(
+        COLD_TOKENS,
+        || {
+            runtime.block_on(call(&router, "/api/whoami", next.next()));
+        },
+        || {
+            runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
+        },
+    );
+    let (verify_ns, _) = paired_medians(
+        COLD_TOKENS,
+        || {
+            parsed
+                .verify_sig(signing_input.as_bytes(), &signature)
+                .unwrap()
+        },
+        || {},
+    );
+    println!(
+        "paired medians over {COLD_TOKENS} rounds: whoami with a never-seen token {:.2} µs, \
+         cached {:.2} µs, bare verify {:.2} µs: (cold − cached) ÷ verify {:.2}",
+        cold_ns / 1000.0,
+        cached_ns / 1000.0,
+        verify_ns / 1000.0,
+        (cold_ns - cached_ns) / verify_ns
+    );
+    // The same cached whoami, timed right after an (untimed) bare verify
+    // and on its own: what running after the bignum code costs the rest
+    // of a request.
+    let mut after_verify = Vec::with_capacity(COLD_TOKENS);
+    let mut alone = Vec::with_capacity(COLD_TOKENS);
+    for _ in 0..COLD_TOKENS {
+        parsed
+            .verify_sig(signing_input.as_bytes(), &signature)
+            .unwrap();
+        let started = std::time::Instant::now();
+        runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
+        after_verify.push(started.elapsed().as_nanos());
+        let started = std::time::Instant::now();
+        runtime.block_on(call(&router, "/api/whoami", Some(&authorization)));
+        alone.push(started.elapsed().as_nanos());
+    }
+    after_verify.sort_unstable();
+    alone.sort_unstable();
+    let (after_verify, alone) = (
+        after_verify[COLD_TOKENS / 2] as f64,
+        alone[COLD_TOKENS / 2] as f64,
+    );
+    println!(
+        "medians over {COLD_TOKENS} rounds: cached whoami right after a verify {:.2} µs, \
+         after another whoami {:.2} µs: {:.2} µs more",
+        after_verify / 1000.0,
+        alone / 1000.0,
+        (after_verify - alone) / 1000.0
+    );
     drop(server);
 }
+
+/// Never-seen tokens for the cold pass: each minted (one RSA signature)
+/// and sent once.
+const COLD_TOKENS: usize = 4_000;
 
 criterion_group! {
     name = benches;
