@@ -34,7 +34,14 @@
 //! is in every kind's figure.
 //!
 //! `openssl speed rsa2048`'s verify time is printed too, to compare with
-//! earlier figures; no ratio depends on it.
+//! earlier figures; no ratio depends on it. So are, per request of each
+//! kind, the server's context switches and the machine's rescheduling and
+//! function-call interrupts, which show how much waking up each kind
+//! brings.
+//!
+//! With `--pace-us N`, each connection sends its requests `N` µs apart
+//! (open loop) instead of the next one on each answer, so every kind runs
+//! at the same rate and neither side is saturated.
 //!
 //! With `--perf`, a fresh server then serves each kind alone, all of its
 //! pool, while `perf record` samples it (`profile.rs`): the profiles of
@@ -200,6 +207,55 @@ impl RawVerify {
 
 /// CPU seconds the calling thread has used, to the nanosecond
 /// (`/proc/thread-self/schedstat`: time on a CPU, waiting, timeslices).
+/// Voluntary and involuntary context switches of every thread of `pid`.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            switches_in(&std::fs::read_to_string(task.path().join("status")).unwrap_or_default())
+        })
+        .sum()
+}
+
+/// The context switches a `/proc/<pid>/task/<tid>/status` counts.
+fn switches_in(status: &str) -> u64 {
+    status
+        .lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            matches!(
+                name,
+                "voluntary_ctxt_switches" | "nonvoluntary_ctxt_switches"
+            )
+            .then(|| value.trim().parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// Rescheduling and function-call interrupts of all CPUs so far: the
+/// wake-ups one core sends another.
+fn ipi_count() -> u64 {
+    ipis_in(&std::fs::read_to_string("/proc/interrupts").unwrap_or_default())
+}
+
+/// The `RES` and `CAL` rows of a `/proc/interrupts`, summed over CPUs.
+fn ipis_in(interrupts: &str) -> u64 {
+    interrupts
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.trim_start().split_once(':')?;
+            matches!(name, "RES" | "CAL").then(|| {
+                rest.split_whitespace()
+                    .map_while(|v| v.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+        })
+        .sum()
+}
+
 fn thread_cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -248,8 +304,12 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
     .await;
     raw.window(verify_window / 2).await;
 
+    let pace = ctx.args.pace_us.map(Duration::from_micros);
     let mut stats: [Stats; 3] = Default::default();
     let mut cpu = [0.0f64; 3];
+    // Scheduler traffic per window: the server's context switches and the
+    // machine's rescheduling and function-call interrupts (IPIs).
+    let (mut switches, mut ipis) = ([0u64; 3], [0u64; 3]);
     let (mut verifies, mut verify_cpu) = (0u64, 0.0f64);
     // 0..3 are the kinds, 3 the raw verify.
     for round in 0..rounds {
@@ -271,9 +331,12 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
                 _ => Stop::after_count(per_window as u64, Duration::from_secs(60)),
             };
             let plan = pools.plan(kind, round * per_window);
+            let (switches0, ipis0) = (context_switches(server.pid()), ipi_count());
             let cpu0 = cpu_secs(server.pid());
-            let window = drive(server.addr, WORKERS, plan, stop, None, 31 + round as u64).await;
+            let window = drive(server.addr, WORKERS, plan, stop, pace, 31 + round as u64).await;
             cpu[w] += cpu_secs(server.pid()) - cpu0;
+            switches[w] += context_switches(server.pid()).saturating_sub(switches0);
+            ipis[w] += ipi_count().saturating_sub(ipis0);
             stats[w].elapsed += window.elapsed;
             stats[w].merge(window);
         }
@@ -285,6 +348,22 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
         let w = kind as usize;
         per_request[w] =
             r.report_cpu_per_request(kind.label(), kind.class(), &mut stats[w], cpu[w]);
+        let n = stats[w].count(kind.class()).max(1) as f64;
+        r.add(
+            &format!("{}: server context switches per request", kind.label()),
+            switches[w] as f64 / n,
+            "",
+            "",
+        );
+        r.add(
+            &format!(
+                "{}: IPIs (RES + CAL, whole machine) per request",
+                kind.label()
+            ),
+            ipis[w] as f64 / n,
+            "",
+            "",
+        );
     }
     let verify_us = 1e6 * verify_cpu / verifies.max(1) as f64;
     r.add(
@@ -366,4 +445,34 @@ fn openssl_verify_per_sec(secs: u32) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with("+F2:"))?;
     let verify: f64 = line.split(':').nth(4)?.trim().parse().ok()?;
     Some(if verify < 1.0 { 1.0 / verify } else { verify })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_only_the_rescheduling_and_function_call_rows() {
+        let interrupts = "           CPU0       CPU1
+  0:         38          0   IO-APIC   2-edge      timer
+NMI:          0          0   Non-maskable interrupts
+LOC:    9021345    8812233   Local timer interrupts
+RES:     120345     118002   Rescheduling interrupts
+CAL:       5001       4999   Function call interrupts
+TLB:        100        200   TLB shootdowns
+";
+        assert_eq!(ipis_in(interrupts), 120_345 + 118_002 + 5_001 + 4_999);
+        assert_eq!(ipis_in(""), 0);
+    }
+
+    #[test]
+    fn counts_both_kinds_of_context_switch() {
+        let status = "Name:\ttokio-runtime-w
+State:\tS (sleeping)
+voluntary_ctxt_switches:\t1200
+nonvoluntary_ctxt_switches:\t34
+";
+        assert_eq!(switches_in(status), 1_234);
+        assert_eq!(switches_in("Name:\tx\n"), 0);
+    }
 }

@@ -13,6 +13,7 @@
 //! target/release/load --server target/release/server --runs 3
 //! target/release/load --cases 1,2 --runs 1 --short   # quick smoke run
 //! target/release/load --cases 3 --runs 3 --perf       # cold tokens, and profiles
+//! target/release/load --cases 3 --pace-us 6400        # the same at 5,000 requests/s
 //! ```
 //!
 //! What it does:
@@ -93,7 +94,7 @@ fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR] [--perf]
+const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR] [--perf] [--pace-us N]
        load --cluster 1,2,4 [--cluster-script deploy/run-cluster.sh] [--no-retry-post] [--server PATH] [--runs N]";
 
 struct Args {
@@ -106,6 +107,9 @@ struct Args {
     /// Case 3 also profiles the server with `perf record`, each kind of
     /// traffic alone (`profile.rs`).
     perf: bool,
+    /// Case 3 paces each connection at one request per this many µs
+    /// (open loop) instead of sending the next request on each answer.
+    pace_us: Option<u64>,
     /// Cluster sizes for the scale-out cases (issue 14), if given.
     cluster: Vec<usize>,
     cluster_script: PathBuf,
@@ -121,6 +125,7 @@ impl Args {
             short: false,
             site_root: None,
             perf: false,
+            pace_us: None,
             cluster: Vec::new(),
             cluster_script: PathBuf::from("deploy/run-cluster.sh"),
             no_retry_post: false,
@@ -140,6 +145,12 @@ impl Args {
                 "--short" => args.short = true,
                 "--site-root" => args.site_root = Some(PathBuf::from(value()?)),
                 "--perf" => args.perf = true,
+                "--pace-us" => {
+                    args.pace_us = Some(match value()?.parse() {
+                        Ok(n @ 100..=1_000_000) => n,
+                        _ => return Err("--pace-us: 100..=1000000".into()),
+                    })
+                }
                 "--cluster" => {
                     args.cluster = value()?
                         .split(',')
