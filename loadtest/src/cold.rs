@@ -205,8 +205,6 @@ impl RawVerify {
     }
 }
 
-/// CPU seconds the calling thread has used, to the nanosecond
-/// (`/proc/thread-self/schedstat`: time on a CPU, waiting, timeslices).
 /// Voluntary and involuntary context switches of every thread of `pid`.
 fn context_switches(pid: u32) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -256,6 +254,8 @@ fn ipis_in(interrupts: &str) -> u64 {
         .sum()
 }
 
+/// CPU seconds the calling thread has used, to the nanosecond
+/// (`/proc/thread-self/schedstat`: time on a CPU, waiting, timeslices).
 fn thread_cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
