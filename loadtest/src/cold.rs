@@ -206,46 +206,59 @@ impl RawVerify {
 }
 
 /// Voluntary and involuntary context switches of every thread of `pid`.
-fn context_switches(pid: u32) -> u64 {
+fn context_switches(pid: u32) -> [u64; 2] {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return [0, 0];
     };
-    tasks
-        .flatten()
-        .map(|task| {
-            switches_in(&std::fs::read_to_string(task.path().join("status")).unwrap_or_default())
-        })
-        .sum()
+    tasks.flatten().fold([0, 0], |[v, n], task| {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let [tv, tn] = switches_in(&status);
+        [v + tv, n + tn]
+    })
 }
 
-/// The context switches a `/proc/<pid>/task/<tid>/status` counts.
-fn switches_in(status: &str) -> u64 {
-    status
-        .lines()
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            matches!(
-                name,
-                "voluntary_ctxt_switches" | "nonvoluntary_ctxt_switches"
-            )
-            .then(|| value.trim().parse::<u64>().ok())?
-        })
-        .sum()
+/// The voluntary and involuntary context switches a
+/// `/proc/<pid>/task/<tid>/status` counts.
+fn switches_in(status: &str) -> [u64; 2] {
+    let count = |key: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    [
+        count("voluntary_ctxt_switches"),
+        count("nonvoluntary_ctxt_switches"),
+    ]
 }
 
-/// Rescheduling and function-call interrupts of all CPUs so far: the
-/// wake-ups one core sends another.
+/// Minor page faults of `pid` so far (`/proc/<pid>/stat`, field 10).
+fn minor_faults(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses; `rest`
+    // starts at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    rest.split_whitespace()
+        .nth(7)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Rescheduling, function-call and TLB-shootdown interrupts of all CPUs
+/// so far: what one core asks of another.
 fn ipi_count() -> u64 {
     ipis_in(&std::fs::read_to_string("/proc/interrupts").unwrap_or_default())
 }
 
-/// The `RES` and `CAL` rows of a `/proc/interrupts`, summed over CPUs.
+/// The `RES`, `CAL` and `TLB` rows of a `/proc/interrupts`, summed over
+/// CPUs.
 fn ipis_in(interrupts: &str) -> u64 {
     interrupts
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.trim_start().split_once(':')?;
-            matches!(name, "RES" | "CAL").then(|| {
+            matches!(name, "RES" | "CAL" | "TLB").then(|| {
                 rest.split_whitespace()
                     .map_while(|v| v.parse::<u64>().ok())
                     .sum::<u64>()
@@ -309,7 +322,7 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
     let mut cpu = [0.0f64; 3];
     // Scheduler traffic per window: the server's context switches and the
     // machine's rescheduling and function-call interrupts (IPIs).
-    let (mut switches, mut ipis) = ([0u64; 3], [0u64; 3]);
+    let (mut switches, mut ipis, mut faults) = ([[0u64; 2]; 3], [0u64; 3], [0u64; 3]);
     let (mut verifies, mut verify_cpu) = (0u64, 0.0f64);
     // 0..3 are the kinds, 3 the raw verify.
     for round in 0..rounds {
@@ -332,11 +345,18 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
             };
             let plan = pools.plan(kind, round * per_window);
             let (switches0, ipis0) = (context_switches(server.pid()), ipi_count());
+            let faults0 = minor_faults(server.pid());
             let cpu0 = cpu_secs(server.pid());
             let window = drive(server.addr, WORKERS, plan, stop, pace, 31 + round as u64).await;
             cpu[w] += cpu_secs(server.pid()) - cpu0;
-            switches[w] += context_switches(server.pid()).saturating_sub(switches0);
+            let switched = context_switches(server.pid());
+            for (total, (after, before)) in
+                switches[w].iter_mut().zip(switched.iter().zip(switches0))
+            {
+                *total += after.saturating_sub(before);
+            }
             ipis[w] += ipi_count().saturating_sub(ipis0);
+            faults[w] += minor_faults(server.pid()).saturating_sub(faults0);
             stats[w].elapsed += window.elapsed;
             stats[w].merge(window);
         }
@@ -349,15 +369,26 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
         per_request[w] =
             r.report_cpu_per_request(kind.label(), kind.class(), &mut stats[w], cpu[w]);
         let n = stats[w].count(kind.class()).max(1) as f64;
+        for (which, count) in ["voluntary", "involuntary"].iter().zip(switches[w]) {
+            r.add(
+                &format!(
+                    "{}: server {which} context switches per request",
+                    kind.label()
+                ),
+                count as f64 / n,
+                "",
+                "",
+            );
+        }
         r.add(
-            &format!("{}: server context switches per request", kind.label()),
-            switches[w] as f64 / n,
+            &format!("{}: server minor page faults per request", kind.label()),
+            faults[w] as f64 / n,
             "",
             "",
         );
         r.add(
             &format!(
-                "{}: IPIs (RES + CAL, whole machine) per request",
+                "{}: IPIs (RES + CAL + TLB, whole machine) per request",
                 kind.label()
             ),
             ipis[w] as f64 / n,
@@ -452,7 +483,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_only_the_rescheduling_and_function_call_rows() {
+    fn counts_only_the_rescheduling_function_call_and_tlb_rows() {
         let interrupts = "           CPU0       CPU1
   0:         38          0   IO-APIC   2-edge      timer
 NMI:          0          0   Non-maskable interrupts
@@ -461,7 +492,10 @@ RES:     120345     118002   Rescheduling interrupts
 CAL:       5001       4999   Function call interrupts
 TLB:        100        200   TLB shootdowns
 ";
-        assert_eq!(ipis_in(interrupts), 120_345 + 118_002 + 5_001 + 4_999);
+        assert_eq!(
+            ipis_in(interrupts),
+            120_345 + 118_002 + 5_001 + 4_999 + 100 + 200
+        );
         assert_eq!(ipis_in(""), 0);
     }
 
@@ -472,7 +506,7 @@ State:\tS (sleeping)
 voluntary_ctxt_switches:\t1200
 nonvoluntary_ctxt_switches:\t34
 ";
-        assert_eq!(switches_in(status), 1_234);
-        assert_eq!(switches_in("Name:\tx\n"), 0);
+        assert_eq!(switches_in(status), [1_200, 34]);
+        assert_eq!(switches_in("Name:\tx\n"), [0, 0]);
     }
 }
