@@ -35,9 +35,10 @@
 //!
 //! `openssl speed rsa2048`'s verify time is printed too, to compare with
 //! earlier figures; no ratio depends on it. So are, per request of each
-//! kind, the server's context switches and the machine's rescheduling and
-//! function-call interrupts, which show how much waking up each kind
-//! brings.
+//! kind, the server's voluntary and involuntary context switches and
+//! minor page faults, and the machine's rescheduling, function-call and
+//! TLB-shootdown interrupts: how much switching, waking and paging each
+//! kind brings.
 //!
 //! With `--pace-us N`, each connection sends its requests `N` µs apart
 //! (open loop) instead of the next one on each answer, so every kind runs
@@ -61,7 +62,7 @@ use crate::cases::{boot, valid_req, Ctx, WORKERS};
 use crate::driver::{drive, Class, Expect, Plan, Req, Stats, Stop};
 use crate::profile::Recording;
 use crate::rng::Rng;
-use crate::server_process::cpu_secs;
+use crate::server_process::{cpu_secs, stat_field};
 use crate::tokens::{forge, Token};
 
 /// The three kinds of traffic, in the order of the figures.
@@ -235,14 +236,7 @@ fn switches_in(status: &str) -> [u64; 2] {
 
 /// Minor page faults of `pid` so far (`/proc/<pid>/stat`, field 10).
 fn minor_faults(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses; `rest`
-    // starts at field 3.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    rest.split_whitespace()
-        .nth(7)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    stat_field(pid, 10)
 }
 
 /// Rescheduling, function-call and TLB-shootdown interrupts of all CPUs
@@ -320,8 +314,8 @@ pub async fn case3_cold(ctx: &Ctx, run: usize) {
     let pace = ctx.args.pace_us.map(Duration::from_micros);
     let mut stats: [Stats; 3] = Default::default();
     let mut cpu = [0.0f64; 3];
-    // Scheduler traffic per window: the server's context switches and the
-    // machine's rescheduling and function-call interrupts (IPIs).
+    // Per window: the server's context switches (voluntary, involuntary),
+    // the machine's IPIs, and the server's minor page faults.
     let (mut switches, mut ipis, mut faults) = ([[0u64; 2]; 3], [0u64; 3], [0u64; 3]);
     let (mut verifies, mut verify_cpu) = (0u64, 0.0f64);
     // 0..3 are the kinds, 3 the raw verify.

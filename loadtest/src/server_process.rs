@@ -210,11 +210,39 @@ fn threads_cpu_secs(pid: u32) -> Option<f64> {
 }
 
 fn stat_cpu_secs(pid: u32) -> f64 {
+    // utime and stime, in ticks of 10 ms.
+    (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / 100.0
+}
+
+/// Field `n` (numbered from 1, as in proc(5)) of `/proc/<pid>/stat`, or 0
+/// when it cannot be read.
+pub fn stat_field(pid: u32, n: usize) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
+    field_of_stat(&stat, n)
+}
+
+fn field_of_stat(stat: &str, n: usize) -> u64 {
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count from the last ')', after which field 3 starts.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15; `rest` starts at field 3.
-    (ticks(11) + ticks(12)) / 100.0
+    n.checked_sub(3)
+        .and_then(|i| rest.split_whitespace().nth(i))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_stat_fields_past_a_command_name_with_spaces() {
+        let stat = "4242 (tokio (w) 1) S 1 4242 4242 0 -1 4194560 777 0 0 0 350 25 0 0 20 0";
+        assert_eq!(field_of_stat(stat, 3), 0); // "S" is not a number
+        assert_eq!(field_of_stat(stat, 10), 777); // minflt
+        assert_eq!(field_of_stat(stat, 14), 350); // utime
+        assert_eq!(field_of_stat(stat, 15), 25); // stime
+        assert_eq!(field_of_stat(stat, 99), 0);
+        assert_eq!(field_of_stat("", 14), 0);
+    }
 }
