@@ -17,18 +17,21 @@ import type { AppOptions } from './tests/fixtures';
 //
 // APP_URL runs the default project against a server you started yourself
 // (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
+// PORT_BASE moves every port above by the same amount (default 3000), so
+// two checkouts can run their suites side by side.
 const root = path.resolve(__dirname, '..');
+const base = Number(process.env.PORT_BASE ?? 3000);
 
 interface Server { port: number; env: Record<string, string> }
 const servers: Record<string, Server> = {
-  default: { port: 3000, env: {} },
-  token: { port: 3010, env: { RESPONSE_TYPE: 'token' } },
-  idToken: { port: 3020, env: { RESPONSE_TYPE: 'id_token' } },
-  memory: { port: 3030, env: { TOKEN_STORAGE: 'memory' } },
+  default: { port: base, env: {} },
+  token: { port: base + 10, env: { RESPONSE_TYPE: 'token' } },
+  idToken: { port: base + 20, env: { RESPONSE_TYPE: 'id_token' } },
+  memory: { port: base + 30, env: { TOKEN_STORAGE: 'memory' } },
 };
 const appURL = (port: number) => `http://localhost:${port}`;
 const idpURL = (port: number) => `http://localhost:${port + 100}/oauth2/default`;
-const defaultURL = process.env.APP_URL ?? appURL(3000);
+const defaultURL = process.env.APP_URL ?? appURL(base);
 
 function webServer(server: Server): NonNullable<PlaywrightTestConfig['webServer']> {
   return {
