@@ -1,9 +1,13 @@
-import { expect, type Page, type BrowserContext } from '@playwright/test';
+import { expect, test, type Page, type BrowserContext } from '@playwright/test';
 
+/** The app's client id at the embedded authorization server (`end2end/dev-idp.json`). */
+export const CLIENT_ID = '0oa-dev-spa';
 /** `localStorage` (TOKEN_STORAGE=local): the session the app's tabs share. */
-export const SESSION_KEY = 'okta-implicit.session';
+export const SESSION_KEY = `okta-implicit.session.${CLIENT_ID}`;
 /** `sessionStorage`: the sign-in this tab started. */
-export const PENDING_KEY = 'okta-implicit.pending';
+export const PENDING_KEY = `okta-implicit.pending.${CLIENT_ID}`;
+/** The `BroadcastChannel` the app's tabs talk on. */
+export const TABS_CHANNEL = `okta-implicit.tabs.${CLIENT_ID}`;
 
 export interface User { login: string; password: string; name: string }
 
@@ -48,9 +52,29 @@ export async function signIn(page: Page, user: User, landing = '/profile') {
   await expect(page.locator('#sign-out')).toBeVisible();
 }
 
-/** The session the app keeps in `localStorage`, as JSON text. */
+/**
+ * The session the app keeps in `localStorage`, as JSON text. Read from the
+ * browser context's storage for the app's origin, not by running a script
+ * in the page, so it gives the right answer whatever the page is doing (on
+ * its way to the issuer, say) instead of failing with "Execution context
+ * was destroyed".
+ */
 export async function storedSession(page: Page): Promise<string | null> {
-  return page.evaluate((k) => localStorage.getItem(k), SESSION_KEY);
+  const origin = new URL(test.info().project.use.baseURL!).origin;
+  const { origins } = await page.context().storageState();
+  const items = origins.find((o) => o.origin === origin)?.localStorage ?? [];
+  return items.find((item) => item.name === SESSION_KEY)?.value ?? null;
+}
+
+/** The claims of a JWT, read (not checked). */
+export function jwtClaims(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+}
+
+/** Whose session the app keeps in `localStorage` (its ID token's email), or null. */
+export async function storedPerson(page: Page): Promise<string | null> {
+  const stored = await storedSession(page);
+  return stored ? (jwtClaims(JSON.parse(stored).id_token).email as string) : null;
 }
 
 /** Every value in the tab's Web Storage, both kinds. */

@@ -1,7 +1,7 @@
 import { test, expect } from './fixtures';
 import {
   users, signIn, storedSession, hydrated, submitLogin, captureCallback, withParam, flipSignatureChar,
-  expectRefused, PENDING_KEY,
+  expectRefused, PENDING_KEY, testUser, setTokenLifetime,
 } from './helpers';
 
 // The core scenarios for each RESPONSE_TYPE: `id_token token` (port 3000),
@@ -125,4 +125,54 @@ test.describe('tampered callbacks are refused', () => {
     params.delete(needed);
     await expectRefused(page, `${base}#${params.toString()}`, new RegExp(`has no ${needed}`));
   });
+});
+
+test("a renewal that brings another person's tokens ends the session instead of switching person", async ({ page, context, idp, responseType }) => {
+  test.setTimeout(60_000);
+  const lifetime = 20;
+  const judy = testUser('judy');
+  await setTokenLifetime(page, idp, judy.login, lifetime);
+  await signIn(page, judy);
+  // What each response type shows of the person.
+  const person = responseType === 'id_token' ? page.locator('#claim-email') : page.locator('#whoami-sub');
+  await expect(person).toHaveText(judy.login);
+  const stored = JSON.parse((await storedSession(page))!);
+  const stopped = new Promise<void>((resolve) => {
+    page.on('console', (m) => { if (m.text().includes('session renewal stopped: the renewed tokens are for another person')) resolve(); });
+  });
+
+  // Mallory signs in at the authorization server in another tab of the
+  // same browser, without the app ever seeing her tokens there: the
+  // server's session cookie is hers now.
+  const tab = await context.newPage();
+  // The sign-in form's answer redirects to the app's callback with her
+  // tokens: keep its session cookie, drop the redirect.
+  await tab.route('**/v1/sign-in', async (route) => {
+    const answer = await route.fetch({ maxRedirects: 0 });
+    await route.fulfill({
+      status: 200,
+      contentType: 'text/html',
+      headers: { 'set-cookie': answer.headers()['set-cookie'] ?? '' },
+      body: 'captured',
+    });
+  });
+  const callback = encodeURIComponent(new URL('/login/callback', page.url()).toString());
+  await tab.goto(`${idp}/v1/authorize?client_id=0oa-dev-spa&response_type=id_token+token&scope=openid&redirect_uri=${callback}&state=s&nonce=n&prompt=login`);
+  await submitLogin(tab, testUser('mallory'));
+  await expect(tab.locator('body')).toHaveText('captured');
+  await tab.close();
+
+  // The renewal brings mallory's tokens: refused (with no ID token, the
+  // server says whom the new access token names), and the tab keeps
+  // judy's until they expire, then says why.
+  await stopped;
+  const after = JSON.parse((await storedSession(page))!);
+  expect([after.sub, after.access_token, after.id_token]).toEqual([stored.sub, stored.access_token, stored.id_token]);
+  await expect(person).toHaveText(judy.login);
+  await expect(page.locator('#notice')).toHaveText(
+    'Your session has ended: the sign-in service now has another person signed in. Please sign in again.',
+    { timeout: (lifetime + 5) * 1000 },
+  );
+  await expect(page.locator('#nav-user')).toHaveCount(0);
+  expect(await storedSession(page)).toBeNull();
 });

@@ -1,7 +1,8 @@
 import { type BrowserContext, type Page, type Route } from '@playwright/test';
 import { test, expect } from './fixtures';
 import {
-  users, testUser, signIn, storedSession, setTokenLifetime, endSessions, hydrated, submitLogin, type User,
+  users, testUser, signIn, storedSession, storedPerson, setTokenLifetime, endSessions, hydrated, submitLogin,
+  TABS_CHANNEL, type User,
 } from './helpers';
 
 // Sessions that last and span tabs: silent renewal in a hidden prompt=none
@@ -260,31 +261,6 @@ test.describe('tampered renewals are ignored; the session keeps its tokens until
     await keepsTokensUntilEnd(page, UNRENEWED);
   });
 
-  test("another person's tokens", async ({ page, context, idp }) => {
-    const judy = testUser('judy');
-    await shortLivedSignIn(page, idp, judy);
-    // Mallory signs in at the authorization server in another tab of the
-    // same browser, without the app ever seeing her tokens there: the
-    // server's session cookie is hers now.
-    const tab = await context.newPage();
-    // The sign-in form's answer redirects to the app's callback with her
-    // tokens: keep its session cookie, drop the redirect.
-    await tab.route('**/v1/sign-in', async (route) => {
-      const answer = await route.fetch({ maxRedirects: 0 });
-      await route.fulfill({
-        status: 200,
-        contentType: 'text/html',
-        headers: { 'set-cookie': answer.headers()['set-cookie'] ?? '' },
-        body: 'captured',
-      });
-    });
-    await tab.goto(`${idp}/v1/authorize?client_id=0oa-dev-spa&response_type=id_token+token&scope=openid&redirect_uri=${encodeURIComponent(new URL('/login/callback', page.url()).toString())}&state=s&nonce=n&prompt=login`);
-    await submitLogin(tab, testUser('mallory'));
-    await expect(tab.locator('body')).toHaveText('captured');
-    await tab.close();
-    await keepsTokensUntilEnd(page, 'Your session has ended: the sign-in service now has another person signed in. Please sign in again.');
-  });
-
   test('a message from another origin', async ({ page, context, idp }) => {
     await shortLivedSignIn(page, idp, testUser('niaj'));
     // The real answer is kept from the iframe and posted instead from a
@@ -325,4 +301,112 @@ test('with the authorization server unreachable the app works until expiry, then
   );
   expect(authorize.length).toBeGreaterThanOrEqual(2);
   expect(lines.length).toBeLessThanOrEqual(authorize.length);
+});
+
+/** Resolves when `page` logs a console line matching `text`. */
+function consoleLine(page: Page, text: RegExp): Promise<string> {
+  return new Promise((resolve) => {
+    page.on('console', (m) => { if (text.test(m.text())) resolve(m.text()); });
+  });
+}
+
+test("a renewal that ends after another person signed in in another tab is dropped: bob's tabs keep bob", async ({ page, context }) => {
+  // Bob's tab waits at the authorization server's form, its sign-in started
+  // while nobody was signed in.
+  const bobTab = await context.newPage();
+  await bobTab.goto('/');
+  await hydrated(bobTab);
+  await bobTab.locator('#sign-in').click();
+  await expect(bobTab.getByLabel('Username')).toBeVisible();
+
+  await signIn(page, users.alice);
+  const signOutTab = await context.newPage();
+  await signOutTab.goto('/profile');
+  await expect(signOutTab.locator('#whoami-sub')).toHaveText(users.alice.login);
+
+  // Alice's tab renews after a refused call; the issuer answers at once
+  // (alice is signed in there), but the answer is held on its way back.
+  let held!: () => void;
+  const isHeld = new Promise<void>((resolve) => { held = resolve; });
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  await page.route(isSilent, async (route) => {
+    const answer = await route.fetch({ maxRedirects: 0 });
+    const location = answer.headers()['location'];
+    held();
+    await released;
+    await route.fulfill({ status: 302, headers: { location } });
+  });
+  await refuseWhoami(page, 1);
+  const dropped = consoleLine(page, /its answer is dropped/);
+  await page.locator('#refresh').click();
+  await isHeld;
+
+  // Meanwhile alice signs out in another tab, and bob signs in.
+  await signOutTab.locator('#sign-out').click();
+  await expect(signOutTab.locator('#notice')).toHaveText('You are signed out.');
+  await expect(page.locator('#notice')).toHaveText('You signed out in another tab.');
+  await submitLogin(bobTab, users.bob);
+  await expect(bobTab.locator('#whoami-sub')).toHaveText(users.bob.login);
+  await expect(page.locator('#nav-user')).toHaveText(users.bob.name);
+
+  // Alice's renewal comes back now, too late: it changes nothing.
+  release();
+  await dropped;
+  await expect(page.locator('#whoami-sub')).toHaveText(users.bob.login);
+  for (const tab of [page, bobTab]) await expect(tab.locator('#nav-user')).toHaveText(users.bob.name);
+  expect(await storedPerson(page)).toBe(users.bob.login);
+  await signOutTab.goto('/profile');
+  await expect(signOutTab.locator('#whoami-sub')).toHaveText(users.bob.login);
+});
+
+test('after sign-out, a replayed session message from before it signs no tab back in', async ({ page, context }) => {
+  // A tab records what the tabs say on the app's channel.
+  const listener = await context.newPage();
+  await listener.goto('/');
+  await hydrated(listener);
+  await listener.evaluate((name) => {
+    const w = window as unknown as { heard: unknown[] };
+    w.heard = [];
+    new BroadcastChannel(name).onmessage = (e) => w.heard.push(e.data);
+  }, TABS_CHANNEL);
+  await signIn(page, users.carol);
+  await expect(listener.locator('#nav-user')).toHaveText(users.carol.name);
+  const message = await listener.evaluate(() =>
+    (window as unknown as { heard: string[] }).heard.find((m) => m.includes('"Session"')));
+  expect(message).toBeTruthy();
+
+  await page.locator('#sign-out').click();
+  await expect(page.locator('#notice')).toHaveText('You are signed out.');
+  await expect(listener.locator('#sign-out')).toHaveCount(0);
+
+  // The old session is sent again on the channel.
+  const refusedHere = consoleLine(page, /issued before this browser signed out/);
+  const refusedThere = consoleLine(listener, /issued before this browser signed out/);
+  await listener.evaluate(([name, m]) => new BroadcastChannel(name).postMessage(m), [TABS_CHANNEL, message!] as const);
+  await Promise.all([refusedHere, refusedThere]);
+  for (const tab of [page, listener]) {
+    await expect(tab.locator('#sign-out')).toHaveCount(0);
+    await expect(tab.locator('#signed-out')).toBeVisible();
+  }
+  expect(await storedSession(page)).toBeNull();
+});
+
+test('a Web Lock request that settles without granting the lock does not hang a refused call', async ({ page, context }) => {
+  // The lock API resolves the request without ever running the callback.
+  await page.addInitScript(() => {
+    Object.defineProperty(navigator, 'locks', {
+      value: { request: () => Promise.resolve(undefined) },
+      configurable: true,
+    });
+  });
+  await signIn(page, users.bob);
+  const authorize = watchAuthorize(context);
+  await refuseWhoami(page, 1);
+  await page.locator('#refresh').click();
+  // No renewal could run under the lock: the refused call ends the session
+  // at once, rather than waiting for a grant that never comes.
+  await expect(page.locator('#notice')).toHaveText('Your session has expired. Please sign in again.');
+  await expect(page.locator('#sign-in-again')).toBeVisible();
+  expect(authorize).toEqual([]);
 });

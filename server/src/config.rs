@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use app::auth::config::TokenStorage;
+use app::pages::CALLBACK_PATH;
 use url::Url;
 
 use crate::bearer::fetch::checked_url;
@@ -268,8 +269,10 @@ impl Config {
             None => origin_from_site_addr(site_addr),
         };
         let redirect_uri = match get("REDIRECT_URI") {
-            Some(value) => absolute_http_url(&value).map_err(|r| invalid("REDIRECT_URI", r))?,
-            None => format!("{public_origin}/login/callback"),
+            Some(value) => {
+                callback_url(&value, &public_origin).map_err(|r| invalid("REDIRECT_URI", r))?
+            }
+            None => format!("{public_origin}{CALLBACK_PATH}"),
         };
         let post_logout_redirect_uri = match get("POST_LOGOUT_REDIRECT_URI") {
             Some(value) => {
@@ -586,6 +589,31 @@ fn absolute_http_url(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// `REDIRECT_URI`: where the issuer sends the tokens. It must be this
+/// app's callback page on its public origin (the page that checks them and
+/// the server's answer to the renewal iframe live there and nowhere else),
+/// and https unless on loopback, so no token crosses the network in clear.
+fn callback_url(value: &str, public_origin: &str) -> Result<String, String> {
+    let checked = absolute_http_url(value)?;
+    let url = Url::parse(&checked).map_err(|err| err.to_string())?;
+    if url.scheme() != "https" && !crate::bearer::fetch::is_loopback(&url) {
+        return Err(format!(
+            "{value:?} must use https (http:// is only allowed for localhost and loopback addresses)"
+        ));
+    }
+    if url.origin().ascii_serialization() != public_origin {
+        return Err(format!(
+            "{value:?} is not on the app's public origin {public_origin} (set PUBLIC_ORIGIN to where browsers reach the app)"
+        ));
+    }
+    if url.path() != CALLBACK_PATH || url.query().is_some() {
+        return Err(format!(
+            "{value:?} must be the app's callback page, {public_origin}{CALLBACK_PATH}"
+        ));
+    }
+    Ok(checked)
+}
+
 /// `host:port` with a port number.
 fn check_host_port(value: &str) -> Result<(), String> {
     let (host, port) = value
@@ -715,6 +743,29 @@ mod tests {
         );
         assert_eq!(
             failing_var(&[("REDIRECT_URI", "/login/callback")]),
+            "REDIRECT_URI"
+        );
+        // Hostile or careless callback addresses: off the public origin,
+        // plain http off loopback, another page, a fragment.
+        let public = [("PUBLIC_ORIGIN", "https://app.example.com")];
+        for bad in [
+            "https://evil.example/login/callback",
+            "https://app.example.com.evil.example/login/callback",
+            "http://app.example.com/login/callback",
+            "https://app.example.com:8443/login/callback",
+            "https://app.example.com/other",
+            "https://app.example.com/login/callback?x=1",
+            "https://app.example.com/login/callback#x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(
+                failing_var(&[public[0], ("REDIRECT_URI", bad)]),
+                "REDIRECT_URI",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            failing_var(&[("REDIRECT_URI", "http://localhost:3999/login/callback")]),
             "REDIRECT_URI"
         );
         assert_eq!(

@@ -4,24 +4,29 @@
 //! signature. Kept thin; the decisions are made in the plain modules
 //! beside it.
 
-use super::callback::{CallbackError, Session, SignatureCheck};
+use super::callback::{CallbackError, Verifier};
 use super::config::{issuer_key, PublicAuthConfig, PublicJwk, TokenStorage};
 use super::id_token::IdTokenError;
 use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn, Prompt};
+use super::session::{KeptSession, Session};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{de::DeserializeOwned, Serialize};
 use std::cell::{Cell, RefCell};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// `localStorage`, with `TOKEN_STORAGE=local`: the session shared by the tabs.
-const SESSION_KEY: &str = "okta-implicit.session";
-/// `localStorage`, with `TOKEN_STORAGE=memory`: no token, only the fact that
-/// this browser was signed in, so a reload knows to ask for the session.
-const SIGNED_IN_KEY: &str = "okta-implicit.signed-in";
-/// `sessionStorage` (this tab only): the sign-in this tab started.
-const PENDING_KEY: &str = "okta-implicit.pending";
-const LOGOUT_STATE_KEY: &str = "okta-implicit.logout-state";
+/// The names this app's keys and channel take in the browser: the client
+/// id is part of each, so two apps on one origin never share a session.
+/// `session`: `localStorage` with `TOKEN_STORAGE=local`, the session the
+/// tabs share. `signed-in`: `localStorage` with `TOKEN_STORAGE=memory`, no
+/// token, only the fact that this browser was signed in, so a reload knows
+/// to ask for the session. `signed-out`: `localStorage`, when this browser
+/// last signed out (milliseconds). `pending`, `logout-state`:
+/// `sessionStorage` (this tab only), the sign-in or sign-out this tab
+/// started. `tabs`: the `BroadcastChannel`. `renew`: the renewal's Web Lock.
+pub fn key(name: &str) -> String {
+    CLIENT_ID.with_borrow(|client| format!("okta-implicit.{name}.{client}"))
+}
 
 thread_local! {
     /// The tab's session: what [`live_access_token`] hands the
@@ -29,11 +34,20 @@ thread_local! {
     /// with `TOKEN_STORAGE=local`.
     static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
     static STORAGE: Cell<TokenStorage> = const { Cell::new(TokenStorage::Local) };
+    static CLIENT_ID: RefCell<String> = const { RefCell::new(String::new()) };
+    /// When this tab saw the browser sign out (milliseconds), for when
+    /// `localStorage` is not there to say.
+    static SIGNED_OUT_AT: Cell<Option<i64>> = const { Cell::new(None) };
 }
 
 /// Unix seconds on the browser's clock.
 pub fn now() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// Milliseconds on the browser's clock.
+pub fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
 }
 
 /// A User Timing mark (`performance.mark`): the steps of a sign-in show
@@ -79,9 +93,11 @@ fn random_token() -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Sets where sessions are kept (`TOKEN_STORAGE`), once at start-up.
-pub fn use_storage(storage: TokenStorage) {
+/// Sets where sessions are kept (`TOKEN_STORAGE`) and the client id that
+/// names the keys, once at start-up.
+pub fn use_storage(storage: TokenStorage, client_id: &str) {
     STORAGE.set(storage);
+    CLIENT_ID.set(client_id.to_string());
 }
 
 /// The session the tab holds (expired or not).
@@ -89,19 +105,28 @@ pub fn current_session() -> Option<Session> {
     CURRENT.with_borrow(Clone::clone)
 }
 
-/// The session kept in `localStorage` by any tab (`TOKEN_STORAGE=local`);
-/// always `None` with memory storage.
-pub fn stored_session() -> Option<Session> {
-    match STORAGE.get() {
-        TokenStorage::Local => load(local_storage(), SESSION_KEY),
-        TokenStorage::Memory => None,
+/// The session kept in `localStorage` by any tab (`TOKEN_STORAGE=local`),
+/// if it passes [`KeptSession::check`] for `cfg` (expired or not); always
+/// `None` with memory storage. One that fails the check is removed.
+pub fn stored_session(cfg: &PublicAuthConfig) -> Option<Session> {
+    if STORAGE.get() == TokenStorage::Memory {
+        return None;
+    }
+    let kept: KeptSession = load(local_storage(), &key("session"))?;
+    match kept.check(cfg, signed_out_at()) {
+        Ok(session) => Some(session),
+        Err(why) => {
+            leptos::logging::warn!("the session kept in this browser is not used: {why}");
+            remove(local_storage(), &key("session"));
+            None
+        }
     }
 }
 
 /// With memory storage: whether this browser was signed in when its last
 /// tab closed or reloaded (no token is kept, only this fact).
 pub fn was_signed_in() -> bool {
-    local_storage().is_some_and(|s| s.get_item(SIGNED_IN_KEY).ok().flatten().is_some())
+    local_storage().is_some_and(|s| s.get_item(&key("signed-in")).ok().flatten().is_some())
 }
 
 /// Makes `session` the tab's session, and the browser's with local storage.
@@ -109,16 +134,34 @@ pub fn was_signed_in() -> bool {
 pub fn keep_session(session: &Session) -> bool {
     CURRENT.set(Some(session.clone()));
     match STORAGE.get() {
-        TokenStorage::Local => save(local_storage(), SESSION_KEY, session),
-        TokenStorage::Memory => save(local_storage(), SIGNED_IN_KEY, &true),
+        TokenStorage::Local => save(local_storage(), &key("session"), &session.to_kept()),
+        TokenStorage::Memory => save(local_storage(), &key("signed-in"), &true),
     }
 }
 
 /// Forgets the session in this tab and in `localStorage`.
 pub fn forget_session() {
     CURRENT.set(None);
-    remove(local_storage(), SESSION_KEY);
-    remove(local_storage(), SIGNED_IN_KEY);
+    remove(local_storage(), &key("session"));
+    remove(local_storage(), &key("signed-in"));
+}
+
+/// Records that this browser signed out at `at_ms`: no session issued
+/// before then is taken from storage or another tab again.
+pub fn note_sign_out(at_ms: i64) {
+    let latest = signed_out_at().map_or(at_ms, |before| before.max(at_ms));
+    SIGNED_OUT_AT.set(Some(latest));
+    save(local_storage(), &key("signed-out"), &latest);
+}
+
+/// When this browser last signed out (milliseconds), as far as this tab
+/// knows.
+pub fn signed_out_at() -> Option<i64> {
+    let stored: Option<i64> = load(local_storage(), &key("signed-out"));
+    match (stored, SIGNED_OUT_AT.get()) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The access token to send, only while the session is live.
@@ -148,7 +191,7 @@ pub fn new_pending(return_to: &str) -> Result<PendingSignIn, String> {
 /// then off to the issuer's authorize endpoint.
 pub fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), String> {
     let pending = new_pending(return_to)?;
-    if !save(session_storage(), PENDING_KEY, &pending) {
+    if !save(session_storage(), &key("pending"), &pending) {
         return Err("this browser does not allow session storage, which sign-in needs".into());
     }
     assign(&authorize_url(
@@ -159,12 +202,23 @@ pub fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), Stri
     ))
 }
 
-/// Reads the fragment and at once removes it from the address bar and the
-/// current history entry, so no token stays in the URL or history.
+/// The fragment the issuer sent the callback page, now out of the address
+/// bar and the current history entry. The page's inline script took it out
+/// while the page was parsed and left it for this (see `shell.rs`); this
+/// takes it from there, once. Without that script (a page of an older
+/// build, say) it reads and wipes the address bar itself.
 pub fn take_fragment() -> String {
     let Some(window) = web_sys::window() else {
         return String::new();
     };
+    let stash = JsValue::from_str(crate::pages::CALLBACK_FRAGMENT_GLOBAL);
+    if let Some(hash) = js_sys::Reflect::get(&window, &stash)
+        .ok()
+        .and_then(|v| v.as_string())
+    {
+        let _ = js_sys::Reflect::delete_property(&window, &stash);
+        return hash;
+    }
     let location = window.location();
     let hash = location.hash().unwrap_or_default();
     let clean = format!(
@@ -180,8 +234,8 @@ pub fn take_fragment() -> String {
 
 /// The pending sign-in, taken out of storage so it is used at most once.
 pub fn take_pending() -> Option<PendingSignIn> {
-    let pending = load(session_storage(), PENDING_KEY);
-    remove(session_storage(), PENDING_KEY);
+    let pending = load(session_storage(), &key("pending"));
+    remove(session_storage(), &key("pending"));
     pending
 }
 
@@ -199,11 +253,12 @@ pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
 /// for `id_token_hint`, or no `end_session_endpoint`).
 pub fn sign_out(cfg: &PublicAuthConfig, id_token: Option<&str>) -> Result<bool, String> {
     forget_session();
-    remove(session_storage(), PENDING_KEY);
+    note_sign_out(now_ms());
+    remove(session_storage(), &key("pending"));
     let state = random_token().unwrap_or_default();
     match logout_url(cfg, id_token, &state) {
         Some(url) => {
-            save(session_storage(), LOGOUT_STATE_KEY, &state);
+            save(session_storage(), &key("logout-state"), &state);
             assign(&url).map(|()| true)
         }
         None => Ok(false),
@@ -213,8 +268,8 @@ pub fn sign_out(cfg: &PublicAuthConfig, id_token: Option<&str>) -> Result<bool, 
 /// After the issuer sends the browser back from logout: `true` when the
 /// returned `state` is the one this tab sent. The state is used once.
 pub fn take_logout_state(returned: &str) -> bool {
-    let expected: Option<String> = load(session_storage(), LOGOUT_STATE_KEY);
-    remove(session_storage(), LOGOUT_STATE_KEY);
+    let expected: Option<String> = load(session_storage(), &key("logout-state"));
+    remove(session_storage(), &key("logout-state"));
     expected.is_some_and(|e| !e.is_empty() && e == returned)
 }
 
@@ -236,12 +291,13 @@ fn assign(url: &str) -> Result<(), String> {
         .map_err(|_| "the browser refused to navigate".to_string())
 }
 
-/// Checks RS256 signatures with WebCrypto, with the issuer's keys the page
-/// came with, or else from the server's cache of the issuer's JWKS
-/// (`issuer_key`).
-pub struct WebCryptoSignatures;
+/// The callback's [`Verifier`] in the browser: RS256 signatures checked
+/// with WebCrypto, with the issuer's keys the page came with, or else from
+/// the server's cache of the issuer's JWKS (`issuer_key`); SHA-256 from
+/// WebCrypto; and the server's `whoami` for whom an access token names.
+pub struct BrowserVerifier;
 
-impl SignatureCheck for WebCryptoSignatures {
+impl Verifier for BrowserVerifier {
     async fn verify(
         &self,
         kid: &str,
@@ -303,6 +359,51 @@ impl SignatureCheck for WebCryptoSignatures {
         .await
         .map_err(unavailable)?;
         Ok(js_sys::Uint8Array::new(&digest).to_vec())
+    }
+
+    async fn access_token_subject(&self, access_token: &str) -> Result<String, CallbackError> {
+        whoami_with(access_token)
+            .await
+            .map(|claims| claims.sub)
+            .map_err(|err| CallbackError::Subject(err.to_string()))
+    }
+}
+
+/// `POST /api/whoami` with `access_token` rather than the tab's own: the
+/// server's word on whom a token that is not the tab's yet names. The
+/// server-function client sends the tab's token, so this is a plain fetch
+/// of the same path, read with the same types.
+async fn whoami_with(access_token: &str) -> Result<crate::api::AccessClaims, crate::api::ApiError> {
+    use crate::api::ApiError;
+    use server_fn::ServerFn;
+    let failed = |what: &str| ApiError::ServerError {
+        error_description: format!("the whoami call {what}"),
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let headers = web_sys::Headers::new().map_err(|_| failed("could not be made"))?;
+    headers
+        .set("Authorization", &format!("Bearer {access_token}"))
+        .and_then(|()| headers.set("Content-Type", "application/x-www-form-urlencoded"))
+        .map_err(|_| failed("could not be made"))?;
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(crate::api::Whoami::PATH, &init)
+        .map_err(|_| failed("could not be made"))?;
+    let window = web_sys::window().ok_or_else(|| failed("has no window"))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .and_then(JsValue::dyn_into)
+        .map_err(|_| failed("could not reach the server"))?;
+    let body = JsFuture::from(response.text().map_err(|_| failed("had no answer"))?)
+        .await
+        .ok()
+        .and_then(|text| text.as_string())
+        .ok_or_else(|| failed("had no answer"))?;
+    if response.ok() {
+        serde_json::from_str(&body).map_err(|_| failed("answered something unreadable"))
+    } else {
+        Err(serde_json::from_str(&body)
+            .unwrap_or_else(|_| failed(&format!("was answered {}", response.status()))))
     }
 }
 

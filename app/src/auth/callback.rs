@@ -3,63 +3,15 @@
 //!
 //! The browser glue (`browser.rs`) reads and wipes the fragment and takes
 //! the pending sign-in out of storage before calling [`complete_sign_in`];
-//! the one thing done outside this module is the RS256 signature check,
-//! passed in as a [`SignatureCheck`].
+//! what is done outside this module (the RS256 signature check, SHA-256,
+//! and asking the server whom an access token names) is passed in as a
+//! [`Verifier`].
 
 use super::config::PublicAuthConfig;
 use super::fragment::{FragmentError, FragmentParams};
-use super::id_token::{self, Expected, IdClaims, IdTokenError};
+use super::id_token::{self, Expected, IdTokenError};
 use super::request::{PendingSignIn, PENDING_MAX_AGE};
-use serde::{Deserialize, Serialize};
-
-/// A signed-in session: what a tab keeps (in memory or `localStorage`,
-/// per `TOKEN_STORAGE`) and hands to the app's other tabs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
-    pub access_token: Option<String>,
-    pub id_token: Option<String>,
-    /// Unix seconds when these tokens arrived (the browser's clock).
-    pub issued_at: i64,
-    /// Unix seconds after which the session is over: the earlier expiry of
-    /// the tokens it holds.
-    pub expires_at: i64,
-    /// Scopes granted, as the authorization server reported them.
-    pub scopes: Vec<String>,
-    /// The checked ID token claims, when an ID token came back.
-    pub claims: Option<IdClaims>,
-}
-
-impl Session {
-    pub fn is_expired(&self, now: i64) -> bool {
-        now >= self.expires_at
-    }
-
-    /// When to renew: `renew_before` seconds before expiry, or half-way
-    /// through the tokens' life when that is shorter, so short-lived
-    /// tokens are not renewed the moment they arrive.
-    pub fn renew_at(&self, renew_before: i64) -> i64 {
-        let lifetime = (self.expires_at - self.issued_at).max(0);
-        self.expires_at - renew_before.clamp(0, lifetime / 2)
-    }
-
-    /// The person signed in, when an ID token says who it is.
-    pub fn sub(&self) -> Option<&str> {
-        self.claims.as_ref().map(|c| c.sub.as_str())
-    }
-
-    /// The best name to greet the user with.
-    pub fn display_name(&self) -> String {
-        self.claims
-            .as_ref()
-            .and_then(|c| {
-                c.name
-                    .clone()
-                    .or_else(|| c.preferred_username.clone())
-                    .or_else(|| c.email.clone())
-            })
-            .unwrap_or_else(|| "signed-in user".to_string())
-    }
-}
+use super::session::{access_token_claims, Session};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackError {
@@ -90,6 +42,10 @@ pub enum CallbackError {
     KeyUnavailable(String),
     #[error("the renewed tokens are for another person")]
     DifferentUser,
+    /// With no ID token, the server is asked whom the access token names
+    /// (`whoami`); it could not say.
+    #[error("the server could not say whom the access token is for: {0}")]
+    Subject(String),
     /// No answer from the sign-in service in the hidden iframe: within the
     /// timeout (seconds), or at all (0: something else loaded there).
     #[error("{}", no_answer_message(*.0))]
@@ -134,10 +90,10 @@ fn no_answer_message(timeout_secs: u32) -> String {
     }
 }
 
-/// The crypto the checks take from the platform (WebCrypto in the
-/// browser): the ID token's RS256 signature and the SHA-256 behind
-/// `at_hash`.
-pub trait SignatureCheck {
+/// What the checks take from outside this module: the browser's WebCrypto
+/// for the ID token's RS256 signature and the SHA-256 behind `at_hash`,
+/// and the resource server for whom an access token names.
+pub trait Verifier {
     fn verify(
         &self,
         kid: &str,
@@ -150,18 +106,28 @@ pub trait SignatureCheck {
         &self,
         data: &[u8],
     ) -> impl std::future::Future<Output = Result<Vec<u8>, CallbackError>>;
+
+    /// The `sub` of `access_token` as the server reads it after checking
+    /// the token (`whoami`): with no ID token, the only word on whom the
+    /// tokens are for.
+    fn access_token_subject(
+        &self,
+        access_token: &str,
+    ) -> impl std::future::Future<Output = Result<String, CallbackError>>;
 }
 
 /// Runs every check on a callback and returns the session to keep and the
 /// path to go back to. `pending` must already be out of storage, so it is
-/// used at most once whatever happens here.
+/// used at most once whatever happens here. `now_ms` is the browser's clock
+/// in milliseconds.
 pub async fn complete_sign_in(
     params: FragmentParams,
     pending: Option<PendingSignIn>,
     cfg: &PublicAuthConfig,
-    now: i64,
-    signatures: &impl SignatureCheck,
+    now_ms: i64,
+    verifier: &impl Verifier,
 ) -> Result<(Session, String), CallbackError> {
+    let now = now_ms.div_euclid(1000);
     // 1. state: present, started here, the same, not stale.
     let state = params.state.as_deref().ok_or(CallbackError::MissingState)?;
     let pending = pending.ok_or(CallbackError::UnknownState)?;
@@ -210,7 +176,7 @@ pub async fn complete_sign_in(
             .as_deref()
             .ok_or(CallbackError::Missing("id_token"))?;
         let jwt = id_token::decode(raw)?;
-        signatures
+        verifier
             .verify(jwt.kid(), &jwt.signing_input, &jwt.signature)
             .await?;
         let expected = Expected {
@@ -221,7 +187,7 @@ pub async fn complete_sign_in(
         };
         id_token::check_claims(&jwt.claims, &expected)?;
         let access_token_sha256 = match access_token.as_deref() {
-            Some(token) => Some(signatures.sha256(token.as_bytes()).await?),
+            Some(token) => Some(verifier.sha256(token.as_bytes()).await?),
             None => None,
         };
         id_token::check_at_hash(&jwt.claims, access_token_sha256.as_deref())?;
@@ -230,18 +196,39 @@ pub async fn complete_sign_in(
         None
     };
 
-    // The session lasts as long as its shortest-lived token.
-    let expires_at = match (expires_in, &claims) {
-        (Some(secs), Some(c)) => now.saturating_add(secs).min(c.exp),
-        (Some(secs), None) => now.saturating_add(secs),
-        (None, Some(c)) => c.exp,
-        (None, None) => return Err(CallbackError::Missing("expires_in")),
+    // 5. Whom the tokens are for: the ID token says; without one, the
+    // server, which checks the access token, says.
+    let sub = match (&claims, access_token.as_deref()) {
+        (Some(c), _) => c.sub.clone(),
+        (None, Some(token)) => verifier.access_token_subject(token).await?,
+        (None, None) => return Err(CallbackError::Missing("access_token")),
     };
+
+    // The session lasts as long as its shortest-lived token: `expires_in`
+    // on this browser's clock, and what the tokens themselves say (the
+    // same bound a tab applies to a session it takes from another).
+    let token_exps = [
+        claims.as_ref().map(|c| c.exp),
+        access_token
+            .as_deref()
+            .and_then(access_token_claims)
+            .and_then(|c| c.exp),
+    ];
+    let expires_at = expires_in
+        .map(|secs| now.saturating_add(secs))
+        .into_iter()
+        .chain(token_exps.into_iter().flatten())
+        .min()
+        .ok_or(CallbackError::Missing("expires_in"))?;
     let scopes = params.scope.as_deref().unwrap_or(&cfg.scopes);
     let session = Session {
+        issuer: cfg.issuer.clone(),
+        client_id: cfg.client_id.clone(),
+        response_type: cfg.response_type.clone(),
+        sub,
         access_token,
         id_token: params.id_token.filter(|_| claims.is_some()),
-        issued_at: now,
+        issued_at_ms: now_ms,
         expires_at,
         scopes: scopes
             .split(' ')
@@ -254,20 +241,21 @@ pub async fn complete_sign_in(
 }
 
 /// A silent renewal's answer: every check of [`complete_sign_in`], and the
-/// new tokens must be for the person of the `current` session.
+/// new tokens must be for the person of the `current` session (with no ID
+/// token, as the server reads the new access token).
 pub async fn complete_renewal(
     params: FragmentParams,
     pending: PendingSignIn,
     cfg: &PublicAuthConfig,
-    now: i64,
-    signatures: &impl SignatureCheck,
+    now_ms: i64,
+    verifier: &impl Verifier,
     current: &Session,
 ) -> Result<Session, CallbackError> {
-    let (session, _) = complete_sign_in(params, Some(pending), cfg, now, signatures).await?;
-    match (current.sub(), session.sub()) {
-        (Some(before), Some(after)) if before != after => Err(CallbackError::DifferentUser),
-        _ => Ok(session),
+    let (session, _) = complete_sign_in(params, Some(pending), cfg, now_ms, verifier).await?;
+    if session.sub != current.sub {
+        return Err(CallbackError::DifferentUser);
     }
+    Ok(session)
 }
 
 /// Keeps what an attacker-controlled fragment can put on screen short and plain.
@@ -285,17 +273,21 @@ mod tests {
     use crate::auth::fragment::parse_fragment;
     use crate::auth::id_token::{at_hash, tests::token};
     use crate::auth::request::tests::cfg;
+    use crate::auth::session::tests::access_token_of;
     use std::cell::Cell;
 
     const NOW: i64 = 1_800_000_000;
 
-    /// Accepts or refuses every signature, and counts the calls.
+    /// Accepts or refuses every signature, and counts the calls; says an
+    /// access token is for `subject` (as the server's whoami would).
     struct FakeSignatures {
         valid: bool,
         calls: Cell<u32>,
+        subject: Result<String, CallbackError>,
+        subject_calls: Cell<u32>,
     }
 
-    impl SignatureCheck for FakeSignatures {
+    impl Verifier for FakeSignatures {
         async fn verify(&self, kid: &str, _: &str, _: &[u8]) -> Result<(), CallbackError> {
             self.calls.set(self.calls.get() + 1);
             assert_eq!(kid, "k1");
@@ -310,12 +302,19 @@ mod tests {
             use sha2::{Digest, Sha256};
             Ok(Sha256::digest(data).to_vec())
         }
+
+        async fn access_token_subject(&self, _: &str) -> Result<String, CallbackError> {
+            self.subject_calls.set(self.subject_calls.get() + 1);
+            self.subject.clone()
+        }
     }
 
     fn ok_sigs() -> FakeSignatures {
         FakeSignatures {
             valid: true,
             calls: Cell::new(0),
+            subject: Ok("alice@example.com".into()),
+            subject_calls: Cell::new(0),
         }
     }
 
@@ -349,7 +348,7 @@ mod tests {
         pending: Option<PendingSignIn>,
         sigs: &FakeSignatures,
     ) -> Result<(Session, String), CallbackError> {
-        futures::executor::block_on(complete_sign_in(params, pending, &cfg(), NOW, sigs))
+        futures::executor::block_on(complete_sign_in(params, pending, &cfg(), NOW * 1000, sigs))
     }
 
     #[test]
@@ -446,7 +445,7 @@ mod tests {
     fn id_token_failures_keep_nothing() {
         let bad_sig = FakeSignatures {
             valid: false,
-            calls: Cell::new(0),
+            ..ok_sigs()
         };
         let p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
         assert_eq!(
@@ -487,13 +486,31 @@ mod tests {
             p,
             Some(pending()),
             &token_only,
-            NOW,
+            NOW * 1000,
             &sigs,
         ))
         .unwrap();
         assert_eq!(
             (s.access_token.as_deref(), s.claims.is_none(), s.expires_at),
             (Some("AT"), true, NOW + 60)
+        );
+        // With no ID token, the person is whom the server says the access
+        // token names, asked once.
+        assert_eq!(
+            (s.sub.as_str(), sigs.subject_calls.get()),
+            ("alice@example.com", 1)
+        );
+        assert_eq!(
+            (
+                s.issuer.as_str(),
+                s.client_id.as_str(),
+                s.response_type.as_str()
+            ),
+            (
+                "http://localhost:3100/oauth2/default",
+                "0oa-dev-spa",
+                "token"
+            )
         );
 
         let mut id_only = cfg();
@@ -502,10 +519,16 @@ mod tests {
             "aud": "0oa-dev-spa", "exp": NOW + 100, "iat": NOW, "nonce": "nonce-1"});
         let idt = token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string());
         let p = parse_fragment(&format!("id_token={idt}&state=state-1")).unwrap();
-        let (s, _) =
-            futures::executor::block_on(complete_sign_in(p, Some(pending()), &id_only, NOW, &sigs))
-                .unwrap();
+        let (s, _) = futures::executor::block_on(complete_sign_in(
+            p,
+            Some(pending()),
+            &id_only,
+            NOW * 1000,
+            &sigs,
+        ))
+        .unwrap();
         assert_eq!((s.access_token, s.expires_at), (None, NOW + 100));
+        assert_eq!((s.sub.as_str(), sigs.subject_calls.get()), ("00u1", 1));
     }
 
     #[test]
@@ -526,26 +549,16 @@ mod tests {
         let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
         p.expires_in = Some("60".into());
         let (s, _) = run(p, Some(pending()), &sigs).unwrap();
-        assert_eq!((s.issued_at, s.expires_at), (NOW, NOW + 60));
-    }
-
-    #[test]
-    fn renewal_is_due_before_expiry_but_not_at_once() {
-        let (session, _) = run(
-            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
+        assert_eq!((s.issued_at_ms, s.expires_at), (NOW * 1000, NOW + 60));
+        // ... and a JWT access token's own exp when that is earlier still.
+        let at = access_token_of("alice@example.com", NOW + 30);
+        let (s, _) = run(
+            fragment(&at, &id_token_for(&at, "nonce-1"), "state-1"),
             Some(pending()),
-            &ok_sigs(),
+            &sigs,
         )
         .unwrap();
-        // One hour: 60 s before the end.
-        assert_eq!(session.renew_at(60), NOW + 3600 - 60);
-        assert_eq!(session.renew_at(0), NOW + 3600);
-        // Twenty seconds: half-way, not as soon as it arrives.
-        let short = Session {
-            expires_at: NOW + 20,
-            ..session
-        };
-        assert_eq!(short.renew_at(60), NOW + 10);
+        assert_eq!(s.expires_at, NOW + 30);
     }
 
     #[test]
@@ -567,7 +580,7 @@ mod tests {
                 fragment("AT2", &idt, "state-1"),
                 pending(),
                 &cfg(),
-                NOW,
+                NOW * 1000,
                 &sigs,
                 &current,
             ))
@@ -576,6 +589,53 @@ mod tests {
         let other = renew("00u-bob").unwrap_err();
         assert_eq!(other, CallbackError::DifferentUser);
         assert!(!other.renewal_may_retry());
+    }
+
+    #[test]
+    fn without_an_id_token_a_renewal_is_checked_against_the_servers_word() {
+        let mut token_only = cfg();
+        token_only.response_type = "token".into();
+        let answer = || {
+            parse_fragment("access_token=AT2&token_type=Bearer&expires_in=60&state=state-1")
+                .unwrap()
+        };
+        let renew = |sigs: &FakeSignatures, current: &Session| {
+            futures::executor::block_on(complete_renewal(
+                answer(),
+                pending(),
+                &token_only,
+                NOW * 1000,
+                sigs,
+                current,
+            ))
+        };
+        let alice = ok_sigs();
+        let (current, _) = futures::executor::block_on(complete_sign_in(
+            answer(),
+            Some(pending()),
+            &token_only,
+            NOW * 1000,
+            &alice,
+        ))
+        .unwrap();
+        assert_eq!(renew(&alice, &current).unwrap().sub, "alice@example.com");
+
+        // Someone else signed in at the issuer: the new token is theirs.
+        let mallory = FakeSignatures {
+            subject: Ok("mallory@example.com".into()),
+            ..ok_sigs()
+        };
+        assert_eq!(
+            renew(&mallory, &current).unwrap_err(),
+            CallbackError::DifferentUser
+        );
+        // The server cannot say: nothing is adopted, and it may be retried.
+        let down = FakeSignatures {
+            subject: Err(CallbackError::Subject("the server is unavailable".into())),
+            ..ok_sigs()
+        };
+        let err = renew(&down, &current).unwrap_err();
+        assert!(matches!(err, CallbackError::Subject(_)) && err.renewal_may_retry());
     }
 
     #[test]

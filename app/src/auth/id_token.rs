@@ -29,6 +29,8 @@ pub enum IdTokenError {
     Issuer { expected: String, found: String },
     #[error("the ID token is not meant for this app (audience)")]
     Audience,
+    #[error("the ID token is also meant for audiences this app does not trust (aud)")]
+    UntrustedAudience,
     #[error("the ID token was issued to another client (azp)")]
     AuthorizedParty,
     #[error("the ID token has expired; check that this computer's clock is right")]
@@ -160,16 +162,7 @@ pub fn check_claims(claims: &IdClaims, expected: &Expected<'_>) -> Result<(), Id
             found: claims.iss.chars().take(200).collect(),
         });
     }
-    if !claims.aud.iter().any(|a| a == expected.client_id) {
-        return Err(IdTokenError::Audience);
-    }
-    // With several audiences, azp must name us (Core §3.1.3.7 items 4-5).
-    let azp_required = claims.aud.len() > 1;
-    match &claims.azp {
-        Some(azp) if azp != expected.client_id => return Err(IdTokenError::AuthorizedParty),
-        None if azp_required => return Err(IdTokenError::AuthorizedParty),
-        _ => {}
-    }
+    check_audience(claims, expected.client_id)?;
     // Saturating: exp and iat come from the token and may be any i64.
     if claims.exp.saturating_add(MAX_CLOCK_SKEW) <= expected.now {
         return Err(IdTokenError::Expired);
@@ -181,6 +174,24 @@ pub fn check_claims(claims: &IdClaims, expected: &Expected<'_>) -> Result<(), Id
         return Err(IdTokenError::Nonce);
     }
     Ok(())
+}
+
+/// `aud` names this client and no one else, and `azp`, when present, names
+/// it too. OpenID Connect Core §3.1.3.7 item 3 has a client reject an ID
+/// token with audiences it does not trust, and this app trusts none but
+/// itself; so one that is also meant for another client is refused even
+/// when its `azp` is right (items 4-5 alone would accept it).
+pub fn check_audience(claims: &IdClaims, client_id: &str) -> Result<(), IdTokenError> {
+    if !claims.aud.iter().any(|a| a == client_id) {
+        return Err(IdTokenError::Audience);
+    }
+    if claims.aud.iter().any(|a| a != client_id) {
+        return Err(IdTokenError::UntrustedAudience);
+    }
+    match &claims.azp {
+        Some(azp) if azp != client_id => Err(IdTokenError::AuthorizedParty),
+        _ => Ok(()),
+    }
 }
 
 /// `at_hash` for an RS256 ID token from the SHA-256 of the ASCII access
@@ -325,12 +336,28 @@ pub(crate) mod tests {
             Err(IdTokenError::Audience)
         );
 
+        // Another audience beside this client is refused, whatever azp says.
         let mut c = base.clone();
         c.aud = vec!["client".into(), "other".into()];
+        for azp in [None, Some("client"), Some("other")] {
+            c.azp = azp.map(String::from);
+            assert_eq!(
+                check_claims(&c, &expected(NOW)),
+                Err(IdTokenError::UntrustedAudience),
+                "{azp:?}"
+            );
+        }
+        c.aud = vec!["client".into(), "client".into()];
+        c.azp = Some("client".into());
+        assert_eq!(check_claims(&c, &expected(NOW)), Ok(()));
+        c.aud = vec![];
         assert_eq!(
             check_claims(&c, &expected(NOW)),
-            Err(IdTokenError::AuthorizedParty)
+            Err(IdTokenError::Audience)
         );
+
+        // A single audience: azp may be left out, but if present names us.
+        let mut c = base.clone();
         c.azp = Some("client".into());
         assert_eq!(check_claims(&c, &expected(NOW)), Ok(()));
         c.azp = Some("other".into());

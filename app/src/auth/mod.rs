@@ -12,6 +12,7 @@ pub mod fragment;
 pub mod id_token;
 pub mod renewal;
 pub mod request;
+pub mod session;
 pub mod state;
 
 #[cfg(feature = "hydrate")]

@@ -9,13 +9,19 @@
 //! - a timer renews the tokens before they expire ([`Session::renew_at`]),
 //!   one tab at a time under a Web Lock; the tab that renews hands the new
 //!   tokens to the others, which then have nothing to do;
-//! - a failed renewal is retried with backoff until expiry, unless the
-//!   issuer says the person must sign in again; at expiry the session ends
-//!   with the reason;
+//! - a failed renewal is retried with backoff until expiry (the lock is
+//!   let go while it waits), unless the issuer says the person must sign
+//!   in again; at expiry the session ends with the reason;
 //! - sign-in and sign-out in one tab reach every tab.
+//!
+//! Every result that arrives later than it was asked for (a renewal, a
+//! refused call, a tab's message) is applied only if the tab still holds
+//! the session it was about: a renewal that finishes after the tab signed
+//! out or took another person's session is dropped, and so is a message
+//! about a session the tab no longer holds.
 
-use super::callback::Session;
 use super::config::PublicAuthConfig;
+use super::session::{Session, SessionKey};
 use crate::api::ApiError;
 use leptos::prelude::*;
 use std::future::Future;
@@ -32,9 +38,14 @@ pub struct Auth {
     pub ready: RwSignal<bool>,
     /// A message for the user about the session (ended, expired...).
     pub notice: RwSignal<Option<String>>,
-    /// Why the current session will not be renewed, once that is known; it
-    /// is what the person reads when the session ends.
-    ending: StoredValue<Option<String>>,
+    /// After a session ended by expiry or a refused token, its ID token:
+    /// what ending the person's session at the issuer still needs
+    /// (`id_token_hint`), so a person on a shared computer can sign out
+    /// there too. Memory only.
+    pub ended_id_token: RwSignal<Option<String>>,
+    /// Why the session it names will not be renewed, once that is known;
+    /// it is what the person reads when that session ends.
+    ending: StoredValue<Option<(SessionKey, String)>>,
     /// A renewal of the current session has failed and not yet succeeded:
     /// if it expires so, the person is told it could not be renewed.
     unrenewed: StoredValue<bool>,
@@ -42,6 +53,9 @@ pub struct Auth {
 
 /// Id of the `<script type="application/json">` that carries the config.
 pub const CONFIG_ELEMENT_ID: &str = "auth-config";
+
+/// What a session that ended because its token was refused says.
+pub const EXPIRED: &str = "Your session has expired. Please sign in again.";
 
 impl Auth {
     /// Sends the browser to the issuer to sign in, coming back to `return_to`.
@@ -60,26 +74,32 @@ impl Auth {
         let _ = (cfg, return_to);
     }
 
-    /// Ends the session in every tab, and at the issuer when it can.
+    /// Ends the session in every tab, and at the issuer when it can: the
+    /// live session's, or else the ended one's, ID token is the hint.
     pub fn sign_out(&self) {
         // The notice keeps protected pages from starting a new sign-in
         // while the browser is on its way to the issuer's logout.
         self.notice.set(Some("Signing you out…".into()));
         let id_token = self
             .session
-            .with_untracked(|s| s.as_ref().and_then(|s| s.id_token.clone()));
+            .with_untracked(|s| s.as_ref().and_then(|s| s.id_token.clone()))
+            .or_else(|| self.ended_id_token.get_untracked());
         self.session.set(None);
+        self.ended_id_token.set(None);
         #[cfg(feature = "hydrate")]
         {
             use super::{browser, tabs};
-            tabs::post(&tabs::TabMessage::SignedOut);
             let result = match self.config.get_value() {
                 Some(cfg) => browser::sign_out(&cfg, id_token.as_deref()),
                 None => {
                     browser::forget_session();
+                    browser::note_sign_out(browser::now_ms());
                     Ok(false)
                 }
             };
+            tabs::post(&tabs::TabMessage::SignedOut {
+                at_ms: browser::signed_out_at().unwrap_or_else(browser::now_ms),
+            });
             match result {
                 Ok(true) => {}
                 Ok(false) => self
@@ -96,12 +116,35 @@ impl Auth {
         let _ = id_token;
     }
 
-    /// Forgets the session in this tab, telling the user why.
-    pub fn end_locally(&self, why: &str) {
+    /// Forgets the session in this tab, telling the user why. With
+    /// `keep_hint`, its ID token is kept so that the person can still end
+    /// their session at the issuer ([`Auth::ended_id_token`]).
+    pub fn end_locally(&self, why: &str, keep_hint: bool) {
         #[cfg(feature = "hydrate")]
         super::browser::forget_session();
+        let hint = self
+            .session
+            .with_untracked(|s| s.as_ref().and_then(|s| s.id_token.clone()));
+        if keep_hint && hint.is_some() {
+            self.ended_id_token.set(hint);
+        }
         self.session.set(None);
         self.notice.set(Some(why.to_string()));
+    }
+
+    /// [`Auth::end_locally`], if the tab still holds `session`: a result
+    /// about a session the tab has since left behind changes nothing.
+    pub fn end_if_current(&self, session: &Session, why: &str, keep_hint: bool) -> bool {
+        let current = self.holds(session);
+        if current {
+            self.end_locally(why, keep_hint);
+        }
+        current
+    }
+
+    /// Whether the tab's session is `session`.
+    pub fn holds(&self, session: &Session) -> bool {
+        self.session.with_untracked(|s| s.as_ref() == Some(session))
     }
 
     /// Makes `session` this tab's session; with `announce`, every other tab
@@ -115,7 +158,7 @@ impl Auth {
             }
             if announce {
                 tabs::post(&tabs::TabMessage::Session {
-                    session: session.clone(),
+                    session: session.to_kept(),
                 });
             }
         }
@@ -124,6 +167,7 @@ impl Auth {
         self.ending.set_value(None);
         self.unrenewed.set_value(false);
         self.notice.set(None);
+        self.ended_id_token.set(None);
         self.session.set(Some(session));
     }
 
@@ -136,37 +180,53 @@ impl Auth {
 
     /// Runs the protected call `call` with the tab's access token. A `401
     /// invalid_token` answer gets one renewal and one retry; a second one
-    /// is returned as it is (and [`Auth::explain`] signs the tab out). No
-    /// call is sent without a token.
+    /// signs the tab out, as a `401` without a token error does at once,
+    /// but only if the tab still holds the session the refused call was
+    /// sent with. No call is sent without a token.
     pub async fn call<T, F, Fut>(self, call: F) -> Result<T, ApiError>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
-        let has_token = self
+        let Some(sent_with) = self
             .session
-            .with_untracked(|s| s.as_ref().is_some_and(|s| s.access_token.is_some()));
-        if !has_token {
+            .get_untracked()
+            .filter(|s| s.access_token.is_some())
+        else {
             return Err(ApiError::Unauthorized {
                 error_description: "this tab holds no access token".into(),
             });
-        }
+        };
         let first = call().await;
         #[cfg(feature = "hydrate")]
-        if matches!(first, Err(ApiError::InvalidToken { .. })) && renew_now(self).await {
-            return call().await;
+        if matches!(first, Err(ApiError::InvalidToken { .. })) && renew_now(self, &sent_with).await
+        {
+            // The tab holds another session now (renewed here or by
+            // another tab): the retry goes with it.
+            if let Some(retried_with) = self.session.get_untracked() {
+                let second = call().await;
+                if matches!(
+                    second,
+                    Err(ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. })
+                ) {
+                    self.end_if_current(&retried_with, EXPIRED, true);
+                }
+                return second;
+            }
+        }
+        if matches!(
+            first,
+            Err(ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. })
+        ) {
+            self.end_if_current(&sent_with, EXPIRED, true);
         }
         first
     }
 
-    /// Turns a protected call's error into what the user reads, signing out
-    /// locally when the server says the token is no good.
+    /// Turns a protected call's error into what the user reads.
     pub fn explain(&self, err: &ApiError) -> String {
         match err {
-            ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. } => {
-                self.end_locally("Your session has expired. Please sign in again.");
-                "Your session has expired. Please sign in again.".into()
-            }
+            ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. } => EXPIRED.into(),
             ApiError::InsufficientScope { scope } => format!("You do not have the {scope} scope."),
             ApiError::TemporarilyUnavailable { retry_after } => {
                 format!("The server cannot check your sign-in right now. Try again in {retry_after} seconds.")
@@ -198,6 +258,7 @@ pub fn provide_auth() -> Auth {
         session: RwSignal::new(None),
         ready: RwSignal::new(false),
         notice: RwSignal::new(None),
+        ended_id_token: RwSignal::new(None),
         ending: StoredValue::new(None),
         unrenewed: StoredValue::new(false),
     };
@@ -212,29 +273,30 @@ pub fn use_auth() -> Auth {
 }
 
 #[cfg(feature = "hydrate")]
-async fn renew_now(auth: Auth) -> bool {
-    browser_side::renew_now(auth).await
+async fn renew_now(auth: Auth, due: &Session) -> bool {
+    browser_side::renew_now(auth, due.clone()).await
 }
 
 #[cfg(feature = "hydrate")]
 mod browser_side {
     //! The browser's half of [`super::provide_auth`].
 
-    use super::super::callback::{complete_renewal, complete_sign_in, CallbackError, Session};
+    use super::super::callback::{complete_renewal, complete_sign_in, CallbackError};
     use super::super::config::TokenStorage;
     use super::super::fragment::parse_fragment;
     use super::super::renewal::{self, retry_delay};
-    use super::super::tabs::{self, TabMessage, RENEW_LOCK};
+    use super::super::session::{KeptSession, Session};
+    use super::super::tabs::{self, renew_lock, TabMessage};
     use super::super::{browser, silent};
     use super::Auth;
     use leptos::prelude::*;
 
     pub fn start(auth: Auth) {
-        let storage = auth
+        let (storage, client_id) = auth
             .config
-            .with_value(|c| c.as_ref().map(|c| c.token_storage))
+            .with_value(|c| c.as_ref().map(|c| (c.token_storage, c.client_id.clone())))
             .unwrap_or_default();
-        browser::use_storage(storage);
+        browser::use_storage(storage, &client_id);
         browser::use_page_keys(
             auth.config
                 .with_value(|c| c.as_ref().map(|c| c.keys.clone()))
@@ -258,7 +320,7 @@ mod browser_side {
                 return;
             }
             let live = match storage {
-                TokenStorage::Local => browser::stored_session(),
+                TokenStorage::Local => stored_session(auth),
                 // Signing out anywhere clears the signed-in mark.
                 TokenStorage::Memory => {
                     browser::current_session().filter(|_| browser::was_signed_in())
@@ -274,44 +336,50 @@ mod browser_side {
             }
         });
 
-        // Renew before expiry, and end the session at expiry.
+        // Renew before expiry, and end the session at expiry: each timer
+        // acts only if the tab still holds the session it was set for.
         Effect::new(move |_| {
-            let Some((renew_at, expires_at)) = auth.session.with(|s| {
-                let before = auth
-                    .config
-                    .with_value(|c| c.as_ref().map_or(60, |c| c.renew_before_secs));
-                s.as_ref().map(|s| (s.renew_at(before), s.expires_at))
-            }) else {
+            let Some(session) = auth.session.get() else {
                 return;
             };
-            let same_session = move || {
-                auth.session
-                    .with_untracked(|s| s.as_ref().is_some_and(|s| s.expires_at == expires_at))
-            };
+            let before = auth
+                .config
+                .with_value(|c| c.as_ref().map_or(60, |c| c.renew_before_secs));
+            let (renew_at, expires_at) = (session.renew_at(before), session.expires_at);
             // A little jitter, so the tabs' timers do not all fire at once.
             let jitter = (js_sys::Math::random() * 1000.0) as i64;
+            let due = session.clone();
             set_timeout(
                 move || {
-                    if same_session() {
-                        leptos::task::spawn_local(renew_until_expiry(auth));
+                    if auth.holds(&due) {
+                        leptos::task::spawn_local(renew_until_expiry(auth, due));
                     }
                 },
                 millis_until(renew_at, jitter),
             );
             set_timeout(
                 move || {
-                    if same_session() && browser::now() >= expires_at {
-                        let why = auth.ending.get_value().unwrap_or_else(|| {
-                            let failed = auth.unrenewed.get_value();
-                            let why = if failed {
+                    if !auth.holds(&session) || browser::now() < expires_at {
+                        return;
+                    }
+                    let key = session.key();
+                    let why = auth
+                        .ending
+                        .get_value()
+                        .filter(|(about, _)| *about == key)
+                        .map(|(_, why)| why)
+                        .unwrap_or_else(|| {
+                            let why = if auth.unrenewed.get_value() {
                                 renewal::ENDED_UNRENEWED
                             } else {
                                 renewal::ENDED
                             };
                             why.to_string()
                         });
-                        auth.end_locally(&why);
-                    }
+                    // The ID token of someone the issuer no longer has
+                    // signed in is no hint for ending its session there.
+                    let keep_hint = why != renewal::ENDED_OTHER_PERSON;
+                    auth.end_locally(&why, keep_hint);
                 },
                 millis_until(expires_at, 0),
             );
@@ -321,6 +389,25 @@ mod browser_side {
     fn millis_until(at: i64, extra_ms: i64) -> std::time::Duration {
         let ms = ((at - browser::now()).max(0) * 1000 + extra_ms).clamp(0, i32::MAX as i64);
         std::time::Duration::from_millis(ms as u64)
+    }
+
+    /// The session kept in `localStorage`, checked against this page's
+    /// configuration.
+    fn stored_session(auth: Auth) -> Option<Session> {
+        auth.config
+            .with_value(|c| c.as_ref().and_then(browser::stored_session))
+    }
+
+    /// A session another tab sent, if it passes the checks for this page.
+    fn checked(auth: Auth, kept: KeptSession) -> Option<Session> {
+        let cfg = auth.config.get_value()?;
+        match kept.check(&cfg, browser::signed_out_at()) {
+            Ok(session) => Some(session),
+            Err(why) => {
+                leptos::logging::warn!("a session another tab sent is not used: {why}");
+                None
+            }
+        }
     }
 
     /// Start-up: the session kept in `localStorage`, or (memory storage) the
@@ -335,9 +422,10 @@ mod browser_side {
         }
         let now = browser::now();
         match storage {
-            TokenStorage::Local => match browser::stored_session() {
+            TokenStorage::Local => match stored_session(auth) {
                 Some(s) if s.is_expired(now) => {
                     browser::forget_session();
+                    auth.ended_id_token.set(s.id_token);
                     auth.notice.set(Some(renewal::ENDED.into()));
                 }
                 Some(s) => auth.adopt(s, false),
@@ -356,6 +444,8 @@ mod browser_side {
                     }
                 }
                 match silent_sign_in(auth).await {
+                    // Another tab answered (or signed in) meanwhile: keep that.
+                    Ok(_) if auth.session.with_untracked(Option::is_some) => {}
                     Ok(session) => auth.adopt(session, true),
                     Err(err) => {
                         leptos::logging::warn!(
@@ -371,23 +461,29 @@ mod browser_side {
     fn on_tab_message(auth: Auth, message: TabMessage) {
         match message {
             TabMessage::Session { session } => {
+                let Some(session) = checked(auth, session) else {
+                    return;
+                };
                 if session.is_expired(browser::now()) {
                     return;
                 }
-                let newer = auth.session.with_untracked(|current| match current {
-                    Some(current) => {
-                        session.expires_at >= current.expires_at && session != *current
-                    }
-                    None => true,
+                let newer = auth.session.with_untracked(|current| {
+                    current
+                        .as_ref()
+                        .is_none_or(|current| session.is_newer_than(current))
                 });
                 if newer {
                     auth.adopt(session, false);
                 }
             }
-            TabMessage::SignedOut => {
+            TabMessage::SignedOut { at_ms } => {
+                // What the other tab wrote to localStorage may not have
+                // reached this one yet: note it here too.
+                browser::note_sign_out(at_ms);
                 if auth.session.with_untracked(Option::is_some) {
-                    auth.end_locally("You signed out in another tab.");
+                    auth.end_locally("You signed out in another tab.", false);
                 }
+                auth.ended_id_token.set(None);
             }
             TabMessage::Ask => {
                 if let Some(session) = auth
@@ -395,28 +491,27 @@ mod browser_side {
                     .get_untracked()
                     .filter(|s| !s.is_expired(browser::now()))
                 {
-                    tabs::post(&TabMessage::Session { session });
+                    tabs::post(&TabMessage::Session {
+                        session: session.to_kept(),
+                    });
                 }
             }
-            TabMessage::RenewalEnded { why } => auth.ending.set_value(Some(why)),
-        }
-    }
-
-    /// The newest session this tab can see: its own, or the one another tab
-    /// left in `localStorage`.
-    fn latest(auth: Auth) -> Option<Session> {
-        let own = auth.session.get_untracked();
-        match (own, browser::stored_session()) {
-            (Some(own), Some(stored)) if stored.expires_at > own.expires_at => Some(stored),
-            (own, stored) => own.or(stored),
+            TabMessage::RenewalEnded { about, why } => {
+                let ours = auth
+                    .session
+                    .with_untracked(|s| s.as_ref().is_some_and(|s| s.key() == about));
+                if ours {
+                    auth.ending.set_value(Some((about, why)));
+                }
+            }
         }
     }
 
     /// Another tab renewed (or signed in again) since this tab took `due`:
     /// take its session and report true.
     fn took_newer(auth: Auth, due: &Session) -> bool {
-        match latest(auth) {
-            Some(newer) if newer != *due && !newer.is_expired(browser::now()) => {
+        match stored_session(auth) {
+            Some(newer) if newer.is_newer_than(due) && !newer.is_expired(browser::now()) => {
                 if auth.session.with_untracked(|s| s.as_ref() != Some(&newer)) {
                     auth.adopt(newer, false);
                 }
@@ -426,80 +521,129 @@ mod browser_side {
         }
     }
 
-    /// The scheduled renewal: under the renewal lock, unless another tab did
-    /// it meanwhile, renew; retry what may pass with backoff until expiry.
-    async fn renew_until_expiry(auth: Auth) {
-        let Some(due) = auth.session.get_untracked() else {
-            return;
-        };
-        tabs::with_lock(RENEW_LOCK, async move {
-            let mut attempt = 0;
-            loop {
-                if auth.ending.with_value(Option::is_some) || took_newer(auth, &due) {
-                    return;
-                }
-                // Until it succeeds, an expiry now is one that renewal could
-                // not prevent.
-                auth.unrenewed.set_value(true);
-                match renew_once(auth, &due).await {
-                    // Signed out (here or in another tab) meanwhile: keep it so.
-                    Ok(_) if auth.session.with_untracked(Option::is_none) => return,
-                    Ok(session) => {
-                        auth.adopt(session, true);
-                        tabs::sleep(renewal::HANDOVER_MS).await;
-                        return;
-                    }
-                    Err(err) if !err.renewal_may_retry() => {
-                        let why = match err {
-                            CallbackError::DifferentUser => renewal::ENDED_OTHER_PERSON,
-                            _ => renewal::ENDED_AT_ISSUER,
-                        };
-                        leptos::logging::warn!("session renewal stopped: {err}");
-                        stop_renewing(auth, why);
-                        return;
-                    }
-                    Err(err) => {
-                        attempt += 1;
-                        let delay = retry_delay(attempt);
-                        leptos::logging::warn!(
-                            "session renewal failed (try {attempt}): {err}; next try in {delay} s"
-                        );
-                        if browser::now() + delay >= due.expires_at {
-                            stop_renewing(auth, renewal::ENDED_UNRENEWED);
-                            return;
-                        }
-                        tabs::sleep((delay * 1000) as u32).await;
-                    }
-                }
+    /// What one try at renewing came to.
+    enum Try {
+        /// Nothing more to do: renewed, renewed by another tab, no longer
+        /// this tab's session, or stopped for good.
+        Done,
+        /// It failed in a way that may pass: try again after a while.
+        Again,
+    }
+
+    /// The scheduled renewal of `due`: one try at a time under the renewal
+    /// lock, unless another tab did it meanwhile; what may pass is tried
+    /// again with backoff until expiry, with the lock let go while waiting,
+    /// so another tab's renewal after a refused call never waits behind it.
+    async fn renew_until_expiry(auth: Auth, due: Session) {
+        let mut attempt = 0;
+        loop {
+            let tried = tabs::with_lock(&renew_lock(), try_renewal(auth, due.clone())).await;
+            if matches!(tried, Some(Try::Done)) || !auth.holds(&due) {
+                return;
             }
-        })
-        .await;
+            // Failed, or the lock was not granted.
+            attempt += 1;
+            let delay = retry_delay(attempt);
+            if browser::now() + delay >= due.expires_at {
+                stop_renewing(auth, &due, renewal::ENDED_UNRENEWED);
+                return;
+            }
+            tabs::sleep((delay * 1000) as u32).await;
+        }
     }
 
-    fn stop_renewing(auth: Auth, why: &str) {
-        auth.ending.set_value(Some(why.to_string()));
-        tabs::post(&TabMessage::RenewalEnded { why: why.into() });
+    /// One try, under the lock.
+    async fn try_renewal(auth: Auth, due: Session) -> Try {
+        if !auth.holds(&due)
+            || auth
+                .ending
+                .with_value(|e| e.as_ref().is_some_and(|(about, _)| *about == due.key()))
+            || took_newer(auth, &due)
+        {
+            return Try::Done;
+        }
+        // Until it succeeds, an expiry now is one that renewal could not
+        // prevent.
+        auth.unrenewed.set_value(true);
+        let result = renew_once(auth, &due).await;
+        if !still_due(auth, &due) {
+            return Try::Done;
+        }
+        match result {
+            Ok(session) => {
+                auth.adopt(session, true);
+                tabs::sleep(renewal::HANDOVER_MS).await;
+                Try::Done
+            }
+            Err(err) if !err.renewal_may_retry() => {
+                let why = match err {
+                    CallbackError::DifferentUser => renewal::ENDED_OTHER_PERSON,
+                    _ => renewal::ENDED_AT_ISSUER,
+                };
+                leptos::logging::warn!("session renewal stopped: {err}");
+                stop_renewing(auth, &due, why);
+                Try::Done
+            }
+            Err(err) => {
+                leptos::logging::warn!("session renewal failed: {err}");
+                Try::Again
+            }
+        }
     }
 
-    /// After a `401 invalid_token`: one renewal now (or the session another
-    /// tab already renewed). True when the tab has a new session.
-    pub async fn renew_now(auth: Auth) -> bool {
-        let Some(due) = auth.session.get_untracked() else {
+    /// After a renewal's answer came: whether it still concerns this tab.
+    /// Not if the tab signed out or took another session meanwhile, nor if
+    /// another tab did (a sign-in as someone else, seen in `localStorage`
+    /// before its message arrives); then the answer is dropped.
+    fn still_due(auth: Auth, due: &Session) -> bool {
+        let here = auth.holds(due);
+        let elsewhere = stored_session(auth).is_some_and(|s| s.is_newer_than(due));
+        if !here || elsewhere {
+            leptos::logging::warn!(
+                "a renewal ended after this tab left the session it was for; its answer is dropped"
+            );
+            if elsewhere {
+                took_newer(auth, due);
+            }
             return false;
-        };
+        }
+        true
+    }
+
+    fn stop_renewing(auth: Auth, due: &Session, why: &str) {
+        auth.ending.set_value(Some((due.key(), why.to_string())));
+        tabs::post(&TabMessage::RenewalEnded {
+            about: due.key(),
+            why: why.into(),
+        });
+    }
+
+    /// After a `401 invalid_token` for `due`: one renewal now (or the
+    /// session another tab already renewed). True when the tab holds
+    /// another live session than `due` by the end, to retry with.
+    pub async fn renew_now(auth: Auth, due: Session) -> bool {
         // The caller goes on as soon as the new tokens are in; the lock is
         // held a little longer (the handover) in the background.
         let (done, renewed) = futures::channel::oneshot::channel::<bool>();
         leptos::task::spawn_local(async move {
-            tabs::with_lock(RENEW_LOCK, async move {
-                if took_newer(auth, &due) {
-                    let _ = done.send(true);
+            let left = due.clone();
+            let moved_on = move || {
+                auth.session.with_untracked(|s| {
+                    s.as_ref()
+                        .is_some_and(|s| *s != left && !s.is_expired(browser::now()))
+                })
+            };
+            tabs::with_lock(&renew_lock(), async move {
+                if !auth.holds(&due) || took_newer(auth, &due) {
+                    let _ = done.send(moved_on());
                     return;
                 }
-                match renew_once(auth, &due).await {
-                    Ok(_) if auth.session.with_untracked(Option::is_none) => {
-                        let _ = done.send(false);
-                    }
+                let result = renew_once(auth, &due).await;
+                if !still_due(auth, &due) {
+                    let _ = done.send(moved_on());
+                    return;
+                }
+                match result {
                     Ok(session) => {
                         auth.adopt(session, true);
                         let _ = done.send(true);
@@ -532,8 +676,8 @@ mod browser_side {
             params,
             pending,
             &cfg,
-            browser::now(),
-            &browser::WebCryptoSignatures,
+            browser::now_ms(),
+            &browser::BrowserVerifier,
             current,
         )
         .await
@@ -552,8 +696,8 @@ mod browser_side {
             params,
             Some(pending),
             &cfg,
-            browser::now(),
-            &browser::WebCryptoSignatures,
+            browser::now_ms(),
+            &browser::BrowserVerifier,
         )
         .await?;
         Ok(session)

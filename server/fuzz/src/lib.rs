@@ -37,7 +37,7 @@ use std::pin::pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
-use app::auth::callback::{complete_sign_in, CallbackError, SignatureCheck};
+use app::auth::callback::{complete_sign_in, CallbackError, Verifier};
 use app::auth::config::PublicAuthConfig;
 use app::auth::fragment::{parse_fragment, MAX_FRAGMENT_LEN};
 use app::auth::id_token;
@@ -91,7 +91,7 @@ pub fn fragment(data: &[u8]) {
                 params.clone(),
                 Some(pending.clone()),
                 &cfg,
-                NOW,
+                NOW * 1000,
                 &Signatures(signature_ok),
             ));
             if let Ok((session, return_to)) = outcome {
@@ -119,11 +119,18 @@ pub fn fragment(data: &[u8]) {
                 params.clone(),
                 Some(other),
                 &cfg,
-                NOW,
+                NOW * 1000,
                 &sig
             ))
             .is_err());
-            assert!(block_on(complete_sign_in(params.clone(), None, &cfg, NOW, &sig)).is_err());
+            assert!(block_on(complete_sign_in(
+                params.clone(),
+                None,
+                &cfg,
+                NOW * 1000,
+                &sig
+            ))
+            .is_err());
         }
     }
 }
@@ -274,10 +281,11 @@ fn config(response_type: &str) -> PublicAuthConfig {
 }
 
 /// Stands in for the browser's WebCrypto check: says yes or no to every
-/// signature, so both branches after it are reached.
+/// signature, so both branches after it are reached; and for the server's
+/// word on an access token's subject.
 struct Signatures(bool);
 
-impl SignatureCheck for Signatures {
+impl Verifier for Signatures {
     fn verify(
         &self,
         _kid: &str,
@@ -296,6 +304,13 @@ impl SignatureCheck for Signatures {
     fn sha256(&self, data: &[u8]) -> impl Future<Output = Result<Vec<u8>, CallbackError>> {
         use sha2::{Digest, Sha256};
         std::future::ready(Ok(Sha256::digest(data).to_vec()))
+    }
+
+    fn access_token_subject(
+        &self,
+        _access_token: &str,
+    ) -> impl Future<Output = Result<String, CallbackError>> {
+        std::future::ready(Ok("fuzz-subject".to_string()))
     }
 }
 

@@ -66,11 +66,17 @@ pub fn parse_discovery(url: &Url, issuer: &str, body: &[u8]) -> Result<Discovery
         });
     }
     let jwks_uri = checked_url("jwks_uri", &raw.jwks_uri)?;
+    // The browser is sent to these with its tokens' secrets (state, nonce,
+    // and at sign-out the ID token): https only, except on loopback.
+    let endpoint = |what: &'static str, value: Option<String>| match value {
+        Some(value) => checked_url(what, &value).map(|_| Some(value)),
+        None => Ok(None),
+    };
     Ok(Discovery {
         issuer: raw.issuer,
         jwks_uri,
-        authorization_endpoint: raw.authorization_endpoint,
-        end_session_endpoint: raw.end_session_endpoint,
+        authorization_endpoint: endpoint("authorization_endpoint", raw.authorization_endpoint)?,
+        end_session_endpoint: endpoint("end_session_endpoint", raw.end_session_endpoint)?,
     })
 }
 
@@ -116,6 +122,38 @@ mod tests {
             parse_discovery(&url(), ISS, body.as_bytes()),
             Err(InitError::IssuerMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn the_browsers_endpoints_must_be_https_off_loopback() {
+        for what in ["authorization_endpoint", "end_session_endpoint"] {
+            for bad in [
+                "http://dev-1.okta.com/oauth2/default/v1/x",
+                "javascript:alert(1)",
+                "ftp://dev-1.okta.com/x",
+                "not a url",
+            ] {
+                let body = format!(
+                    r#"{{"issuer":"{ISS}","jwks_uri":"{ISS}/v1/keys","{what}":{}}}"#,
+                    serde_json::to_string(bad).unwrap()
+                );
+                let err = parse_discovery(&url(), ISS, body.as_bytes()).unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        InitError::InsecureUrl { what: w, .. } | InitError::BadUrl { what: w, .. } if w == what
+                    ),
+                    "{what} = {bad}: {err}"
+                );
+            }
+        }
+        // Loopback may be plain http (the embedded development server).
+        let local = "http://localhost:3100/oauth2/default";
+        let body = format!(
+            r#"{{"issuer":"{local}","jwks_uri":"{local}/v1/keys","authorization_endpoint":"{local}/v1/authorize","end_session_endpoint":"{local}/v1/logout"}}"#
+        );
+        let doc = parse_discovery(&url(), local, body.as_bytes()).unwrap();
+        assert_eq!(doc.end_session_endpoint, Some(format!("{local}/v1/logout")));
     }
 
     #[test]
