@@ -1470,6 +1470,16 @@ async fn cors_requests_are_answered_for_trusted_origins_and_refused_for_others()
         assert_eq!(untrusted.status(), StatusCode::FORBIDDEN, "{path}");
         assert!(header(&untrusted, "access-control-allow-origin").is_none());
 
+        // Whatever the Origin, or none, the answer says it depends on it.
+        let plain = client.get(idp.url(path)).send().await.unwrap();
+        for response in [&plain, &untrusted] {
+            assert!(response
+                .headers()
+                .get_all("vary")
+                .iter()
+                .any(|v| v.to_str().unwrap().contains("Origin")));
+        }
+
         // The server's own pages are same-origin: no CORS needed or sent.
         let own = client
             .get(idp.url(path))

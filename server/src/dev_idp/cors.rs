@@ -146,6 +146,17 @@ pub async fn cors(State(state): State<DevIdpState>, request: Request, next: Next
     else {
         return next.run(request).await;
     };
+    let mut response = answer(&state, allowed, request, next).await;
+    // Every answer of a CORS endpoint depends on the Origin, those without
+    // CORS headers too: a cache must not hand one origin's answer to
+    // another.
+    response
+        .headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Origin"));
+    response
+}
+
+async fn answer(state: &DevIdpState, allowed: &[Method], request: Request, next: Next) -> Response {
     let headers = request.headers();
     let Some(origin) = headers.get(header::ORIGIN) else {
         return next.run(request).await;
@@ -173,11 +184,10 @@ pub async fn cors(State(state): State<DevIdpState>, request: Request, next: Next
     }
     let mut response = next.run(request).await;
     allow_origin(response.headers_mut(), &origin);
-    if let Ok(value) = HeaderValue::from_str(EXPOSED_HEADERS) {
-        response
-            .headers_mut()
-            .insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, value);
-    }
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSED_HEADERS),
+    );
     response
 }
 
@@ -187,8 +197,6 @@ fn allow_origin(headers: &mut HeaderMap, origin: &str) {
     if let Ok(value) = HeaderValue::from_str(origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
     }
-    // The answer depends on the Origin: caches must keep one per origin.
-    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }
 
 fn preflight_answer(origin: &str, allowed: &[Method]) -> Response {
@@ -221,15 +229,11 @@ fn preflight_answer(origin: &str, allowed: &[Method]) -> Response {
 /// someone trying with curl what is wrong.
 fn refuse(description: &str) -> Response {
     tracing::debug!(description, "cross-origin request refused");
-    let mut response = (
+    (
         StatusCode::FORBIDDEN,
         Json(json!({ "error": "access_denied", "error_description": description })),
     )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Origin"));
-    response
+        .into_response()
 }
 
 #[cfg(test)]
