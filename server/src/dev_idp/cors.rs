@@ -53,7 +53,8 @@ const MAX_AGE_SECS: &str = "600";
 const EXPOSED_HEADERS: &str = "WWW-Authenticate";
 
 /// The methods each CORS endpoint allows, by path under the issuer; `None`
-/// for every path that is not a CORS endpoint.
+/// for every path that is not a CORS endpoint. Okta's `/v1/token` belongs
+/// here (POST) once this server has one.
 pub fn policy(path: &str) -> Option<&'static [Method]> {
     const GET: &[Method] = &[Method::GET];
     const GET_POST: &[Method] = &[Method::GET, Method::POST];
