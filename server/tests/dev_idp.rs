@@ -6,7 +6,7 @@
 #[path = "common/dev_idp.rs"]
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -53,17 +53,37 @@ async fn discovery_documents_describe_the_issuer() {
     ] {
         let response = reqwest::get(idp.url(path)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        // CORS headers only for a trusted Origin (see the CORS tests).
+        assert!(response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none());
         let doc: Value = response.json().await.unwrap();
         assert_eq!(doc["issuer"], idp.issuer.as_str(), "{path}");
         assert_eq!(doc["authorization_endpoint"], idp.url("/v1/authorize"));
         assert_eq!(doc["jwks_uri"], idp.url("/v1/keys"));
         assert_eq!(doc["end_session_endpoint"], idp.url("/v1/logout"));
+        assert_eq!(doc["userinfo_endpoint"], idp.url("/v1/userinfo"));
+        assert_eq!(doc["revocation_endpoint"], idp.url("/v1/revoke"));
+        assert_eq!(doc["introspection_endpoint"], idp.url("/v1/introspect"));
+        assert_eq!(
+            doc["revocation_endpoint_auth_methods_supported"],
+            json!(["none"])
+        );
+        assert_eq!(
+            doc["introspection_endpoint_auth_methods_supported"],
+            json!(["none"])
+        );
+        // No token endpoint: the implicit flow needs none.
+        assert!(doc.get("token_endpoint").is_none());
         assert_eq!(
             doc["response_types_supported"],
             json!(["id_token", "token", "id_token token"])
         );
-        assert_eq!(doc["response_modes_supported"], json!(["fragment"]));
+        assert_eq!(
+            doc["response_modes_supported"],
+            json!(["fragment", "okta_post_message"])
+        );
         assert_eq!(
             doc["scopes_supported"],
             json!(["openid", "profile", "email", "reports:read"])
@@ -160,11 +180,15 @@ async fn request_errors_redirect_to_the_client_with_state() {
         ),
         (
             base.clone().set("response_mode", "query"),
-            "invalid_request",
+            "unsupported_response_mode",
         ),
         (
             base.clone().set("response_mode", "form_post"),
-            "invalid_request",
+            "unsupported_response_mode",
+        ),
+        (
+            base.clone().set("response_mode", "web_message"),
+            "unsupported_response_mode",
         ),
         (base.clone().set("prompt", "consent"), "invalid_request"),
         (base.clone().add("scope", "openid"), "invalid_request"),
@@ -1311,5 +1335,947 @@ async fn ending_a_users_sessions_makes_prompt_none_login_required() {
     let bad = end(r#"{"who":"alice@example.com"}"#).await.unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 
+    running.shutdown().await;
+}
+
+// ------------------------------------------------------------------- CORS
+
+/// An `Origin` of a registered client: `APP_ORIGIN` is the app's, whose
+/// redirect URIs the server registers.
+const TRUSTED: &str = APP_ORIGIN;
+const UNTRUSTED: &str = "http://evil.test";
+
+/// What okta-auth-js asks for in its preflights.
+const SDK_HEADERS: &str = "authorization,content-type,x-okta-user-agent-extended";
+
+async fn preflight(url: &str, origin: &str, method: &str, headers: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", headers)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn cors_preflights_from_trusted_origins_get_the_methods_and_headers_they_ask_for() {
+    let idp = shared();
+    for (path, method, allowed) in [
+        ("/.well-known/openid-configuration", "GET", "GET"),
+        ("/.well-known/oauth-authorization-server", "GET", "GET"),
+        ("/v1/keys", "GET", "GET"),
+        ("/v1/userinfo", "GET", "GET, POST"),
+        ("/v1/userinfo", "POST", "GET, POST"),
+        ("/v1/revoke", "POST", "POST"),
+        ("/v1/introspect", "POST", "POST"),
+    ] {
+        let response = preflight(&idp.url(path), TRUSTED, method, SDK_HEADERS).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{path} {method}");
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            Some(TRUSTED)
+        );
+        assert_eq!(
+            header(&response, "access-control-allow-methods"),
+            Some(allowed)
+        );
+        let allowed_headers = header(&response, "access-control-allow-headers")
+            .unwrap()
+            .to_ascii_lowercase();
+        for name in SDK_HEADERS.split(',') {
+            assert!(allowed_headers.contains(name), "{path}: {allowed_headers}");
+        }
+        assert_eq!(header(&response, "access-control-max-age"), Some("600"));
+        assert!(header(&response, "access-control-allow-credentials").is_none());
+        let vary: Vec<&str> = response
+            .headers()
+            .get_all("vary")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert!(vary.iter().any(|v| v.contains("Origin")), "{vary:?}");
+    }
+}
+
+#[tokio::test]
+async fn cors_preflights_for_other_origins_methods_or_headers_are_refused() {
+    let idp = shared();
+    for (path, origin, method, headers) in [
+        ("/v1/keys", UNTRUSTED, "GET", SDK_HEADERS),
+        ("/v1/revoke", UNTRUSTED, "POST", SDK_HEADERS),
+        // The origin of the post-logout URI is not a redirect URI's.
+        ("/v1/userinfo", "http://app.test:8080", "GET", SDK_HEADERS),
+        ("/v1/keys", "null", "GET", "content-type"),
+        ("/v1/keys", TRUSTED, "POST", "content-type"),
+        ("/v1/revoke", TRUSTED, "GET", "content-type"),
+        ("/v1/revoke", TRUSTED, "DELETE", ""),
+        ("/v1/revoke", TRUSTED, "POST", "content-type,x-custom"),
+        ("/v1/userinfo", TRUSTED, "GET", "authorization, cookie"),
+    ] {
+        let response = preflight(&idp.url(path), origin, method, headers).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{path} {origin} {method} {headers}"
+        );
+        assert!(header(&response, "access-control-allow-origin").is_none());
+        assert!(header(&response, "access-control-allow-methods").is_none());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "access_denied");
+    }
+}
+
+#[tokio::test]
+async fn cors_requests_are_answered_for_trusted_origins_and_refused_for_others() {
+    let idp = shared();
+    let client = reqwest::Client::new();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/v1/keys",
+    ] {
+        let trusted = client
+            .get(idp.url(path))
+            .header("origin", TRUSTED)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(trusted.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header(&trusted, "access-control-allow-origin"),
+            Some(TRUSTED)
+        );
+        assert_eq!(
+            header(&trusted, "access-control-expose-headers"),
+            Some("WWW-Authenticate")
+        );
+        assert!(trusted
+            .headers()
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("Origin")));
+
+        let untrusted = client
+            .get(idp.url(path))
+            .header("origin", UNTRUSTED)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(untrusted.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(header(&untrusted, "access-control-allow-origin").is_none());
+
+        // Whatever the Origin, or none, the answer says it depends on it.
+        let plain = client.get(idp.url(path)).send().await.unwrap();
+        for response in [&plain, &untrusted] {
+            assert!(response
+                .headers()
+                .get_all("vary")
+                .iter()
+                .any(|v| v.to_str().unwrap().contains("Origin")));
+        }
+
+        // The server's own pages are same-origin: no CORS needed or sent.
+        let own = client
+            .get(idp.url(path))
+            .header("origin", idp.origin())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), StatusCode::OK, "{path}");
+        assert!(header(&own, "access-control-allow-origin").is_none());
+    }
+
+    // Error answers of the CORS endpoints are readable too: okta-auth-js
+    // reads userinfo's WWW-Authenticate.
+    let refused = client
+        .get(idp.url("/v1/userinfo"))
+        .header("origin", TRUSTED)
+        .header("authorization", "Bearer not.a.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&refused, "access-control-allow-origin"),
+        Some(TRUSTED)
+    );
+    let revoke = client
+        .post(idp.url("/v1/revoke"))
+        .header("origin", UNTRUSTED)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("client_id={CLIENT_ID}&token=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn authorize_sign_in_and_logout_are_never_cors_readable() {
+    let idp = shared();
+    let browser = Browser::new();
+    let authorize = AuthRequest::new("s-cors").url(&idp);
+    let page = browser
+        .send(
+            browser
+                .request(reqwest::Method::GET, &authorize)
+                .header("origin", TRUSTED),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.header("access-control-allow-origin").is_none());
+    let id = page.request_id();
+    let posted = browser
+        .post_form_with(
+            &idp.url("/v1/sign-in"),
+            &[
+                ("request", &id),
+                ("username", "bob@example.com"),
+                ("password", "bob-password"),
+            ],
+            &[("origin", TRUSTED)],
+        )
+        .await;
+    assert!(posted.header("access-control-allow-origin").is_none());
+    for path in ["/v1/authorize", "/v1/sign-in", "/v1/logout"] {
+        let response = preflight(&idp.url(path), TRUSTED, "GET", "content-type").await;
+        assert!(
+            header(&response, "access-control-allow-origin").is_none(),
+            "{path}"
+        );
+        assert!(response.status().is_client_error(), "{path}");
+    }
+    let logout = browser
+        .send(
+            browser
+                .request(reqwest::Method::GET, &idp.url("/v1/logout"))
+                .header("origin", TRUSTED),
+        )
+        .await;
+    assert!(logout.header("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn trusted_origins_in_the_config_are_trusted_too() {
+    let (idp, running) = own_with_config(|config| {
+        config["trusted_origins"] = json!(["http://spa.test:8080"]);
+        config["clients"][0]["redirect_uris"] = json!(["https://other.test/callback"]);
+    })
+    .await;
+    for origin in ["http://spa.test:8080", "https://other.test", APP_ORIGIN] {
+        let response = preflight(&idp.url("/v1/userinfo"), origin, "GET", SDK_HEADERS).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{origin}");
+        assert_eq!(
+            header(&response, "access-control-allow-origin"),
+            Some(origin)
+        );
+    }
+    for origin in [
+        "http://spa.test",
+        "https://spa.test:8080",
+        "http://other.test",
+    ] {
+        let response = preflight(&idp.url("/v1/userinfo"), origin, "GET", SDK_HEADERS).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{origin}");
+    }
+    running.shutdown().await;
+}
+
+// --------------------------------------------------------------- userinfo
+
+/// Signs `login` in with `scope` and returns the fragment's parameters.
+async fn tokens_for(
+    idp: &Idp,
+    scope: &str,
+    login: &str,
+    password: &str,
+) -> BTreeMap<String, String> {
+    let request = AuthRequest::new(&format!("s-{scope}")).set("scope", scope);
+    let reply = Browser::new().sign_in(idp, &request, login, password).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    reply.fragment_map()
+}
+
+async fn userinfo(
+    idp: &Idp,
+    method: reqwest::Method,
+    authorization: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new().request(method, idp.url("/v1/userinfo"));
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    request.send().await.unwrap()
+}
+
+fn challenge(response: &reqwest::Response) -> String {
+    header(response, "www-authenticate")
+        .expect("a WWW-Authenticate challenge")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn userinfo_releases_the_claims_of_the_tokens_scopes() {
+    let idp = shared();
+    for (scope, expected) in [
+        (
+            "openid profile email",
+            json!({
+                "sub": "00ubobdev00000000002",
+                "name": "Bob Example",
+                "preferred_username": "bob@example.com",
+                "email": "bob@example.com",
+                "email_verified": true
+            }),
+        ),
+        ("openid", json!({ "sub": "00ubobdev00000000002" })),
+        (
+            "openid email",
+            json!({
+                "sub": "00ubobdev00000000002",
+                "email": "bob@example.com",
+                "email_verified": true
+            }),
+        ),
+        (
+            "openid profile",
+            json!({
+                "sub": "00ubobdev00000000002",
+                "name": "Bob Example",
+                "preferred_username": "bob@example.com"
+            }),
+        ),
+    ] {
+        let f = tokens_for(&idp, scope, "bob@example.com", "bob-password").await;
+        let bearer = format!("Bearer {}", f["access_token"]);
+        for method in [reqwest::Method::GET, reqwest::Method::POST] {
+            let response = userinfo(&idp, method.clone(), Some(&bearer)).await;
+            assert_eq!(response.status(), StatusCode::OK, "{scope} {method}");
+            assert_eq!(header(&response, "cache-control"), Some("no-store"));
+            assert_eq!(header(&response, "content-type"), Some("application/json"));
+            let claims: Value = response.json().await.unwrap();
+            assert_eq!(claims, expected, "{scope} {method}");
+        }
+        // `sub` is the ID token's (OIDC Core §5.3.2).
+        if let Some(id_token) = f.get("id_token") {
+            assert_eq!(payload(id_token)["sub"], expected["sub"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn userinfo_refuses_what_is_not_a_live_access_token() {
+    let idp = shared();
+    let f = tokens_for(
+        &idp,
+        "openid profile email",
+        "alice@example.com",
+        "alice-password",
+    )
+    .await;
+    let access_token = &f["access_token"];
+    let mut tampered = access_token.clone();
+    let i = tampered.len() - 10;
+    let c = if &tampered[i..=i] == "A" { "B" } else { "A" };
+    tampered.replace_range(i..=i, c);
+    let (other, running) = own("127.0.0.1:0", false).await;
+    let foreign = tokens_for(&other, "openid", "alice@example.com", "alice-password").await;
+    running.shutdown().await;
+
+    // No credentials: a bare challenge (RFC 6750 §3.1).
+    for authorization in [None, Some("Basic YWxpY2U6eA==")] {
+        let response = userinfo(&idp, reqwest::Method::GET, authorization).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            challenge(&response),
+            format!("Bearer realm=\"{}\"", idp.issuer)
+        );
+    }
+    // Not a live access token of this server.
+    for token in [
+        "not-a-jwt",
+        "a.b.c",
+        tampered.as_str(),
+        f["id_token"].as_str(),
+        foreign["access_token"].as_str(),
+    ] {
+        let response = userinfo(&idp, reqwest::Method::GET, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let value = challenge(&response);
+        assert!(
+            value.starts_with(&format!(
+                "Bearer realm=\"{}\", error=\"invalid_token\", error_description=\"",
+                idp.issuer
+            )),
+            "{value}"
+        );
+        // The token never comes back in the answer.
+        let body = response.text().await.unwrap();
+        assert!(!body.contains(token) && !value.contains(token));
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+    }
+    // Malformed requests.
+    let bearer = format!("Bearer {access_token}");
+    for request in [
+        reqwest::Client::new()
+            .get(idp.url(&format!("/v1/userinfo?access_token={access_token}")))
+            .header("authorization", &bearer),
+        reqwest::Client::new().get(idp.url(&format!("/v1/userinfo?access_token={access_token}"))),
+        reqwest::Client::new()
+            .post(idp.url("/v1/userinfo"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("access_token={access_token}")),
+        reqwest::Client::new()
+            .get(idp.url("/v1/userinfo"))
+            .header("authorization", format!("Bearer {access_token} second")),
+        reqwest::Client::new()
+            .get(idp.url("/v1/userinfo"))
+            .header("authorization", "Bearer "),
+        reqwest::Client::new()
+            .get(idp.url("/v1/userinfo"))
+            .header("authorization", &bearer)
+            .header("authorization", &bearer),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(challenge(&response).contains("error=\"invalid_request\""));
+    }
+    // The same token, sent properly, is fine.
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&bearer)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn userinfo_refuses_an_expired_access_token() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    set_lifetime(&idp, r#"{"login":"carol@example.com","seconds":1}"#).await;
+    let f = tokens_for(&idp, "openid", "carol@example.com", "carol-password").await;
+    let exp = payload(&f["access_token"])["exp"].as_u64().unwrap();
+    while now() < exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let bearer = format!("Bearer {}", f["access_token"]);
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&bearer)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&response).contains("error_description=\"The access token has expired.\""));
+    running.shutdown().await;
+}
+
+// -------------------------------------------------------- okta_post_message
+
+/// The parts of an `okta_post_message` page: its target origin, its
+/// message, its inline script, and its CSP.
+struct PostMessagePage {
+    target_origin: String,
+    message: Value,
+    script: String,
+    csp: String,
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"))
+        + start.len();
+    let to = from + text[from..].find(end).expect("the end marker");
+    &text[from..to]
+}
+
+fn post_message_page(reply: &Reply) -> PostMessagePage {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.header("location").is_none());
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    let data: Value = serde_json::from_str(between(
+        &reply.body,
+        "<script type=\"application/json\" id=\"okta-response\">",
+        "</script>",
+    ))
+    .expect("the data block is JSON");
+    PostMessagePage {
+        target_origin: data["targetOrigin"].as_str().unwrap().to_owned(),
+        message: data["message"].clone(),
+        script: between(&reply.body, "<script>", "</script>").to_owned(),
+        csp: reply
+            .header("content-security-policy")
+            .expect("a CSP")
+            .to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn okta_post_message_posts_the_tokens_to_the_clients_origin_only() {
+    let idp = shared();
+    let browser = Browser::new();
+    browser
+        .sign_in(
+            &idp,
+            &AuthRequest::new("pm-0"),
+            "alice@example.com",
+            "alice-password",
+        )
+        .await;
+    let request = AuthRequest::new("pm-1")
+        .set("prompt", "none")
+        .set("response_mode", "okta_post_message");
+    let reply = browser.get(&request.url(&idp)).await;
+    let page = post_message_page(&reply);
+
+    assert_eq!(page.target_origin, APP_ORIGIN);
+    let m = &page.message;
+    assert_eq!(
+        keys_of(m),
+        set(&[
+            "access_token",
+            "token_type",
+            "expires_in",
+            "scope",
+            "id_token",
+            "state"
+        ])
+    );
+    assert_eq!(m["token_type"], "Bearer");
+    assert_eq!(m["expires_in"], 3600);
+    assert_eq!(m["scope"], "openid profile email");
+    assert_eq!(m["state"], "pm-1");
+    let id = verify(&idp, m["id_token"].as_str().unwrap(), CLIENT_ID)
+        .await
+        .unwrap();
+    assert_eq!(id["nonce"], "nonce-pm-1");
+    assert_eq!(
+        id["at_hash"],
+        independent_at_hash(m["access_token"].as_str().unwrap()).as_str()
+    );
+    verify(&idp, m["access_token"].as_str().unwrap(), "api://default")
+        .await
+        .unwrap();
+
+    // The script posts the message to the target origin, to the opener
+    // (popup) or the parent (iframe).
+    assert!(page
+        .script
+        .contains("postMessage(data.message,data.targetOrigin)"));
+    assert!(page.script.contains("window.opener"));
+    assert!(page.script.contains("window.parent"));
+    // The CSP runs that script (by its hash) and nothing else, and lets
+    // only the client's origin frame the page.
+    let hash = format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&page.script))
+    );
+    let directives: Vec<&str> = page.csp.split(';').map(str::trim).collect();
+    assert!(directives.contains(&"default-src 'none'"), "{}", page.csp);
+    assert!(
+        directives.contains(&format!("script-src {hash}").as_str()),
+        "{}",
+        page.csp
+    );
+    assert!(
+        directives.contains(&format!("frame-ancestors {APP_ORIGIN}").as_str()),
+        "{}",
+        page.csp
+    );
+    assert!(reply.header("x-frame-options").is_none());
+    // Exactly two script elements: the data block and the posting script.
+    assert_eq!(reply.body.matches("<script").count(), 2);
+}
+
+#[tokio::test]
+async fn okta_post_message_errors_are_posted_the_same_way() {
+    let idp = shared();
+    let browser = Browser::new();
+    // No session: login_required, posted.
+    let request = AuthRequest::new("pm-err")
+        .set("prompt", "none")
+        .set("response_mode", "okta_post_message");
+    let page = post_message_page(&browser.get(&request.url(&idp)).await);
+    assert_eq!(page.target_origin, APP_ORIGIN);
+    assert_eq!(
+        keys_of(&page.message),
+        set(&["error", "error_description", "state"])
+    );
+    assert_eq!(page.message["error"], "login_required");
+    assert_eq!(page.message["state"], "pm-err");
+
+    // A bad request after the redirect URI is known: posted too.
+    let bad_scope = request.clone().set("scope", "openid admin");
+    let page = post_message_page(&browser.get(&bad_scope.url(&idp)).await);
+    assert_eq!(page.message["error"], "invalid_scope");
+
+    // A state that tries to break out of the page stays data.
+    let hostile = AuthRequest::new("</script><script>alert(1)</script>")
+        .set("prompt", "none")
+        .set("response_mode", "okta_post_message");
+    let reply = browser.get(&hostile.url(&idp)).await;
+    assert_eq!(reply.body.matches("<script").count(), 2);
+    let page = post_message_page(&reply);
+    assert_eq!(page.message["state"], "</script><script>alert(1)</script>");
+
+    // An unknown client or redirect URI is still an error page, posted to
+    // nobody.
+    browser
+        .get(&request.clone().set("client_id", "0oa-unknown").url(&idp))
+        .await
+        .assert_error_page(StatusCode::BAD_REQUEST);
+    browser
+        .get(
+            &request
+                .clone()
+                .set("redirect_uri", "http://evil.test/login/callback")
+                .url(&idp),
+        )
+        .await
+        .assert_error_page(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn okta_post_message_after_the_sign_in_form() {
+    // As in a popup: the sign-in page, then the posted answer.
+    let idp = shared();
+    let browser = Browser::new();
+    let request = AuthRequest::new("pm-popup").set("response_mode", "okta_post_message");
+    let reply = browser
+        .sign_in(&idp, &request, "bob@example.com", "bob-password")
+        .await;
+    assert!(reply.set_cookie("dev_idp_session_").is_some());
+    let page = post_message_page(&reply);
+    assert_eq!(page.message["state"], "pm-popup");
+    assert!(page.message["access_token"].is_string());
+    // Cancelling is posted as access_denied.
+    let page = browser.get(&request.set("prompt", "login").url(&idp)).await;
+    let id = page.request_id();
+    let cancelled = browser
+        .post_form(
+            &idp.url("/v1/sign-in"),
+            &[("request", &id), ("action", "cancel")],
+        )
+        .await;
+    assert_eq!(
+        post_message_page(&cancelled).message["error"],
+        "access_denied"
+    );
+}
+
+// ------------------------------------------------------- revoke, introspect
+
+/// `Authorization: Basic` as okta-auth-js sends it: `btoa(clientId)`, with
+/// no colon and no secret.
+fn sdk_basic(client_id: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(client_id)
+    )
+}
+
+async fn post_form(
+    url: &str,
+    fields: &[(&str, &str)],
+    authorization: Option<&str>,
+) -> reqwest::Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(value) = authorization {
+        request = request.header("authorization", value);
+    }
+    request.send().await.unwrap()
+}
+
+async fn introspect(idp: &Idp, token: &str, client_id: &str) -> Value {
+    let response = post_form(
+        &idp.url("/v1/introspect"),
+        &[("token", token), ("client_id", client_id)],
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    response.json().await.unwrap()
+}
+
+/// Revokes `token` as okta-auth-js does.
+async fn sdk_revoke(idp: &Idp, token: &str, client_id: &str) -> reqwest::Response {
+    post_form(
+        &idp.url("/v1/revoke"),
+        &[("token_type_hint", "access_token"), ("token", token)],
+        Some(&sdk_basic(client_id)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn introspection_describes_a_live_access_token_as_okta_does() {
+    let idp = shared();
+    let f = tokens_for(&idp, "openid email", "alice@example.com", "alice-password").await;
+    let access_token = &f["access_token"];
+    let claims = payload(access_token);
+    let described = introspect(&idp, access_token, CLIENT_ID).await;
+    assert_eq!(
+        described,
+        json!({
+            "active": true,
+            "token_type": "Bearer",
+            "scope": "openid email",
+            "client_id": CLIENT_ID,
+            "username": "alice@example.com",
+            "exp": claims["exp"],
+            "iat": claims["iat"],
+            "sub": "alice@example.com",
+            "aud": "api://default",
+            "iss": idp.issuer,
+            "jti": claims["jti"],
+            "uid": "00ualicedev000000001"
+        })
+    );
+    // The SDK's way of naming the client, and token_type_hint, change
+    // nothing.
+    let response = post_form(
+        &idp.url("/v1/introspect"),
+        &[
+            ("token", access_token),
+            ("token_type_hint", "refresh_token"),
+        ],
+        Some(&sdk_basic(CLIENT_ID)),
+    )
+    .await;
+    assert_eq!(response.json::<Value>().await.unwrap(), described);
+
+    // Anything else is inactive, and says nothing more.
+    for token in ["garbage", "a.b.c", f["id_token"].as_str()] {
+        assert_eq!(
+            introspect(&idp, token, CLIENT_ID).await,
+            json!({ "active": false }),
+            "{token}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_access_token_is_refused_by_introspection_and_userinfo() {
+    let idp = shared();
+    let f = tokens_for(&idp, "openid profile", "bob@example.com", "bob-password").await;
+    let revoked = &f["access_token"];
+    let other = tokens_for(&idp, "openid profile", "bob@example.com", "bob-password").await;
+    let kept = &other["access_token"];
+    assert_eq!(introspect(&idp, revoked, CLIENT_ID).await["active"], true);
+
+    let response = sdk_revoke(&idp, revoked, CLIENT_ID).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "cache-control"), Some("no-store"));
+    assert!(response.text().await.unwrap().is_empty());
+
+    assert_eq!(
+        introspect(&idp, revoked, CLIENT_ID).await,
+        json!({ "active": false })
+    );
+    let response = userinfo(
+        &idp,
+        reqwest::Method::GET,
+        Some(&format!("Bearer {revoked}")),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&response).contains("error=\"invalid_token\""));
+    assert!(challenge(&response).contains("revoked"));
+
+    // Revoking is per token: the user's other token still works.
+    assert_eq!(introspect(&idp, kept, CLIENT_ID).await["active"], true);
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&format!("Bearer {kept}"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // RFC 7009 §2.2: again, or a token that is no token, is still 200.
+    let long = "x".repeat(5000);
+    for token in [revoked.as_str(), "garbage", "a.b.c", long.as_str()] {
+        let response = sdk_revoke(&idp, token, CLIENT_ID).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // With client_id in the form instead, and no hint.
+    let response = post_form(
+        &idp.url("/v1/revoke"),
+        &[("client_id", CLIENT_ID), ("token", kept)],
+        None,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(introspect(&idp, kept, CLIENT_ID).await["active"], false);
+}
+
+#[tokio::test]
+async fn revoke_and_introspect_refuse_bad_requests_with_oauth_errors() {
+    let idp = shared();
+    let f = tokens_for(&idp, "openid", "carol@example.com", "carol-password").await;
+    let token = f["access_token"].as_str();
+    for path in ["/v1/revoke", "/v1/introspect"] {
+        let url = idp.url(path);
+        let cases: Vec<(reqwest::Response, StatusCode, &str)> = vec![
+            // No client.
+            (
+                post_form(&url, &[("token", token)], None).await,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+            ),
+            // Unknown client, either way.
+            (
+                post_form(&url, &[("token", token), ("client_id", "0oa-nope")], None).await,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+            ),
+            (
+                post_form(&url, &[("token", token)], Some(&sdk_basic("0oa-nope"))).await,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+            ),
+            // A secret, which public clients have none of.
+            (
+                post_form(
+                    &url,
+                    &[
+                        ("token", token),
+                        ("client_id", CLIENT_ID),
+                        ("client_secret", "s"),
+                    ],
+                    None,
+                )
+                .await,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+            ),
+            // Both ways at once.
+            (
+                post_form(
+                    &url,
+                    &[("token", token), ("client_id", CLIENT_ID)],
+                    Some(&sdk_basic(CLIENT_ID)),
+                )
+                .await,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            // No token; a repeated one.
+            (
+                post_form(&url, &[("client_id", CLIENT_ID)], None).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            (
+                post_form(
+                    &url,
+                    &[("client_id", CLIENT_ID), ("token", token), ("token", token)],
+                    None,
+                )
+                .await,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            // Not a form.
+            (
+                reqwest::Client::new()
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(format!(
+                        r#"{{"token":"{token}","client_id":"{CLIENT_ID}"}}"#
+                    ))
+                    .send()
+                    .await
+                    .unwrap(),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+            (
+                reqwest::Client::new()
+                    .post(&url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(vec![0xFF, 0xFE])
+                    .send()
+                    .await
+                    .unwrap(),
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+            ),
+        ];
+        for (i, (response, status, error)) in cases.into_iter().enumerate() {
+            assert_eq!(response.status(), status, "{path} case {i}");
+            assert_eq!(header(&response, "cache-control"), Some("no-store"));
+            let basic_challenge = header(&response, "www-authenticate").map(str::to_owned);
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"], error, "{path} case {i}: {body}");
+            assert!(!body.to_string().contains(token), "{path} case {i}");
+            if i == 2 {
+                assert!(basic_challenge.unwrap().starts_with("Basic "));
+            }
+        }
+        // Only POST.
+        let get = reqwest::get(format!("{url}?token=x&client_id={CLIENT_ID}"))
+            .await
+            .unwrap();
+        assert_eq!(get.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        // Far too large a body: refused, never a crash.
+        let huge = post_form(
+            &url,
+            &[("client_id", CLIENT_ID), ("token", &"x".repeat(64 * 1024))],
+            None,
+        )
+        .await;
+        assert!(huge.status().is_client_error(), "{path}");
+    }
+    // None of that revoked the token.
+    assert_eq!(introspect(&idp, token, CLIENT_ID).await["active"], true);
+
+    // An ID token cannot be revoked (RFC 7009 §2.2.1).
+    let response = sdk_revoke(&idp, &f["id_token"], CLIENT_ID).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_token_type");
+}
+
+#[tokio::test]
+async fn a_client_may_neither_introspect_nor_revoke_another_clients_token() {
+    let (idp, running) = own_with_config(|config| {
+        let clients = config["clients"].as_array_mut().unwrap();
+        clients.push(json!({
+            "client_id": "0oa-other",
+            "redirect_uris": ["http://other.test/callback"]
+        }));
+    })
+    .await;
+    let request = AuthRequest::new("o-1")
+        .set("client_id", "0oa-other")
+        .set("redirect_uri", "http://other.test/callback");
+    let reply = Browser::new()
+        .sign_in(&idp, &request, "alice@example.com", "alice-password")
+        .await;
+    let token = reply.fragment_map()["access_token"].clone();
+    assert_eq!(payload(&token)["cid"], "0oa-other");
+
+    assert_eq!(
+        introspect(&idp, &token, CLIENT_ID).await,
+        json!({ "active": false })
+    );
+    let response = sdk_revoke(&idp, &token, CLIENT_ID).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant");
+    // Still live for its own client, which can revoke it.
+    assert_eq!(introspect(&idp, &token, "0oa-other").await["active"], true);
+    assert_eq!(
+        sdk_revoke(&idp, &token, "0oa-other").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(introspect(&idp, &token, "0oa-other").await["active"], false);
     running.shutdown().await;
 }

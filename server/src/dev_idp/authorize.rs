@@ -1,11 +1,13 @@
 //! `{issuer}/v1/authorize`: checks an implicit-flow authorization request
-//! and answers it with the sign-in page, tokens in the fragment, or an
-//! error, following RFC 6749 §4.2 and OIDC Core §3.2 as Okta does.
+//! and answers it with the sign-in page, tokens, or an error, following
+//! RFC 6749 §4.2 and OIDC Core §3.2 as Okta does. Tokens and errors reach
+//! the client in the request's `response_mode` ([`super::response_mode`]):
+//! the fragment of a redirect, or Okta's `okta_post_message` page.
 //!
 //! Until `client_id` and `redirect_uri` are known good, nothing is sent to
 //! the `redirect_uri` (an error page is shown instead): otherwise the server
 //! would be an open redirector. After that, every error goes back to the
-//! client in the fragment, with `state`.
+//! client, with `state`.
 //!
 //! The client's own settings are checked as Okta checks an app and its
 //! authorization server's access policy: a response type the client may not
@@ -15,12 +17,13 @@
 //! all is `invalid_scope`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::config::Config;
 use super::html;
-use super::params::{encode_pairs, Params};
+use super::params::Params;
+use super::response_mode::{deliver, ResponseMode};
 use super::session::Session;
 use super::tokens::{self, Grant, ResponseType};
 use super::{sign_in, DevIdpEvent, DevIdpState};
@@ -42,6 +45,7 @@ pub struct AuthorizeRequest {
     pub client_id: String,
     pub redirect_uri: String,
     pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
     /// Asked-for scopes, all supported, without duplicates, in asked order.
     pub scopes: Vec<String>,
     pub state: String,
@@ -55,6 +59,7 @@ pub struct AuthorizeRequest {
 pub enum ErrorCode {
     InvalidRequest,
     UnsupportedResponseType,
+    UnsupportedResponseMode,
     InvalidScope,
     LoginRequired,
     AccessDenied,
@@ -66,6 +71,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnsupportedResponseMode => "unsupported_response_mode",
             Self::InvalidScope => "invalid_scope",
             Self::LoginRequired => "login_required",
             Self::AccessDenied => "access_denied",
@@ -74,20 +80,22 @@ impl ErrorCode {
     }
 }
 
-/// An error sent back to the client in the fragment.
+/// An error sent back to the client, in its response mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorRedirect {
+pub struct ErrorResponse {
     pub redirect_uri: String,
+    pub response_mode: ResponseMode,
     pub error: ErrorCode,
     /// ASCII without `"` or `\` (RFC 6749 §4.2.2.1): no user input in it.
     pub description: String,
     pub state: Option<String>,
 }
 
-impl ErrorRedirect {
+impl ErrorResponse {
     pub fn new(request: &AuthorizeRequest, error: ErrorCode, description: &str) -> Self {
         Self {
             redirect_uri: request.redirect_uri.clone(),
+            response_mode: request.response_mode,
             error,
             description: description.to_owned(),
             state: Some(request.state.clone()),
@@ -95,7 +103,7 @@ impl ErrorRedirect {
     }
 }
 
-impl IntoResponse for ErrorRedirect {
+impl IntoResponse for ErrorResponse {
     fn into_response(self) -> Response {
         let mut pairs = vec![
             ("error", self.error.as_str()),
@@ -104,7 +112,7 @@ impl IntoResponse for ErrorRedirect {
         if let Some(state) = &self.state {
             pairs.push(("state", state));
         }
-        fragment_redirect(&self.redirect_uri, &encode_pairs(pairs))
+        deliver(self.response_mode, &self.redirect_uri, &pairs)
     }
 }
 
@@ -114,7 +122,8 @@ pub enum Rejection {
     /// The client or its redirect URI is unknown: tell the person, never
     /// redirect.
     Page(String),
-    Redirect(ErrorRedirect),
+    /// Anything else: tell the client.
+    ToClient(ErrorResponse),
 }
 
 impl IntoResponse for Rejection {
@@ -125,7 +134,7 @@ impl IntoResponse for Rejection {
                 "This sign-in request is not valid",
                 &message,
             ),
-            Self::Redirect(redirect) => redirect.into_response(),
+            Self::ToClient(error) => error.into_response(),
         }
     }
 }
@@ -156,10 +165,21 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
         ));
     }
 
-    // From here on the redirect URI is trusted, so errors go back to it.
+    // From here on the redirect URI is trusted, so errors go back to it, in
+    // the asked-for response mode if this server speaks it (even when the
+    // request is wrong in other ways: a silent renewal in a hidden iframe
+    // hears only a posted message), else in the fragment.
+    let response_mode = match params.get("response_mode") {
+        Ok(Some(mode)) => ResponseMode::parse(mode).filter(|mode| {
+            *mode != ResponseMode::OktaPostMessage || html::csp_source(redirect_uri).is_some()
+        }),
+        Ok(None) => Some(ResponseMode::Fragment),
+        Err(_) => None,
+    };
     let fail = |error, description: &str, state: Option<&str>| {
-        Rejection::Redirect(ErrorRedirect {
+        Rejection::ToClient(ErrorResponse {
             redirect_uri: redirect_uri.to_owned(),
+            response_mode: response_mode.unwrap_or_default(),
             error,
             description: description.to_owned(),
             state: state.map(str::to_owned),
@@ -197,14 +217,19 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
     // No parameter is repeated past this point, so `get` cannot fail.
     let get = |name: &str| params.get(name).ok().flatten();
 
-    if let Some(mode) = get("response_mode") {
-        if mode != "fragment" {
-            return Err(fail(
+    let Some(response_mode) = response_mode else {
+        return Err(match get("response_mode") {
+            Some("okta_post_message") => fail(
                 InvalidRequest,
-                "The 'response_mode' must be 'fragment' for the implicit flow.",
-            ));
-        }
-    }
+                "The 'okta_post_message' response mode needs an http or https redirect_uri.",
+            ),
+            _ => fail(
+                UnsupportedResponseMode,
+                "The 'response_mode' must be 'fragment' or 'okta_post_message' \
+                 for the implicit flow.",
+            ),
+        });
+    };
 
     let response_type = match get("response_type") {
         None => {
@@ -281,6 +306,7 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
         client_id: client_id.to_owned(),
         redirect_uri: redirect_uri.to_owned(),
         response_type,
+        response_mode,
         scopes,
         state: state.to_owned(),
         nonce: nonce.map(str::to_owned),
@@ -321,7 +347,7 @@ pub async fn authorize(
     match (request.prompt, state.session(&headers)) {
         (Prompt::None, None) => {
             state.record(DevIdpEvent::LoginRequired);
-            ErrorRedirect::new(
+            ErrorResponse::new(
                 &request,
                 ErrorCode::LoginRequired,
                 "The user is not signed in.",
@@ -329,19 +355,19 @@ pub async fn authorize(
             .into_response()
         }
         (Prompt::Login, _) | (Prompt::Default, None) => sign_in::begin(&state, &headers, request),
-        (_, Some(session)) => redirect_with_tokens(&state, &request, &session),
+        (_, Some(session)) => answer_with_tokens(&state, &request, &session),
     }
 }
 
 /// Issues what the request asked for to the session's user and sends it
-/// to the client in the fragment.
-pub fn redirect_with_tokens(
+/// to the client in the request's response mode.
+pub fn answer_with_tokens(
     state: &DevIdpState,
     request: &AuthorizeRequest,
     session: &Session,
 ) -> Response {
     let Some(user) = state.config().user_by_login(&session.login) else {
-        return ErrorRedirect::new(request, ErrorCode::LoginRequired, "The user is unknown.")
+        return ErrorResponse::new(request, ErrorCode::LoginRequired, "The user is unknown.")
             .into_response();
     };
     // Okta's policies leave out what the user may not have rather than
@@ -374,7 +400,7 @@ pub fn redirect_with_tokens(
         Err(err) => {
             state.record(DevIdpEvent::ServerError);
             tracing::error!(%err, "cannot issue tokens");
-            return ErrorRedirect::new(
+            return ErrorResponse::new(
                 request,
                 ErrorCode::ServerError,
                 "The server could not issue the tokens.",
@@ -403,32 +429,7 @@ pub fn redirect_with_tokens(
         pairs.push(("id_token", id_token));
     }
     pairs.push(("state", &request.state));
-    fragment_redirect(&request.redirect_uri, &encode_pairs(pairs))
-}
-
-/// 302 to `{redirect_uri}#{fragment}`. Not a page, so no frame options:
-/// a `prompt=none` request in a hidden iframe must be able to follow it.
-fn fragment_redirect(redirect_uri: &str, fragment: &str) -> Response {
-    let location = format!("{redirect_uri}#{fragment}");
-    let Ok(location) = HeaderValue::from_str(&location) else {
-        // Registered URIs are parsed URLs and the fragment is
-        // percent-encoded ASCII, so this does not happen.
-        return html::error_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Server error",
-            "The redirect address could not be built.",
-        );
-    };
-    let mut response = StatusCode::FOUND.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, location);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
+    deliver(request.response_mode, &request.redirect_uri, &pairs)
 }
 
 #[cfg(test)]
@@ -457,7 +458,7 @@ mod tests {
 
     fn error_of(query: &str) -> (ErrorCode, Option<String>) {
         match check(query) {
-            Err(Rejection::Redirect(r)) => {
+            Err(Rejection::ToClient(r)) => {
                 assert_eq!(r.redirect_uri, CB);
                 (r.error, r.state)
             }
@@ -504,7 +505,18 @@ mod tests {
             ),
             (base().replace("scope=", "x="), InvalidRequest),
             (base().replace("&nonce=n1", ""), InvalidRequest),
-            (format!("{}&response_mode=query", base()), InvalidRequest),
+            (
+                format!("{}&response_mode=query", base()),
+                UnsupportedResponseMode,
+            ),
+            (
+                format!("{}&response_mode=web_message", base()),
+                UnsupportedResponseMode,
+            ),
+            (
+                format!("{}&response_mode=fragment&response_mode=fragment", base()),
+                InvalidRequest,
+            ),
             (format!("{}&prompt=consent", base()), InvalidRequest),
             (format!("{}&nonce=n2", base()), InvalidRequest),
         ];
@@ -560,9 +572,9 @@ mod tests {
         validate(&Params::parse(&query).unwrap(), &narrow_config(client))
     }
 
-    fn redirect_of(result: Result<AuthorizeRequest, Rejection>) -> ErrorRedirect {
+    fn redirect_of(result: Result<AuthorizeRequest, Rejection>) -> ErrorResponse {
         match result {
-            Err(Rejection::Redirect(r)) => r,
+            Err(Rejection::ToClient(r)) => r,
             other => panic!("expected an error redirect, got {other:?}"),
         }
     }
@@ -637,9 +649,53 @@ mod tests {
     }
 
     #[test]
-    fn error_redirect_puts_everything_in_the_fragment() {
-        let response = ErrorRedirect {
+    fn response_mode_is_fragment_or_okta_post_message() {
+        assert_eq!(
+            check(&base()).unwrap().response_mode,
+            ResponseMode::Fragment
+        );
+        let fragment = check(&format!("{}&response_mode=fragment", base())).unwrap();
+        assert_eq!(fragment.response_mode, ResponseMode::Fragment);
+        let post = check(&format!("{}&response_mode=okta_post_message", base())).unwrap();
+        assert_eq!(post.response_mode, ResponseMode::OktaPostMessage);
+    }
+
+    #[test]
+    fn errors_use_the_asked_for_response_mode_when_it_is_spoken() {
+        let post = format!("{}&response_mode=okta_post_message", base());
+        let r = redirect_of(check(&post.replace("openid+profile", "profile")));
+        assert_eq!(r.response_mode, ResponseMode::OktaPostMessage);
+        assert_eq!(r.error, ErrorCode::InvalidScope);
+        // Even without state: the SDK's iframe hears nothing else.
+        let r = redirect_of(check(&post.replace("&state=s1", "")));
+        assert_eq!(r.response_mode, ResponseMode::OktaPostMessage);
+        let r = redirect_of(check(&format!("{}&response_mode=form_post", base())));
+        assert_eq!(r.response_mode, ResponseMode::Fragment);
+    }
+
+    #[test]
+    fn okta_post_message_needs_a_web_origin() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(super::super::config::DEMO_CONFIG).unwrap();
+        value["clients"][0]["redirect_uris"] = serde_json::json!(["com.example.app:/cb"]);
+        let native = Config::parse(&value.to_string(), "t").unwrap();
+        let query = base().replace(
+            &super::super::params::encode_component(CB),
+            "com.example.app%3A%2Fcb",
+        ) + "&response_mode=okta_post_message";
+        let r = match validate(&Params::parse(&query).unwrap(), &native) {
+            Err(Rejection::ToClient(r)) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.error, ErrorCode::InvalidRequest);
+        assert_eq!(r.response_mode, ResponseMode::Fragment);
+    }
+
+    #[test]
+    fn error_response_in_fragment_mode_puts_everything_in_the_fragment() {
+        let response = ErrorResponse {
             redirect_uri: CB.into(),
+            response_mode: ResponseMode::Fragment,
             error: ErrorCode::AccessDenied,
             description: "The user cancelled.".into(),
             state: Some("a b".into()),

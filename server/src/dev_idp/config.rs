@@ -13,6 +13,7 @@
 //!   "id_token_lifetime_secs": 3600,          // 1..=86400
 //!   "session_lifetime_secs": 28800,          // 60..=604800
 //!   "jwks_max_age_secs": 300,                // Cache-Control of /v1/keys and discovery, 0..=86400
+//!   "trusted_origins": ["http://localhost:8080"], // CORS, besides the redirect URIs' origins (default: none)
 //!   "clients": [{ "client_id": "…", "name": "…", "redirect_uris": ["…"],
 //!                 "post_logout_redirect_uris": ["…"],
 //!                 "response_types": ["id_token", "token"],  // default: both
@@ -32,6 +33,12 @@
 //! token`), and `scopes` the scopes the rule lets this client have. Asking
 //! for more is refused as Okta refuses it: `unsupported_response_type`,
 //! and `access_denied` "Policy evaluation failed…".
+//!
+//! The origins that may call the endpoints a browser app reads with
+//! `fetch` (discovery, keys, userinfo, revoke, introspect) are Okta's
+//! *Trusted Origins* of type CORS: here every client's redirect URIs'
+//! origins, plus `trusted_origins` for pages that sign in elsewhere but
+//! call these endpoints (see [`super::cors`]).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -82,6 +89,8 @@ struct ConfigFile {
     session_lifetime_secs: u64,
     #[serde(default = "default_jwks_max_age")]
     jwks_max_age_secs: u64,
+    #[serde(default)]
+    trusted_origins: Vec<String>,
     clients: Vec<ClientFile>,
     users: Vec<UserFile>,
 }
@@ -205,6 +214,8 @@ pub struct Config {
     pub idp: String,
     pub scopes_supported: Vec<String>,
     pub lifetimes: Lifetimes,
+    /// `trusted_origins`, as bare origins (`http://localhost:8080`).
+    pub trusted_origins: Vec<String>,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
 }
@@ -281,6 +292,24 @@ impl Config {
 
     pub fn is_supported_scope(&self, scope: &str) -> bool {
         self.scopes_supported.iter().any(|s| s == scope)
+    }
+
+    /// Every origin that may read the CORS endpoints: `trusted_origins`,
+    /// then the origins of the clients' redirect URIs (those that have an
+    /// http(s) origin), each once.
+    pub fn cors_origins(&self) -> Vec<String> {
+        let mut origins = self.trusted_origins.clone();
+        let redirect_origins = self
+            .clients
+            .iter()
+            .flat_map(|c| &c.redirect_uris)
+            .filter_map(|uri| url::Url::parse(uri).ok())
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .map(|url| url.origin().ascii_serialization());
+        for origin in redirect_origins {
+            push_unique(&mut origins, origin);
+        }
+        origins
     }
 }
 
@@ -376,6 +405,16 @@ impl ConfigFile {
         }
         if self.idp.is_empty() {
             return Err("idp must not be empty".into());
+        }
+        let mut trusted_origins = Vec::with_capacity(self.trusted_origins.len());
+        for origin in &self.trusted_origins {
+            let bare = normalize_origin(origin).ok_or_else(|| {
+                format!(
+                    "trusted_origins: {origin:?} is not a bare http(s) origin \
+                     such as http://localhost:8080"
+                )
+            })?;
+            push_unique(&mut trusted_origins, bare);
         }
 
         for scope in &self.scopes_supported {
@@ -480,6 +519,7 @@ impl ConfigFile {
             idp: self.idp,
             scopes_supported: self.scopes_supported,
             lifetimes,
+            trusted_origins,
             clients,
             users,
         })
@@ -569,6 +609,35 @@ mod tests {
         ];
         for (name, change) in cases {
             assert!(with(change).is_err(), "{name} should be rejected");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_the_trusted_ones_and_the_redirect_uris_origins() {
+        let mut config = with(|v| {
+            v["trusted_origins"] = serde_json::json!(["http://localhost:8080/", "https://a.test"]);
+            v["clients"][0]["redirect_uris"] = serde_json::json!([
+                "https://a.test/cb",
+                "http://localhost:4000/login/callback",
+                "com.example.app:/callback"
+            ]);
+        })
+        .unwrap();
+        config.register_app_origin("http://localhost:3000").unwrap();
+        assert_eq!(
+            config.cors_origins(),
+            [
+                "http://localhost:8080",
+                "https://a.test",
+                "http://localhost:4000",
+                "http://localhost:3000"
+            ]
+        );
+        for bad in ["localhost:8080", "http://a.test/path", "ftp://a.test", "*"] {
+            assert!(
+                with(|v| v["trusted_origins"] = serde_json::json!([bad])).is_err(),
+                "{bad}"
+            );
         }
     }
 

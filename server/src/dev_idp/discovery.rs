@@ -1,8 +1,8 @@
 //! The public, cacheable documents: both discovery documents and the JWKS.
 //!
-//! They are sent with `Access-Control-Allow-Origin: *` because the app's
-//! browser code reads them from another origin to check ID tokens, as it
-//! does with Okta.
+//! Browser code on a trusted origin (okta-auth-js, to check ID tokens)
+//! reads them cross-origin; [`super::cors`] answers those origins and only
+//! those, as Okta does.
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::response_mode::ResponseMode;
 use super::DevIdpState;
 
 /// The claims this server puts in its tokens.
@@ -31,20 +32,29 @@ const CLAIMS_SUPPORTED: &[&str] = &[
     "at_hash",
     "name",
     "email",
+    "email_verified",
     "preferred_username",
 ];
 
 /// The fields of Okta's metadata that apply to this server. There is no
-/// token or userinfo endpoint: only the implicit flow is implemented.
+/// token endpoint: only the implicit flow is implemented. Revoke and
+/// introspect take public clients only, which name themselves without a
+/// secret (`none`).
 fn metadata(state: &DevIdpState) -> Value {
     let issuer = state.issuer();
+    let response_modes: Vec<&str> = ResponseMode::ALL.iter().map(|m| m.as_str()).collect();
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/v1/authorize"),
+        "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
         "jwks_uri": format!("{issuer}/v1/keys"),
         "end_session_endpoint": format!("{issuer}/v1/logout"),
+        "revocation_endpoint": format!("{issuer}/v1/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint": format!("{issuer}/v1/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["none"],
         "response_types_supported": ["id_token", "token", "id_token token"],
-        "response_modes_supported": ["fragment"],
+        "response_modes_supported": response_modes,
         "grant_types_supported": ["implicit"],
         "subject_types_supported": ["public"],
         "scopes_supported": state.config().scopes_supported,
@@ -74,9 +84,5 @@ fn public_json(state: &DevIdpState, body: Value) -> Response {
     if let Ok(value) = HeaderValue::from_str(&format!("max-age={max_age}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
     response
 }

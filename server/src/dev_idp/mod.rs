@@ -1,36 +1,55 @@
 //! The embedded Okta-compatible development authorization server.
 //!
 //! It behaves like Okta's custom authorization server for the implicit flow,
-//! so the app signs in on a fresh machine with no Okta account, and the
-//! browser tests sign in over real HTTP redirects. The app's server starts
-//! it with [`start`] when `ISSUER` is unset; `cargo run -p server --bin
+//! so the app signs in on a fresh machine with no Okta account, the browser
+//! tests sign in over real HTTP redirects, and Okta's own browser SDK
+//! (okta-auth-js) works against it unchanged. The app's server starts it
+//! with [`start`] when `ISSUER` is unset; `cargo run -p server --bin
 //! dev-idp` runs it on its own. Under the issuer
 //! `http://{DEV_IDP_ADDR}/oauth2/default` it serves:
 //!
 //! | path | what |
 //! |---|---|
 //! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | discovery ([`discovery`]) |
-//! | `/v1/authorize` (GET) | the authorization endpoint ([`authorize`]) |
+//! | `/v1/authorize` (GET) | the authorization endpoint ([`authorize`]), answering in a [`response_mode`] ([`post_message`] for `okta_post_message`) |
 //! | `/v1/sign-in` (POST) | the sign-in form's target ([`sign_in`]) |
 //! | `/v1/keys` | the JWKS ([`keys`]) |
+//! | `/v1/userinfo` (GET, POST) | the OpenID Connect UserInfo endpoint ([`userinfo`]) |
+//! | `/v1/revoke` (POST) | token revocation, RFC 7009 ([`revoke`]) |
+//! | `/v1/introspect` (POST) | token introspection, RFC 7662 ([`introspect`]) |
 //! | `/v1/logout` (GET) | RP-initiated logout ([`logout`]) |
 //! | `/dev/…` (POST) | test controls, only with `enable_control` ([`control`]) |
+//!
+//! Around them, [`cors`] answers the trusted origins on the endpoints a
+//! browser app reads with `fetch`. Userinfo, revoke and introspect share
+//! [`token_check`] (is this a live access token of ours?); revoke and
+//! introspect identify the calling client with [`client_auth`] and answer
+//! errors with [`oauth_error`].
 //!
 //! It is for development only: it shows its demo users' passwords on the
 //! sign-in page, keeps everything in memory and speaks plain HTTP.
 
 mod authorize;
+mod client_auth;
 mod config;
 mod control;
+mod cors;
 mod discovery;
 mod html;
+mod introspect;
 mod keys;
 mod logout;
+mod oauth_error;
 mod params;
 mod password;
+mod post_message;
+mod response_mode;
+mod revoke;
 mod session;
 mod sign_in;
+mod token_check;
 mod tokens;
+mod userinfo;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -40,7 +59,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -57,9 +76,11 @@ pub use keys::KeyError;
 pub use password::hash_password;
 pub use tokens::{AccessTokenClaims, IdTokenClaims};
 
+use cors::TrustedOrigins;
 use keys::{KeyStore, SigningKey};
 use session::{ExpiringMap, Session};
 use sign_in::PendingSignIn;
+use token_check::RevokedTokens;
 
 /// The path of the issuer under the server's origin, as Okta's `default`
 /// custom authorization server.
@@ -199,6 +220,10 @@ struct Inner {
     pending: ExpiringMap<PendingSignIn>,
     /// Token lifetimes set through the control, by login.
     lifetime_overrides: Mutex<HashMap<String, u64>>,
+    /// The origins the CORS endpoints answer.
+    cors: TrustedOrigins,
+    /// Access tokens revoked before their expiry.
+    revoked: RevokedTokens,
     enable_control: bool,
     /// Cookie names carry the port: cookies ignore ports, and two dev
     /// servers on one host must not read each other's cookies.
@@ -228,6 +253,8 @@ impl DevIdpState {
                 sessions: ExpiringMap::new(session_ttl, MAX_SESSIONS),
                 pending: ExpiringMap::new(PENDING_SIGN_IN_TTL, MAX_PENDING_SIGN_INS),
                 lifetime_overrides: Mutex::new(HashMap::new()),
+                cors: TrustedOrigins::from_config(&config),
+                revoked: RevokedTokens::new(token_check::MAX_REVOKED),
                 enable_control,
                 session_cookie: format!("dev_idp_session_{port}"),
                 binding_cookie: format!("dev_idp_signin_{port}"),
@@ -252,6 +279,20 @@ impl DevIdpState {
 
     fn record(&self, event: DevIdpEvent) {
         self.inner.stats.record(event);
+    }
+
+    /// Whether `origin` (an `Origin` header) is this server's own: its
+    /// configured origin, or the name the request reached it by (127.0.0.1
+    /// rather than localhost), which the browser also counts as same-origin.
+    fn is_own_origin(&self, origin: &str, headers: &HeaderMap) -> bool {
+        if origin == self.inner.origin {
+            return true;
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        !host.is_empty() && origin.strip_prefix("http://") == Some(host)
     }
 
     /// The browser's live session, if its cookie names one.
@@ -311,6 +352,20 @@ pub fn router(state: DevIdpState) -> Router {
             sign_in::SIGN_IN_PATH,
             post(sign_in::submit).layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
         )
+        .route(
+            "/v1/userinfo",
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
+        )
+        .route(
+            "/v1/revoke",
+            post(revoke::revoke).layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
+        )
+        .route(
+            "/v1/introspect",
+            post(introspect::introspect).layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
+        )
         .route("/v1/logout", get(logout::logout));
     if state.inner.enable_control {
         issuer_routes = issuer_routes.merge(control::routes());
@@ -318,6 +373,12 @@ pub fn router(state: DevIdpState) -> Router {
     Router::new()
         .nest(ISSUER_PATH, issuer_routes)
         .fallback(|| async { html::not_found() })
+        // Around everything, so that it answers preflights before the
+        // routes (which know no OPTIONS) would answer 405.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
+        ))
         .with_state(state)
 }
 

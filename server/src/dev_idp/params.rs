@@ -1,5 +1,6 @@
 //! Strict reading and writing of `application/x-www-form-urlencoded` text:
-//! the authorization and logout query strings and the sign-in form body.
+//! the authorization and logout query strings, the sign-in form body, and
+//! the form bodies posted to revoke, introspect and userinfo.
 //!
 //! The usual decoders replace bad UTF-8 with U+FFFD and keep the last of a
 //! repeated name. An authorization server must not guess: RFC 6749 §3.1 says
@@ -19,6 +20,41 @@ pub enum ParamError {
     TooLarge,
     #[error("the request parameters are not correctly percent-encoded UTF-8")]
     BadEncoding,
+}
+
+/// Why a posted form cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormError {
+    #[error("the request body must be application/x-www-form-urlencoded")]
+    NotAForm,
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Repeated(#[from] Repeated),
+}
+
+/// The parameters of a form body whose `Content-Type` is `content_type`:
+/// it must be `application/x-www-form-urlencoded` (parameters such as
+/// `charset` allowed), UTF-8, and repeat no parameter (RFC 6749 §3.2).
+pub fn parse_form(content_type: Option<&str>, body: &[u8]) -> Result<Params, FormError> {
+    let is_form = content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(FormError::NotAForm);
+    }
+    if body.len() > MAX_INPUT_BYTES {
+        return Err(ParamError::TooLarge.into());
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ParamError::BadEncoding)?;
+    let params = Params::parse(text)?;
+    if let Some(name) = params.first_repeated() {
+        return Err(Repeated(name.to_owned()).into());
+    }
+    Ok(params)
 }
 
 /// A parameter that was sent more than once.
@@ -72,7 +108,7 @@ impl Params {
 /// Decodes one name or value: `+` is a space, `%XX` a byte, and the bytes
 /// must be UTF-8. A `%` not followed by two hex digits is an error rather
 /// than a literal, so that malformed input is never passed on half-read.
-fn decode_component(text: &str) -> Result<String, ParamError> {
+pub fn decode_component(text: &str) -> Result<String, ParamError> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -194,6 +230,34 @@ mod tests {
             encode_pairs([("error", "access_denied"), ("state", "x y")]),
             "error=access_denied&state=x%20y"
         );
+    }
+
+    #[test]
+    fn forms_must_be_forms_without_repeats() {
+        let form = Some("application/x-www-form-urlencoded; charset=UTF-8");
+        let p = parse_form(form, b"token=a.b&token_type_hint=access_token").unwrap();
+        assert_eq!(p.get("token").unwrap(), Some("a.b"));
+        assert_eq!(
+            parse_form(Some("application/json"), b"{}").unwrap_err(),
+            FormError::NotAForm
+        );
+        assert_eq!(
+            parse_form(None, b"token=a").unwrap_err(),
+            FormError::NotAForm
+        );
+        assert_eq!(
+            parse_form(form, b"token=a&token=b").unwrap_err(),
+            FormError::Repeated(Repeated("token".into()))
+        );
+        assert_eq!(
+            parse_form(form, &[0xFF, 0xFE]).unwrap_err(),
+            FormError::Params(ParamError::BadEncoding)
+        );
+        assert!(parse_form(form, b"")
+            .unwrap()
+            .get("token")
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::authorize::{redirect_with_tokens, AuthorizeRequest, ErrorCode, ErrorRedirect};
+use super::authorize::{answer_with_tokens, AuthorizeRequest, ErrorCode, ErrorResponse};
 use super::html::{self, DemoUser, SignInView};
 use super::params::Params;
 use super::password::dummy_hash;
@@ -172,7 +172,7 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
     match get("action") {
         Some("cancel") => {
             state.inner.pending.remove(request_id);
-            ErrorRedirect::new(
+            ErrorResponse::new(
                 &request,
                 ErrorCode::AccessDenied,
                 "The user cancelled the sign-in.",
@@ -212,7 +212,7 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
             };
             state.record(DevIdpEvent::SignedIn);
             tracing::info!(login = %session.login, "signed in");
-            let mut response = redirect_with_tokens(&state, &request, &session);
+            let mut response = answer_with_tokens(&state, &request, &session);
             let cookie = session::set_cookie(&state.inner.session_cookie, &session_id, "Lax", "/");
             append_cookie(&mut response, &cookie);
             response
@@ -233,16 +233,7 @@ fn cross_origin_problem(state: &DevIdpState, headers: &HeaderMap) -> Option<&'st
         }
     }
     let origin = headers.get(header::ORIGIN)?.to_str().unwrap_or("");
-    if origin == "null" || origin == state.inner.origin {
-        return None;
-    }
-    // The same server may be reached by another name (127.0.0.1 rather
-    // than localhost): same origin as far as the browser is concerned.
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("");
-    if !host.is_empty() && origin.strip_prefix("http://") == Some(host) {
+    if origin == "null" || state.is_own_origin(origin, headers) {
         return None;
     }
     Some("The sign-in form was posted from another origin.")

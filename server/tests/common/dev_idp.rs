@@ -4,6 +4,7 @@
 //! and keeps cookies by hand, so every hop can be checked.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -79,6 +80,33 @@ pub async fn own(addr: &str, enable_control: bool) -> (Idp, RunningDevIdp) {
     let running = dev_idp::start(options(addr, enable_control))
         .await
         .expect("start a dev authorization server");
+    let idp = Idp {
+        issuer: running.issuer.clone(),
+        client_id: running.client_id.clone(),
+    };
+    (idp, running)
+}
+
+/// A server of the test's own, on the test's runtime, with the demo config
+/// changed by `change` (written to a file of its own, read at start-up)
+/// and its control on.
+pub async fn own_with_config(change: impl FnOnce(&mut Value)) -> (Idp, RunningDevIdp) {
+    static FILES: AtomicU64 = AtomicU64::new(0);
+    let mut config: Value = serde_json::from_str(dev_idp::DEMO_CONFIG).expect("demo config");
+    change(&mut config);
+    let path = std::env::temp_dir().join(format!(
+        "dev-idp-test-{}-{}.json",
+        std::process::id(),
+        FILES.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, config.to_string()).expect("write the test config");
+    let started = dev_idp::start(DevIdpOptions {
+        config_path: Some(path.clone()),
+        ..options("127.0.0.1:0", true)
+    })
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let running = started.expect("start a dev authorization server");
     let idp = Idp {
         issuer: running.issuer.clone(),
         client_id: running.client_id.clone(),
