@@ -199,14 +199,19 @@ async fn unknown_client() {
 
 #[tokio::test]
 async fn unregistered_redirect_uri() {
+    // A callback on another origin than the one registered (REDIRECT_URI
+    // itself must be the app's callback page on its public origin).
     let run = run(
-        &against_idp(&[("REDIRECT_URI", "http://app.test/elsewhere")]),
+        &against_idp(&[
+            ("PUBLIC_ORIGIN", "http://localhost:3999"),
+            ("REDIRECT_URI", "http://localhost:3999/login/callback"),
+        ]),
         None,
     )
     .await;
     run.assert_one_failure(&[
         "error page",
-        "REDIRECT_URI \"http://app.test/elsewhere\" is not registered",
+        "REDIRECT_URI \"http://localhost:3999/login/callback\" is not registered",
     ]);
     assert!(run.failures()[0].contains("Sign-in redirect URIs"));
 }
