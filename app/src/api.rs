@@ -1,5 +1,5 @@
-//! The protected API: the server functions of DESIGN.md, the values they
-//! return and the one error type every one of them answers with.
+//! The protected API: the server functions of DESIGN.md and the values they
+//! return. Every one of them answers errors with [`ApiError`] (`error.rs`).
 //!
 //! The Bearer access token is validated by the server before any of these
 //! run: `server/src/bearer_layer.rs` refuses every request under `/api/`
@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
-use server_fn::codec::JsonEncoding;
-use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+pub use crate::error::ApiError;
 
 /// The scope `report` needs.
 pub const REPORTS_READ: &str = "reports:read";
@@ -56,165 +56,17 @@ pub struct ReportRow {
     pub value: u64,
 }
 
-/// Every way a protected call can fail, in RFC 6750's terms.
-///
-/// On the wire it is a JSON object `{"error": "<code>", ...}` whose `error`
-/// is the RFC 6750 / OAuth error code, so curl users and the app read the
-/// same thing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "error", rename_all = "snake_case", try_from = "WireError")]
-pub enum ApiError {
-    /// No credentials at all, or not the Bearer scheme (401, no error code).
-    #[error("{error_description}")]
-    Unauthorized { error_description: String },
-    /// The `Authorization` header is malformed (400).
-    #[error("{error_description}")]
-    InvalidRequest { error_description: String },
-    /// The token is not acceptable: signature, expiry, issuer, audience... (401).
-    #[error("{error_description}")]
-    InvalidToken { error_description: String },
-    /// A valid token that lacks the scope this function needs (403).
-    #[error("this needs the {scope} scope")]
-    InsufficientScope { scope: String },
-    /// The issuer's keys cannot be had right now (503).
-    #[error("the token cannot be checked right now; retry in {retry_after} s")]
-    TemporarilyUnavailable { retry_after: u64 },
-    /// Anything else: the request could not be decoded or the server failed.
-    #[error("{error_description}")]
-    ServerError { error_description: String },
-    /// The request body is larger than the server accepts (413); `limit`
-    /// is that size in bytes. Not about credentials: no challenge.
-    #[error("the request body is larger than {limit} bytes")]
-    PayloadTooLarge { limit: u64 },
-}
-
-/// [`ApiError`] as it arrives, read as one flat object. Serde reads an
-/// internally tagged enum through a buffered copy of the whole value, whose
-/// code costs the wasm about 20 KB; this costs a plain struct's.
-#[derive(Deserialize)]
-struct WireError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    retry_after: Option<u64>,
-    #[serde(default)]
-    limit: Option<u64>,
-}
-
-impl TryFrom<WireError> for ApiError {
-    type Error = String;
-
-    fn try_from(wire: WireError) -> Result<Self, Self::Error> {
-        let missing = |field: &str| format!("a {} error needs {field}", wire.error);
-        let description = || {
-            wire.error_description
-                .clone()
-                .ok_or_else(|| missing("error_description"))
-        };
-        Ok(match wire.error.as_str() {
-            "unauthorized" => ApiError::Unauthorized {
-                error_description: description()?,
-            },
-            "invalid_request" => ApiError::InvalidRequest {
-                error_description: description()?,
-            },
-            "invalid_token" => ApiError::InvalidToken {
-                error_description: description()?,
-            },
-            "server_error" => ApiError::ServerError {
-                error_description: description()?,
-            },
-            "insufficient_scope" => ApiError::InsufficientScope {
-                scope: wire.scope.clone().ok_or_else(|| missing("scope"))?,
-            },
-            "temporarily_unavailable" => ApiError::TemporarilyUnavailable {
-                retry_after: wire.retry_after.ok_or_else(|| missing("retry_after"))?,
-            },
-            "payload_too_large" => ApiError::PayloadTooLarge {
-                limit: wire.limit.ok_or_else(|| missing("limit"))?,
-            },
-            other => return Err(format!("unknown error {other:?}")),
-        })
-    }
-}
-
-impl ApiError {
-    /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
-        match self {
-            ApiError::Unauthorized { .. } | ApiError::InvalidToken { .. } => 401,
-            ApiError::InvalidRequest { .. } => 400,
-            ApiError::InsufficientScope { .. } => 403,
-            ApiError::TemporarilyUnavailable { .. } => 503,
-            ApiError::ServerError { .. } => 500,
-            ApiError::PayloadTooLarge { .. } => 413,
-        }
-    }
-
-    /// The `WWW-Authenticate` challenge for this error, if it has one.
-    pub fn www_authenticate(&self) -> Option<String> {
-        let realm = "Bearer realm=\"api\"";
-        match self {
-            ApiError::Unauthorized { .. } => Some(realm.to_string()),
-            ApiError::InvalidRequest { error_description } => Some(format!(
-                "{realm}, error=\"invalid_request\", error_description=\"{}\"",
-                quoted_string_safe(error_description)
-            )),
-            ApiError::InvalidToken { error_description } => Some(format!(
-                "{realm}, error=\"invalid_token\", error_description=\"{}\"",
-                quoted_string_safe(error_description)
-            )),
-            ApiError::InsufficientScope { scope } => Some(format!(
-                "{realm}, error=\"insufficient_scope\", scope=\"{}\"",
-                quoted_string_safe(scope)
-            )),
-            ApiError::TemporarilyUnavailable { .. }
-            | ApiError::ServerError { .. }
-            | ApiError::PayloadTooLarge { .. } => None,
-        }
-    }
-}
-
-/// RFC 6750 limits `error_description` and `scope` to printable ASCII
-/// without `"` and `\`; drop anything else rather than emit a broken header.
-fn quoted_string_safe(s: &str) -> String {
-    s.chars()
-        .filter(|c| matches!(c, ' ' | '!' | '#'..='[' | ']'..='~'))
-        .collect()
-}
-
-impl FromServerFnError for ApiError {
-    type Encoder = JsonEncoding;
-
-    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
-        #[cfg(feature = "ssr")]
-        {
-            // On the server this runs inside the server function's scope,
-            // so the status can still be set.
-            let err = ssr::from_server_side_failure(value);
-            ssr::set_error_response(&err);
-            err
-        }
-        #[cfg(not(feature = "ssr"))]
-        ApiError::ServerError {
-            error_description: value.to_string(),
-        }
-    }
-}
-
 #[cfg(feature = "ssr")]
 pub mod ssr {
-    //! Server-side half: what the bearer layer leaves on the request, the
-    //! scope check a protected function makes, and the refusal answer
-    //! (status, challenge, JSON body) shared by the layer and the functions.
+    //! Server-side half: what the bearer layer leaves on the request and
+    //! the scope check a protected function makes.
 
     use super::{AccessClaims, ApiError, Arc};
-    use http::{header, HeaderName, HeaderValue, StatusCode};
     use leptos::prelude::*;
-    use server_fn::error::ServerFnErrorErr;
+
+    pub use crate::error::ssr::{
+        error_headers, error_response, error_status, from_server_side_failure, set_error_response,
+    };
 
     /// The caller's checked access token. The server's bearer layer inserts
     /// it as a request extension, and only for a valid token: it answers
@@ -258,76 +110,6 @@ pub mod ssr {
         }
         result
     }
-
-    /// The answer to a request the server-function machinery could not
-    /// handle. A request that cannot be decoded is the caller's problem
-    /// (400 `invalid_request`: RFC 6750's "otherwise malformed"), so no
-    /// request causes a 500 by what it carries.
-    pub fn from_server_side_failure(failure: ServerFnErrorErr) -> ApiError {
-        match failure {
-            ServerFnErrorErr::Args(_)
-            | ServerFnErrorErr::MissingArg(_)
-            | ServerFnErrorErr::Deserialization(_)
-            | ServerFnErrorErr::UnsupportedRequestMethod(_) => ApiError::InvalidRequest {
-                error_description: "the request could not be decoded".into(),
-            },
-            other => ApiError::ServerError {
-                error_description: other.to_string(),
-            },
-        }
-    }
-
-    /// The status of `err`'s answer.
-    pub fn error_status(err: &ApiError) -> StatusCode {
-        StatusCode::from_u16(err.status()).unwrap_or(StatusCode::UNAUTHORIZED)
-    }
-
-    /// The headers of `err`'s answer: `WWW-Authenticate`, `Retry-After` and
-    /// `Cache-Control: no-store`.
-    pub fn error_headers(err: &ApiError) -> Vec<(HeaderName, HeaderValue)> {
-        let mut headers = Vec::with_capacity(3);
-        if let Some(value) = err
-            .www_authenticate()
-            .and_then(|v| HeaderValue::from_str(&v).ok())
-        {
-            headers.push((header::WWW_AUTHENTICATE, value));
-        }
-        if let ApiError::TemporarilyUnavailable { retry_after } = err {
-            headers.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
-        }
-        headers.push((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        headers
-    }
-
-    /// Puts the status and headers of `err` on the server function's
-    /// response (the body is the function's encoded error).
-    pub fn set_error_response(err: &ApiError) {
-        let Some(resp) = use_context::<leptos_axum::ResponseOptions>() else {
-            return;
-        };
-        resp.set_status(error_status(err));
-        for (name, value) in error_headers(err) {
-            resp.insert_header(name, value);
-        }
-    }
-
-    /// The whole answer for `err`, for a refusal made before any server
-    /// function runs: the same status, headers and JSON body a function
-    /// returning `Err(err)` gets, so clients cannot tell the two apart.
-    pub fn error_response(err: &ApiError) -> axum::response::Response {
-        let body = serde_json::to_vec(err).unwrap_or_default();
-        let mut response = axum::response::Response::new(axum::body::Body::from(body));
-        *response.status_mut() = error_status(err);
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        for (name, value) in error_headers(err) {
-            headers.insert(name, value);
-        }
-        response
-    }
 }
 
 /// A public liveness check: no token needed (the bearer layer skips
@@ -341,6 +123,46 @@ pub async fn health() -> Result<String, ApiError> {
 #[server(endpoint = "whoami", client = crate::auth::client::AuthClient)]
 pub async fn whoami() -> Result<Arc<AccessClaims>, ApiError> {
     ssr::authorize(None).await
+}
+
+/// `POST /api/whoami` with `access_token` rather than the tab's own: the
+/// server's word on whom a token that is not the tab's yet names. The
+/// server-function client sends the tab's token, so this is a plain fetch
+/// of the same path, read with the same types.
+#[cfg(feature = "hydrate")]
+pub async fn whoami_for(access_token: &str) -> Result<AccessClaims, ApiError> {
+    use server_fn::ServerFn;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    let failed = |what: &str| ApiError::ServerError {
+        error_description: format!("the whoami call {what}"),
+    };
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let headers = web_sys::Headers::new().map_err(|_| failed("could not be made"))?;
+    headers
+        .set("Authorization", &format!("Bearer {access_token}"))
+        .and_then(|()| headers.set("Content-Type", "application/x-www-form-urlencoded"))
+        .map_err(|_| failed("could not be made"))?;
+    init.set_headers(&headers);
+    let request = web_sys::Request::new_with_str_and_init(Whoami::PATH, &init)
+        .map_err(|_| failed("could not be made"))?;
+    let window = web_sys::window().ok_or_else(|| failed("has no window"))?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+        .await
+        .and_then(JsValue::dyn_into)
+        .map_err(|_| failed("could not reach the server"))?;
+    let body = JsFuture::from(response.text().map_err(|_| failed("had no answer"))?)
+        .await
+        .ok()
+        .and_then(|text| text.as_string())
+        .ok_or_else(|| failed("had no answer"))?;
+    if response.ok() {
+        serde_json::from_str(&body).map_err(|_| failed("answered something unreadable"))
+    } else {
+        Err(serde_json::from_str(&body)
+            .unwrap_or_else(|_| failed(&format!("was answered {}", response.status()))))
+    }
 }
 
 /// The caller's messages.
@@ -388,51 +210,4 @@ pub fn demo_messages(sub: &str) -> Vec<Message> {
             text: "This message came from a server function that checked your access token.".into(),
         },
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_error_reads_back_as_it_was_written() {
-        let all = [
-            ApiError::Unauthorized {
-                error_description: "no token".into(),
-            },
-            ApiError::InvalidRequest {
-                error_description: "two tokens".into(),
-            },
-            ApiError::InvalidToken {
-                error_description: "expired".into(),
-            },
-            ApiError::InsufficientScope {
-                scope: REPORTS_READ.into(),
-            },
-            ApiError::TemporarilyUnavailable { retry_after: 30 },
-            ApiError::ServerError {
-                error_description: "oops".into(),
-            },
-            ApiError::PayloadTooLarge { limit: 65536 },
-        ];
-        for err in all {
-            let json = serde_json::to_string(&err).unwrap();
-            assert_eq!(
-                serde_json::from_str::<ApiError>(&json).unwrap(),
-                err,
-                "{json}"
-            );
-        }
-        assert_eq!(
-            serde_json::to_string(&ApiError::InsufficientScope { scope: "s".into() }).unwrap(),
-            r#"{"error":"insufficient_scope","scope":"s"}"#
-        );
-        for bad in [
-            r#"{"error":"invalid_token"}"#,
-            r#"{"error":"teapot","error_description":"x"}"#,
-            r#"{"error_description":"x"}"#,
-        ] {
-            assert!(serde_json::from_str::<ApiError>(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -2,7 +2,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod error;
 pub mod pages;
+pub mod routes;
 pub mod shell;
 
 pub use shell::{shell, App};

@@ -64,7 +64,7 @@ pub fn HomePage() -> impl IntoView {
         } else {
             Either::Right(view! {
                 <p id="signed-out">"You are not signed in."</p>
-                <button id="sign-in" on:click=move |_| auth.sign_in("/profile")>"Sign in"</button>
+                <button id="sign-in" on:click=move |_| auth.sign_in(crate::routes::PROFILE)>"Sign in"</button>
             })
         }}
     }
@@ -299,23 +299,6 @@ fn ReportTable() -> impl IntoView {
     }
 }
 
-/// Where the issuer sends the browser back (the default `REDIRECT_URI`).
-pub const CALLBACK_PATH: &str = "/login/callback";
-
-/// The callback page's one inline script, in its head (`shell.rs`, allowed
-/// by its hash in the page's Content-Security-Policy). It runs while the
-/// page is parsed, before the wasm has even been asked for: it takes the
-/// fragment, with the tokens, out of the address bar and the history
-/// entry, and leaves it where the wasm reads it once
-/// (`browser::take_fragment`). So the tokens are never in the URL while the
-/// wasm downloads, nor for good if it fails to load.
-pub const CALLBACK_SCRIPT: &str = "(function(){var h=location.hash;if(h){\
-history.replaceState(null,'',location.pathname+location.search);\
-window.__oktaCallbackFragment=h}})();";
-
-/// Where [`CALLBACK_SCRIPT`] leaves the fragment for the wasm.
-pub const CALLBACK_FRAGMENT_GLOBAL: &str = "__oktaCallbackFragment";
-
 /// `/login/callback`: takes the tokens out of the fragment, checks them,
 /// keeps them, and goes back to where the user was going. Inside the
 /// hidden renewal iframe (when the server did not answer with its own
@@ -405,18 +388,5 @@ pub fn NotFound() -> impl IntoView {
     view! {
         <h1>"Page not found"</h1>
         <p>"There is nothing at this address. " <a href="/">"Go to the home page"</a></p>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_callback_script_leaves_the_fragment_where_the_wasm_reads_it() {
-        assert!(CALLBACK_SCRIPT.contains(&format!("window.{CALLBACK_FRAGMENT_GLOBAL}=h")));
-        // It keeps the path and query, and drops only the fragment.
-        assert!(CALLBACK_SCRIPT.contains("location.pathname+location.search"));
-        assert!(!CALLBACK_SCRIPT.contains('\n'));
     }
 }

@@ -43,8 +43,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 mod ssr {
     use crate::auth::config::ssr::SharedIssuerKeys;
     use crate::auth::config::PublicAuthConfig;
+    use crate::auth::fragment::CALLBACK_SCRIPT;
     use crate::auth::state::{config_json_for_page, CONFIG_ELEMENT_ID};
-    use crate::pages::{CALLBACK_PATH, CALLBACK_SCRIPT};
+    use crate::routes::CALLBACK;
     use http::{header, HeaderValue};
     use leptos::nonce::{provide_nonce, use_nonce};
     use leptos::prelude::*;
@@ -88,8 +89,8 @@ mod ssr {
         };
         // The callback page is where the hidden renewal iframe lands, so it
         // alone may be framed, and only by the app itself.
-        let on_callback = use_context::<http::request::Parts>()
-            .is_some_and(|parts| parts.uri.path() == CALLBACK_PATH);
+        let on_callback =
+            use_context::<http::request::Parts>().is_some_and(|parts| parts.uri.path() == CALLBACK);
         let (frame_ancestors, frame_options, callback_script) = if on_callback {
             ("'self'", "SAMEORIGIN", CALLBACK_SCRIPT_HASH.as_str())
         } else {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use app::auth::config::TokenStorage;
-use app::pages::CALLBACK_PATH;
+use app::routes::CALLBACK as CALLBACK_PATH;
 use url::Url;
 
 use crate::bearer::fetch::checked_url;

@@ -15,7 +15,7 @@
 use std::sync::LazyLock;
 
 use app::auth::renewal::SILENT_MESSAGE_PREFIX as MESSAGE_PREFIX;
-use app::pages::CALLBACK_PATH;
+use app::routes::CALLBACK as CALLBACK_PATH;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};

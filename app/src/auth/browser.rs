@@ -6,6 +6,7 @@
 
 use super::callback::{CallbackError, Verifier};
 use super::config::{issuer_key, PublicAuthConfig, PublicJwk, TokenStorage};
+use super::current;
 use super::id_token::IdTokenError;
 use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn, Prompt};
 use super::session::{KeptSession, Session};
@@ -29,10 +30,6 @@ pub fn key(name: &str) -> String {
 }
 
 thread_local! {
-    /// The tab's session: what [`live_access_token`] hands the
-    /// server-function client. Always in memory; also in `localStorage`
-    /// with `TOKEN_STORAGE=local`.
-    static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
     static STORAGE: Cell<TokenStorage> = const { Cell::new(TokenStorage::Local) };
     static CLIENT_ID: RefCell<String> = const { RefCell::new(String::new()) };
     /// When this tab saw the browser sign out (milliseconds), for when
@@ -40,10 +37,7 @@ thread_local! {
     static SIGNED_OUT_AT: Cell<Option<i64>> = const { Cell::new(None) };
 }
 
-/// Unix seconds on the browser's clock.
-pub fn now() -> i64 {
-    (js_sys::Date::now() / 1000.0) as i64
-}
+pub use super::current::now;
 
 /// Milliseconds on the browser's clock.
 pub fn now_ms() -> i64 {
@@ -102,7 +96,7 @@ pub fn use_storage(storage: TokenStorage, client_id: &str) {
 
 /// The session the tab holds (expired or not).
 pub fn current_session() -> Option<Session> {
-    CURRENT.with_borrow(Clone::clone)
+    current::session()
 }
 
 /// The session kept in `localStorage` by any tab (`TOKEN_STORAGE=local`),
@@ -132,7 +126,7 @@ pub fn was_signed_in() -> bool {
 /// Makes `session` the tab's session, and the browser's with local storage.
 /// False when local storage refused it (the tab still holds it).
 pub fn keep_session(session: &Session) -> bool {
-    CURRENT.set(Some(session.clone()));
+    current::set(Some(session.clone()));
     match STORAGE.get() {
         TokenStorage::Local => save(local_storage(), &key("session"), &session.to_kept()),
         TokenStorage::Memory => save(local_storage(), &key("signed-in"), &true),
@@ -141,7 +135,7 @@ pub fn keep_session(session: &Session) -> bool {
 
 /// Forgets the session in this tab and in `localStorage`.
 pub fn forget_session() {
-    CURRENT.set(None);
+    current::set(None);
     remove(local_storage(), &key("session"));
     remove(local_storage(), &key("signed-in"));
 }
@@ -162,15 +156,6 @@ pub fn signed_out_at() -> Option<i64> {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
-}
-
-/// The access token to send, only while the session is live.
-pub fn live_access_token() -> Option<String> {
-    CURRENT.with_borrow(|s| {
-        s.as_ref()
-            .filter(|s| !s.is_expired(now()))
-            .and_then(|s| s.access_token.clone())
-    })
 }
 
 /// A new `state` and `nonce` for a sign-in or a renewal that returns to
@@ -211,7 +196,7 @@ pub fn take_fragment() -> String {
     let Some(window) = web_sys::window() else {
         return String::new();
     };
-    let stash = JsValue::from_str(crate::pages::CALLBACK_FRAGMENT_GLOBAL);
+    let stash = JsValue::from_str(super::fragment::CALLBACK_FRAGMENT_GLOBAL);
     if let Some(hash) = js_sys::Reflect::get(&window, &stash)
         .ok()
         .and_then(|v| v.as_string())
@@ -244,7 +229,7 @@ pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
     pending
         .as_ref()
         .map(|p| p.return_to.clone())
-        .unwrap_or_else(|| "/profile".into())
+        .unwrap_or_else(|| crate::routes::PROFILE.into())
 }
 
 /// Forgets the session and, when it can, ends the issuer's session too
@@ -316,7 +301,7 @@ impl Verifier for BrowserVerifier {
                 let jwk = match from_page {
                     Some(jwk) => jwk,
                     None => issuer_key(kid.to_string()).await.map_err(|err| match err {
-                        crate::api::ApiError::InvalidToken { .. } => {
+                        crate::error::ApiError::InvalidToken { .. } => {
                             IdTokenError::UnknownKey(kid.chars().take(64).collect()).into()
                         }
                         other => CallbackError::KeyUnavailable(other.to_string()),
@@ -362,48 +347,10 @@ impl Verifier for BrowserVerifier {
     }
 
     async fn access_token_subject(&self, access_token: &str) -> Result<String, CallbackError> {
-        whoami_with(access_token)
+        crate::api::whoami_for(access_token)
             .await
             .map(|claims| claims.sub)
             .map_err(|err| CallbackError::Subject(err.to_string()))
-    }
-}
-
-/// `POST /api/whoami` with `access_token` rather than the tab's own: the
-/// server's word on whom a token that is not the tab's yet names. The
-/// server-function client sends the tab's token, so this is a plain fetch
-/// of the same path, read with the same types.
-async fn whoami_with(access_token: &str) -> Result<crate::api::AccessClaims, crate::api::ApiError> {
-    use crate::api::ApiError;
-    use server_fn::ServerFn;
-    let failed = |what: &str| ApiError::ServerError {
-        error_description: format!("the whoami call {what}"),
-    };
-    let init = web_sys::RequestInit::new();
-    init.set_method("POST");
-    let headers = web_sys::Headers::new().map_err(|_| failed("could not be made"))?;
-    headers
-        .set("Authorization", &format!("Bearer {access_token}"))
-        .and_then(|()| headers.set("Content-Type", "application/x-www-form-urlencoded"))
-        .map_err(|_| failed("could not be made"))?;
-    init.set_headers(&headers);
-    let request = web_sys::Request::new_with_str_and_init(crate::api::Whoami::PATH, &init)
-        .map_err(|_| failed("could not be made"))?;
-    let window = web_sys::window().ok_or_else(|| failed("has no window"))?;
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
-        .await
-        .and_then(JsValue::dyn_into)
-        .map_err(|_| failed("could not reach the server"))?;
-    let body = JsFuture::from(response.text().map_err(|_| failed("had no answer"))?)
-        .await
-        .ok()
-        .and_then(|text| text.as_string())
-        .ok_or_else(|| failed("had no answer"))?;
-    if response.ok() {
-        serde_json::from_str(&body).map_err(|_| failed("answered something unreadable"))
-    } else {
-        Err(serde_json::from_str(&body)
-            .unwrap_or_else(|_| failed(&format!("was answered {}", response.status()))))
     }
 }
 

@@ -22,7 +22,7 @@ where
 
     fn send(req: Self::Request) -> impl Future<Output = Result<Self::Response, E>> + Send {
         #[cfg(feature = "hydrate")]
-        if let Some(token) = super::browser::live_access_token() {
+        if let Some(token) = super::current::live_access_token() {
             // An expired token is never sent: live_access_token() checks expiry.
             req.headers()
                 .set("Authorization", &format!("Bearer {token}"));

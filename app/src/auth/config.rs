@@ -2,7 +2,7 @@
 //! (never compiled into the wasm), and the issuer's public keys, fetched
 //! through the server's JWKS cache.
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +74,7 @@ pub mod ssr {
     //! What the server provides as context for the public auth functions.
 
     use super::PublicJwk;
-    use crate::api::ApiError;
+    use crate::error::ApiError;
     use std::{future::Future, pin::Pin, sync::Arc};
 
     /// The server's source of the issuer's keys (its JWKS cache).
@@ -109,7 +109,7 @@ pub async fn issuer_key(kid: String) -> Result<PublicJwk, ApiError> {
         let err = ApiError::InvalidRequest {
             error_description: "kid must be 1 to 256 characters".into(),
         };
-        crate::api::ssr::set_error_response(&err);
+        crate::error::ssr::set_error_response(&err);
         return Err(err);
     }
     let Some(keys) = use_context::<ssr::SharedIssuerKeys>() else {
@@ -119,7 +119,7 @@ pub async fn issuer_key(kid: String) -> Result<PublicJwk, ApiError> {
     };
     let result = keys.key(kid).await;
     if let Err(err) = &result {
-        crate::api::ssr::set_error_response(err);
+        crate::error::ssr::set_error_response(err);
     }
     result
 }

@@ -26,6 +26,20 @@ pub enum FragmentError {
     Repeated(String),
 }
 
+/// The callback page's one inline script, in its head (`shell.rs`, allowed
+/// by its hash in the page's Content-Security-Policy). It runs while the
+/// page is parsed, before the wasm has even been asked for: it takes the
+/// fragment, with the tokens, out of the address bar and the history
+/// entry, and leaves it where the wasm reads it once
+/// (`browser::take_fragment`). So the tokens are never in the URL while the
+/// wasm downloads, nor for good if it fails to load.
+pub const CALLBACK_SCRIPT: &str = "(function(){var h=location.hash;if(h){\
+history.replaceState(null,'',location.pathname+location.search);\
+window.__oktaCallbackFragment=h}})();";
+
+/// Where [`CALLBACK_SCRIPT`] leaves the fragment for the wasm.
+pub const CALLBACK_FRAGMENT_GLOBAL: &str = "__oktaCallbackFragment";
+
 /// Largest fragment we read; real ones are a few KiB.
 pub const MAX_FRAGMENT_LEN: usize = 64 * 1024;
 
@@ -66,6 +80,14 @@ pub fn parse_fragment(hash: &str) -> Result<FragmentParams, FragmentError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_callback_script_leaves_the_fragment_where_the_wasm_reads_it() {
+        assert!(CALLBACK_SCRIPT.contains(&format!("window.{CALLBACK_FRAGMENT_GLOBAL}=h")));
+        // It keeps the path and query, and drops only the fragment.
+        assert!(CALLBACK_SCRIPT.contains("location.pathname+location.search"));
+        assert!(!CALLBACK_SCRIPT.contains('\n'));
+    }
 
     #[test]
     fn parses_a_success_response() {

@@ -8,6 +8,8 @@
 
 pub mod callback;
 pub mod config;
+#[cfg(feature = "hydrate")]
+pub mod current;
 pub mod fragment;
 pub mod id_token;
 pub mod renewal;

@@ -77,12 +77,12 @@ pub fn safe_return_path(path: &str) -> String {
     let ok = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
-        && !path.starts_with("/login/callback")
+        && !path.starts_with(crate::routes::CALLBACK)
         && path.chars().all(|c| !c.is_control());
     if ok {
         path.to_string()
     } else {
-        "/profile".to_string()
+        crate::routes::PROFILE.to_string()
     }
 }
 

@@ -22,7 +22,7 @@
 
 use super::config::PublicAuthConfig;
 use super::session::{Session, SessionKey};
-use crate::api::ApiError;
+use crate::error::ApiError;
 use leptos::prelude::*;
 use std::future::Future;
 
@@ -416,7 +416,7 @@ mod browser_side {
     async fn find_session(auth: Auth, storage: TokenStorage) {
         let on_callback = web_sys::window()
             .and_then(|w| w.location().pathname().ok())
-            .is_some_and(|p| p == crate::pages::CALLBACK_PATH);
+            .is_some_and(|p| p == crate::routes::CALLBACK);
         if on_callback {
             return;
         }
