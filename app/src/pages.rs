@@ -310,12 +310,13 @@ pub fn LoginCallback() -> impl IntoView {
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        use crate::auth::{browser, callback, fragment, silent};
-        // Before any await: wipe the fragment and take the pending sign-in.
-        let hash = browser::take_fragment();
+        use crate::auth::{browser, flow, silent};
+        // Before any await: take the answer (out of the address bar since
+        // the page was parsed) and the pending sign-in.
+        let answer = browser::take_answer();
         browser::mark("sign-in: callback started");
         if silent::is_framed() {
-            silent::hand_to_parent(&hash);
+            silent::hand_to_parent(&answer);
             return;
         }
         let pending = browser::take_pending();
@@ -329,18 +330,18 @@ pub fn LoginCallback() -> impl IntoView {
         };
         let navigate = leptos_router::hooks::use_navigate();
         leptos::task::spawn_local(async move {
-            let outcome = match fragment::parse_fragment(&hash) {
-                Ok(params) => {
-                    callback::complete_sign_in(
-                        params,
+            let outcome = match flow::Flow::of(&cfg).answer(&cfg, &answer) {
+                Ok(answer) => {
+                    flow::complete_sign_in(
+                        answer,
                         pending,
                         &cfg,
                         browser::now_ms(),
-                        &browser::BrowserVerifier,
+                        &browser::BrowserPlatform,
                     )
                     .await
                 }
-                Err(err) => Err(err.into()),
+                Err(err) => Err(err),
             };
             match outcome {
                 Ok((session, return_to)) => {

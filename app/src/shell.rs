@@ -80,6 +80,21 @@ mod ssr {
             .as_ref()
             .and_then(|c| origin_of(&c.authorization_endpoint))
             .unwrap_or_default();
+        // The code flow posts to the issuer's token and revocation
+        // endpoints from the page.
+        let token_origins: String = config
+            .as_ref()
+            .filter(|c| c.is_code_flow())
+            .map(|c| {
+                let mut origins: Vec<String> = [&c.token_endpoint, &c.revocation_endpoint]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|url| origin_of(url))
+                    .collect();
+                origins.dedup();
+                origins.iter().map(|o| format!(" {o}")).collect()
+            })
+            .unwrap_or_default();
         // Under `cargo leptos watch` the page opens the live-reload socket.
         let reload_socket = if std::env::var("LEPTOS_WATCH").is_ok() {
             let port = options.reload_external_port.unwrap_or(options.reload_port);
@@ -99,7 +114,7 @@ mod ssr {
         let csp = page_csp(
             &nonce,
             callback_script,
-            &reload_socket,
+            &format!("{token_origins}{reload_socket}"),
             &issuer_origin,
             frame_ancestors,
         );
@@ -133,13 +148,13 @@ mod ssr {
     fn page_csp(
         nonce: &str,
         extra_script: &str,
-        reload_socket: &str,
+        extra_connect: &str,
         issuer_origin: &str,
         frame_ancestors: &str,
     ) -> String {
         format!(
             "default-src 'self'; script-src 'self' 'nonce-{nonce}' {extra_script} 'wasm-unsafe-eval'; \
-             style-src 'self'; img-src 'self' data:; connect-src 'self'{reload_socket}; \
+             style-src 'self'; img-src 'self' data:; connect-src 'self'{extra_connect}; \
              frame-src 'self' {issuer_origin}; form-action 'self' {issuer_origin}; \
              frame-ancestors {frame_ancestors}; base-uri 'none'; object-src 'none'"
         )

@@ -37,13 +37,22 @@ impl BrowserAuth {
                 discovery.issuer
             )
         })?;
+        if config.response_type.is_code() && discovery.token_endpoint.is_none() {
+            return Err(format!(
+                "ISSUER {}: discovery has no token_endpoint, which RESPONSE_TYPE=code needs to exchange the code",
+                discovery.issuer
+            ));
+        }
         Ok(PublicAuthConfig {
             issuer: discovery.issuer.clone(),
             authorization_endpoint,
             end_session_endpoint: discovery.end_session_endpoint.clone(),
+            token_endpoint: discovery.token_endpoint.clone(),
+            revocation_endpoint: discovery.revocation_endpoint.clone(),
             client_id,
             scopes: config.scopes.clone(),
             response_type: config.response_type.as_str().to_string(),
+            response_mode: config.response_mode.as_str().to_string(),
             redirect_uri: config.redirect_uri.clone(),
             post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
             renew_before_secs: config.renew_before_secs as i64,

@@ -69,12 +69,14 @@ pub enum ConfigError {
     DotEnv(String),
 }
 
-/// The implicit-flow `response_type`s the app supports.
+/// The `response_type`s the app supports: the implicit flow's three, and
+/// `code`, the authorization code flow with PKCE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResponseType {
     IdTokenToken,
     Token,
     IdToken,
+    Code,
 }
 
 impl ResponseType {
@@ -83,11 +85,19 @@ impl ResponseType {
             ResponseType::IdTokenToken => "id_token token",
             ResponseType::Token => "token",
             ResponseType::IdToken => "id_token",
+            ResponseType::Code => "code",
         }
     }
 
+    /// Whether an ID token is asked for in the authorize request itself
+    /// (the implicit flow); with `code` it comes from the token endpoint
+    /// when `openid` is among the scopes.
     pub fn wants_id_token(self) -> bool {
-        !matches!(self, ResponseType::Token)
+        matches!(self, ResponseType::IdTokenToken | ResponseType::IdToken)
+    }
+
+    pub fn is_code(self) -> bool {
+        self == ResponseType::Code
     }
 
     fn parse(value: &str) -> Option<Self> {
@@ -99,7 +109,34 @@ impl ResponseType {
             ["id_token", "token"] => Some(ResponseType::IdTokenToken),
             ["token"] => Some(ResponseType::Token),
             ["id_token"] => Some(ResponseType::IdToken),
+            ["code"] => Some(ResponseType::Code),
             _ => None,
+        }
+    }
+}
+
+/// Where the authorization server puts its answer on the way back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseMode {
+    Query,
+    Fragment,
+}
+
+impl ResponseMode {
+    /// The implicit flow answers in the fragment; Okta answers a code in
+    /// the query unless asked otherwise.
+    pub fn default_for(response_type: ResponseType) -> ResponseMode {
+        if response_type.is_code() {
+            ResponseMode::Query
+        } else {
+            ResponseMode::Fragment
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::Fragment => "fragment",
         }
     }
 }
@@ -133,6 +170,9 @@ pub struct Config {
     pub scopes: String,
     /// `RESPONSE_TYPE`.
     pub response_type: ResponseType,
+    /// `RESPONSE_MODE`, with `RESPONSE_TYPE=code`: where the issuer puts
+    /// the code (`query`, Okta's default, or `fragment`).
+    pub response_mode: ResponseMode,
     /// `REDIRECT_URI`, default `<public origin>/login/callback`.
     pub redirect_uri: String,
     /// `POST_LOGOUT_REDIRECT_URI`, default `<public origin>/`.
@@ -235,10 +275,29 @@ impl Config {
             Some(value) => ResponseType::parse(&value).ok_or_else(|| {
                 invalid(
                     "RESPONSE_TYPE",
-                    format!("{value:?}; use \"id_token token\", \"token\" or \"id_token\""),
+                    format!(
+                        "{value:?}; use \"id_token token\", \"token\", \"id_token\" or \"code\""
+                    ),
                 )
             })?,
             None => ResponseType::IdTokenToken,
+        };
+        let response_mode = match get("RESPONSE_MODE").as_deref().map(str::trim) {
+            None => ResponseMode::default_for(response_type),
+            Some(mode) if !response_type.is_code() => {
+                return Err(invalid(
+                    "RESPONSE_MODE",
+                    format!("{mode:?}: it applies to RESPONSE_TYPE=code only (the implicit flow always answers in the fragment)"),
+                ))
+            }
+            Some("query") => ResponseMode::Query,
+            Some("fragment") => ResponseMode::Fragment,
+            Some(other) => {
+                return Err(invalid(
+                    "RESPONSE_MODE",
+                    format!("{other:?}; use query or fragment"),
+                ))
+            }
         };
 
         let default_scopes = match issuer {
@@ -252,6 +311,15 @@ impl Config {
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         }) {
             return Err(invalid("SCOPES", "scope names are printable ASCII without quotes or backslashes, separated by spaces"));
+        }
+        if !response_type.is_code() && scope_list.contains(&"offline_access") {
+            return Err(invalid(
+                "SCOPES",
+                format!(
+                    "offline_access asks for a refresh token, which only the authorization code flow gets; set RESPONSE_TYPE=code or drop offline_access (RESPONSE_TYPE is {:?})",
+                    response_type.as_str()
+                ),
+            ));
         }
         if response_type.wants_id_token() && !scope_list.contains(&"openid") {
             return Err(invalid(
@@ -365,6 +433,7 @@ impl Config {
             audience,
             scopes,
             response_type,
+            response_mode,
             redirect_uri,
             post_logout_redirect_uri,
             public_origin,
@@ -787,6 +856,40 @@ mod tests {
     fn token_only_needs_no_openid() {
         let c = config(&[("RESPONSE_TYPE", "token"), ("SCOPES", "reports:read")]).unwrap();
         assert_eq!(c.response_type, ResponseType::Token);
+    }
+
+    #[test]
+    fn the_code_flow_takes_a_response_mode_and_offline_access() {
+        let c = config(&[("RESPONSE_TYPE", "code")]).unwrap();
+        assert_eq!(
+            (c.response_type, c.response_mode),
+            (ResponseType::Code, ResponseMode::Query)
+        );
+        assert!(!c.response_type.wants_id_token());
+        let c = config(&[
+            ("RESPONSE_TYPE", "code"),
+            ("RESPONSE_MODE", "fragment"),
+            ("SCOPES", "openid profile offline_access"),
+        ])
+        .unwrap();
+        assert_eq!(c.response_mode, ResponseMode::Fragment);
+        assert_eq!(c.scopes, "openid profile offline_access");
+        // The implicit flow always answers in the fragment, and gets no
+        // refresh token.
+        assert_eq!(config(&[]).unwrap().response_mode, ResponseMode::Fragment);
+        assert_eq!(failing_var(&[("RESPONSE_MODE", "query")]), "RESPONSE_MODE");
+        assert_eq!(
+            failing_var(&[("RESPONSE_TYPE", "code"), ("RESPONSE_MODE", "form_post")]),
+            "RESPONSE_MODE"
+        );
+        assert_eq!(
+            failing_var(&[("SCOPES", "openid offline_access")]),
+            "SCOPES"
+        );
+        assert_eq!(
+            failing_var(&[("RESPONSE_TYPE", "code token")]),
+            "RESPONSE_TYPE"
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! app's registered `/login/callback` (so nothing more needs registering
 //! at the issuer); for that one navigation, which the browser marks
 //! `Sec-Fetch-Dest: iframe`, the server answers with this small page
-//! instead of the whole app. Its only script takes the fragment out of the
-//! address bar and hands it to the parent window with `postMessage`,
+//! instead of the whole app. Its only script takes the answer (the
+//! fragment with the tokens, or the query with a code) out of the address
+//! bar and hands it to the parent window with `postMessage`,
 //! addressed to the app's own origin, so no other site can receive it; the
 //! app's window checks it as it checks a first sign-in
 //! (`app/src/auth/silent.rs`).
@@ -27,8 +28,8 @@ use sha2::{Digest, Sha256};
 /// The page's one script (allowed by its hash in the page's CSP).
 static SCRIPT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "(function(){{var h=location.hash;history.replaceState(null,'',location.pathname);\
-         if(parent!==window){{parent.postMessage('{MESSAGE_PREFIX}'+h,location.origin)}}}})();"
+        "(function(){{var a=location.search+location.hash;history.replaceState(null,'',location.pathname);\
+         if(parent!==window){{parent.postMessage('{MESSAGE_PREFIX}'+a,location.origin)}}}})();"
     )
 });
 

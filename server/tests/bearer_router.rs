@@ -549,8 +549,23 @@ async fn tokens_never_reach_the_log_in(format: LogFormat) {
         )
         .await;
     assert_eq!(in_query.status, StatusCode::BAD_REQUEST);
+    // The code flow's callback carries the code (a credential for 60 s) and
+    // the state in its query: the page and the renewal iframe's page alike.
+    for iframe in [false, true] {
+        let mut request =
+            Request::get("/login/callback?code=c0de-SECRET-7f3a&state=st4te-SECRET-9b1c");
+        if iframe {
+            request = request.header("sec-fetch-dest", "iframe");
+        }
+        let page = app.send(request.body(Body::empty()).unwrap()).await;
+        assert_eq!(page.status, StatusCode::OK);
+    }
 
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !text.contains("SECRET"),
+        "the callback's code or state reached the log"
+    );
     assert!(
         text.contains("bearer token refused"),
         "the refusals were logged: {text}"

@@ -1,14 +1,16 @@
 //! Browser glue for signing in and out: where the tab keeps its session
 //! (memory, `localStorage`), `sessionStorage` for a sign-in in progress,
-//! the CSPRNG, the address bar, and WebCrypto for the ID token's RS256
-//! signature. Kept thin; the decisions are made in the plain modules
-//! beside it.
+//! the CSPRNG, the address bar, WebCrypto for the ID token's RS256
+//! signature and SHA-256, and `fetch` for the issuer's token and
+//! revocation endpoints. Kept thin; the decisions are made in the plain
+//! modules beside it.
 
-use super::callback::{CallbackError, Verifier};
+use super::callback::{CallbackError, Platform};
 use super::config::{issuer_key, PublicAuthConfig, PublicJwk, TokenStorage};
 use super::current;
+use super::flow::{code, Flow};
 use super::id_token::IdTokenError;
-use super::request::{authorize_url, logout_url, safe_return_path, PendingSignIn, Prompt};
+use super::request::{logout_url, safe_return_path, PendingSignIn, Prompt};
 use super::session::{KeptSession, Session};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use serde::{de::DeserializeOwned, Serialize};
@@ -79,12 +81,17 @@ fn remove(storage: Option<web_sys::Storage>, key: &str) {
     }
 }
 
-/// 256 bits from `crypto.getRandomValues`, base64url.
-fn random_token() -> Option<String> {
+/// 256 bits from `crypto.getRandomValues`.
+fn random_bytes() -> Option<[u8; 32]> {
     let crypto = web_sys::window()?.crypto().ok()?;
     let mut bytes = [0u8; 32];
     crypto.get_random_values_with_u8_array(&mut bytes).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(bytes))
+    Some(bytes)
+}
+
+/// 256 bits from `crypto.getRandomValues`, base64url.
+fn random_token() -> Option<String> {
+    random_bytes().map(|bytes| URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// Sets where sessions are kept (`TOKEN_STORAGE`) and the client id that
@@ -158,63 +165,69 @@ pub fn signed_out_at() -> Option<i64> {
     }
 }
 
-/// A new `state` and `nonce` for a sign-in or a renewal that returns to
-/// `return_to`.
-pub fn new_pending(return_to: &str) -> Result<PendingSignIn, String> {
+/// A new `state` and `nonce` (and, for the code flow, a PKCE
+/// `code_verifier`) for a sign-in or a renewal that returns to `return_to`.
+pub fn new_pending(cfg: &PublicAuthConfig, return_to: &str) -> Result<PendingSignIn, String> {
+    let no_random = || "this browser has no secure random number generator".to_string();
     let (Some(state), Some(nonce)) = (random_token(), random_token()) else {
-        return Err("this browser has no secure random number generator".into());
+        return Err(no_random());
+    };
+    let code_verifier = match cfg.is_code_flow() {
+        true => Some(code::verifier_of(&random_bytes().ok_or_else(no_random)?)),
+        false => None,
     };
     Ok(PendingSignIn {
         state,
         nonce,
         return_to: safe_return_path(return_to),
         created_at: now(),
+        code_verifier,
     })
 }
 
-/// Starts a sign-in: new `state` and `nonce`, kept with the return path,
-/// then off to the issuer's authorize endpoint.
-pub fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), String> {
-    let pending = new_pending(return_to)?;
+/// Starts a sign-in: a new attempt kept in this tab's `sessionStorage`
+/// with the return path, then off to the issuer's authorize endpoint.
+pub async fn start_sign_in(cfg: &PublicAuthConfig, return_to: &str) -> Result<(), String> {
+    let pending = new_pending(cfg, return_to)?;
+    let url = Flow::of(cfg)
+        .authorize_url(cfg, &pending, Prompt::Default, &BrowserPlatform)
+        .await
+        .map_err(|err| err.to_string())?;
     if !save(session_storage(), &key("pending"), &pending) {
         return Err("this browser does not allow session storage, which sign-in needs".into());
     }
-    assign(&authorize_url(
-        cfg,
-        &pending.state,
-        &pending.nonce,
-        Prompt::Default,
-    ))
+    assign(&url)
 }
 
-/// The fragment the issuer sent the callback page, now out of the address
-/// bar and the current history entry. The page's inline script took it out
-/// while the page was parsed and left it for this (see `shell.rs`); this
-/// takes it from there, once. Without that script (a page of an older
-/// build, say) it reads and wipes the address bar itself.
-pub fn take_fragment() -> String {
+/// What the issuer sent the callback page after its path (`?query#fragment`),
+/// now out of the address bar and the current history entry. The page's
+/// inline script took it out while the page was parsed and left it for
+/// this (see `shell.rs`); this takes it from there, once. Without that
+/// script (a page of an older build, say) it reads and wipes the address
+/// bar itself.
+pub fn take_answer() -> String {
     let Some(window) = web_sys::window() else {
         return String::new();
     };
-    let stash = JsValue::from_str(super::fragment::CALLBACK_FRAGMENT_GLOBAL);
-    if let Some(hash) = js_sys::Reflect::get(&window, &stash)
+    let stash = JsValue::from_str(super::fragment::CALLBACK_ANSWER_GLOBAL);
+    if let Some(answer) = js_sys::Reflect::get(&window, &stash)
         .ok()
         .and_then(|v| v.as_string())
     {
         let _ = js_sys::Reflect::delete_property(&window, &stash);
-        return hash;
+        return answer;
     }
     let location = window.location();
-    let hash = location.hash().unwrap_or_default();
-    let clean = format!(
+    let answer = format!(
         "{}{}",
-        location.pathname().unwrap_or_default(),
-        location.search().unwrap_or_default()
+        location.search().unwrap_or_default(),
+        location.hash().unwrap_or_default()
     );
+    let path = location.pathname().unwrap_or_default();
     if let Ok(history) = window.history() {
-        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&clean));
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&path));
     }
-    hash
+    answer
 }
 
 /// The pending sign-in, taken out of storage so it is used at most once.
@@ -232,14 +245,45 @@ pub fn return_path_of(pending: &Option<PendingSignIn>) -> String {
         .unwrap_or_else(|| crate::routes::PROFILE.into())
 }
 
-/// Forgets the session and, when it can, ends the issuer's session too
-/// (RP-initiated logout with a `state` checked on return). `Ok(false)`:
-/// signed out here only, because the issuer cannot be asked (no ID token
-/// for `id_token_hint`, or no `end_session_endpoint`).
-pub fn sign_out(cfg: &PublicAuthConfig, id_token: Option<&str>) -> Result<bool, String> {
+/// Forgets the session here and records the sign-out, at once: whatever
+/// happens next (the revocation, the issuer's logout), nobody stays
+/// signed in in this browser.
+pub fn sign_out_here() {
     forget_session();
     note_sign_out(now_ms());
     remove(session_storage(), &key("pending"));
+}
+
+/// After [`sign_out_here`]: revokes `refresh_token` at the issuer, when
+/// there is one (RFC 7009; a failure is logged and changes nothing here),
+/// then ends the issuer's session when it can (RP-initiated logout with a
+/// `state` checked on return). `Ok(false)`: signed out here only, because
+/// the issuer cannot be asked (no ID token for `id_token_hint`, or no
+/// `end_session_endpoint`).
+pub async fn sign_out_at_issuer(
+    cfg: &PublicAuthConfig,
+    id_token: Option<&str>,
+    refresh_token: Option<&str>,
+) -> Result<bool, String> {
+    if let (Some(token), Some(endpoint)) = (refresh_token, cfg.revocation_endpoint.as_deref()) {
+        use futures::future::{select, Either};
+        let (platform, form) = (BrowserPlatform, code::revocation_form(cfg, token));
+        let revoke = Box::pin(platform.post_form(endpoint, &form));
+        let timeout = Box::pin(super::tabs::sleep(REVOKE_TIMEOUT_MS));
+        let outcome = match select(revoke, timeout).await {
+            Either::Left((Ok((200, _)), _)) => None,
+            Either::Left((Ok((status, _)), _)) => {
+                Some(format!("the issuer answered HTTP {status}"))
+            }
+            Either::Left((Err(err), _)) => Some(err.to_string()),
+            Either::Right(_) => Some("the issuer did not answer in time".to_string()),
+        };
+        if let Some(why) = outcome {
+            leptos::logging::warn!(
+                "the refresh token could not be revoked ({why}); signed out here all the same"
+            );
+        }
+    }
     let state = random_token().unwrap_or_default();
     match logout_url(cfg, id_token, &state) {
         Some(url) => {
@@ -249,6 +293,9 @@ pub fn sign_out(cfg: &PublicAuthConfig, id_token: Option<&str>) -> Result<bool, 
         None => Ok(false),
     }
 }
+
+/// How long sign-out waits for the revocation before it goes on.
+const REVOKE_TIMEOUT_MS: u32 = 3_000;
 
 /// After the issuer sends the browser back from logout: `true` when the
 /// returned `state` is the one this tab sent. The state is used once.
@@ -276,13 +323,14 @@ fn assign(url: &str) -> Result<(), String> {
         .map_err(|_| "the browser refused to navigate".to_string())
 }
 
-/// The callback's [`Verifier`] in the browser: RS256 signatures checked
-/// with WebCrypto, with the issuer's keys the page came with, or else from
-/// the server's cache of the issuer's JWKS (`issuer_key`); SHA-256 from
-/// WebCrypto; and the server's `whoami` for whom an access token names.
-pub struct BrowserVerifier;
+/// The checks' [`Platform`] in the browser: RS256 signatures checked with
+/// WebCrypto, with the issuer's keys the page came with, or else from the
+/// server's cache of the issuer's JWKS (`issuer_key`); SHA-256 from
+/// WebCrypto; the server's `whoami` for whom an access token names; and
+/// `fetch` for the issuer's token and revocation endpoints.
+pub struct BrowserPlatform;
 
-impl Verifier for BrowserVerifier {
+impl Platform for BrowserPlatform {
     async fn verify(
         &self,
         kid: &str,
@@ -351,6 +399,38 @@ impl Verifier for BrowserVerifier {
             .await
             .map(|claims| claims.sub)
             .map_err(|err| CallbackError::Subject(err.to_string()))
+    }
+
+    async fn post_form(&self, url: &str, form: &str) -> Result<(u16, String), CallbackError> {
+        let unusable = |what: &str| CallbackError::TokenEndpointUnusable(what.to_string());
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        // A cross-origin call that sends and receives no cookies: the
+        // issuer's session plays no part in it.
+        init.set_mode(web_sys::RequestMode::Cors);
+        init.set_credentials(web_sys::RequestCredentials::Omit);
+        init.set_body(&JsValue::from_str(form));
+        let headers = web_sys::Headers::new().map_err(|_| unusable("could not be asked"))?;
+        headers
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .and_then(|()| headers.set("Accept", "application/json"))
+            .map_err(|_| unusable("could not be asked"))?;
+        init.set_headers(&headers);
+        let request = web_sys::Request::new_with_str_and_init(url, &init)
+            .map_err(|_| unusable("could not be asked"))?;
+        let window = web_sys::window().ok_or_else(|| unusable("could not be asked"))?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_request(&request))
+            .await
+            .and_then(JsValue::dyn_into)
+            .map_err(|_| {
+                unusable("could not be reached (offline, or it does not allow this app's origin: add it to the Trusted Origins, with CORS, at Okta)")
+            })?;
+        let body = JsFuture::from(response.text().map_err(|_| unusable("sent no answer"))?)
+            .await
+            .ok()
+            .and_then(|text| text.as_string())
+            .ok_or_else(|| unusable("sent no answer"))?;
+        Ok((response.status(), body))
     }
 }
 

@@ -1,17 +1,20 @@
-//! Finishing a sign-in on `/login/callback`: every check of the fragment,
-//! in the order the specs give, with nothing kept unless all pass.
+//! The checks every sign-in, renewal and refresh goes through, whichever
+//! flow brought its tokens (`flow/`): the answer at the callback (`state`,
+//! then an `error`), and the tokens themselves (type, expiry, the ID
+//! token's signature and claims, `at_hash`, and whom they name), with
+//! nothing kept unless all pass. The token endpoint's answers are read
+//! here too, in RFC 6749's terms.
 //!
-//! The browser glue (`browser.rs`) reads and wipes the fragment and takes
-//! the pending sign-in out of storage before calling [`complete_sign_in`];
-//! what is done outside this module (the RS256 signature check, SHA-256,
-//! and asking the server whom an access token names) is passed in as a
-//! [`Verifier`].
+//! What is done outside the plain logic (the RS256 signature check,
+//! SHA-256, asking the server whom an access token names, and posting to
+//! the issuer's token endpoint) is passed in as a [`Platform`].
 
 use super::config::PublicAuthConfig;
 use super::fragment::{FragmentError, FragmentParams};
 use super::id_token::{self, Expected, IdTokenError};
 use super::request::{PendingSignIn, PENDING_MAX_AGE};
 use super::session::{access_token_claims, Session};
+use serde::Deserialize;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackError {
@@ -52,6 +55,19 @@ pub enum CallbackError {
     NoAnswer(u32),
     #[error("this browser cannot sign in: {0}")]
     Browser(String),
+    /// The code flow's attempt has no PKCE verifier to send.
+    #[error("this sign-in was started without its PKCE code verifier; please start again")]
+    NoVerifier,
+    /// The token endpoint refused, in RFC 6749 §5.2's terms.
+    #[error("{}", token_endpoint_message(.error, .description.as_deref()))]
+    TokenEndpoint {
+        error: String,
+        description: Option<String>,
+    },
+    /// The token endpoint could not be asked, or answered something else
+    /// than RFC 6749 describes.
+    #[error("the issuer's token endpoint {0}")]
+    TokenEndpointUnusable(String),
 }
 
 impl CallbackError {
@@ -69,8 +85,21 @@ impl CallbackError {
                     | "account_selection_required"
             ),
             CallbackError::DifferentUser => false,
+            // The grant or the client is refused: asking again the same
+            // way will be refused again.
+            CallbackError::TokenEndpoint { error, .. } => matches!(
+                error.as_str(),
+                "server_error" | "temporarily_unavailable" | "slow_down"
+            ),
             _ => true,
         }
+    }
+
+    /// Whether the token endpoint refused a refresh token as no longer
+    /// valid (`invalid_grant`: used, expired, revoked): the session can
+    /// only go on by another way.
+    pub fn refresh_refused(&self) -> bool {
+        matches!(self, CallbackError::TokenEndpoint { error, .. } if error == "invalid_grant")
     }
 }
 
@@ -78,6 +107,26 @@ fn denied_message(error: &str, description: Option<&str>) -> String {
     match description {
         Some(d) => format!("the authorization server refused the sign-in: {error} ({d})"),
         None => format!("the authorization server refused the sign-in: {error}"),
+    }
+}
+
+/// The token endpoint's refusal, and what to change at Okta for it.
+fn token_endpoint_message(error: &str, description: Option<&str>) -> String {
+    let said = match description {
+        Some(d) => format!("the issuer's token endpoint refused: {error} ({d})"),
+        None => format!("the issuer's token endpoint refused: {error}"),
+    };
+    let advice = match error {
+        "invalid_client" => Some("check CLIENT_ID, and that the app at Okta is a Single-Page Application (a public client: no client secret, client authentication None)"),
+        "unauthorized_client" => Some("at Okta, allow the app the Authorization Code grant type (and Refresh Token, for offline_access), and let the authorization server's access policy rule allow them"),
+        "invalid_grant" => Some("the code or refresh token is no longer valid (used, expired or revoked); sign in again"),
+        "invalid_scope" => Some("check SCOPES against the scopes the authorization server grants this app (offline_access needs the Refresh Token grant)"),
+        "unsupported_grant_type" => Some("the authorization server does not do this grant: check the app's grant types at Okta"),
+        _ => None,
+    };
+    match advice {
+        Some(advice) => format!("{said}; {advice}"),
+        None => said,
     }
 }
 
@@ -91,9 +140,10 @@ fn no_answer_message(timeout_secs: u32) -> String {
 }
 
 /// What the checks take from outside this module: the browser's WebCrypto
-/// for the ID token's RS256 signature and the SHA-256 behind `at_hash`,
-/// and the resource server for whom an access token names.
-pub trait Verifier {
+/// for the ID token's RS256 signature and SHA-256 (`at_hash`, the PKCE
+/// challenge), the resource server for whom an access token names, and
+/// HTTP for the issuer's token endpoint.
+pub trait Platform {
     fn verify(
         &self,
         kid: &str,
@@ -114,21 +164,108 @@ pub trait Verifier {
         &self,
         access_token: &str,
     ) -> impl std::future::Future<Output = Result<String, CallbackError>>;
+
+    /// `POST url` with the `application/x-www-form-urlencoded` body
+    /// `form`, from the browser (CORS, no credentials): the status and the
+    /// body of the answer.
+    fn post_form(
+        &self,
+        url: &str,
+        form: &str,
+    ) -> impl std::future::Future<Output = Result<(u16, String), CallbackError>>;
 }
 
-/// Runs every check on a callback and returns the session to keep and the
-/// path to go back to. `pending` must already be out of storage, so it is
-/// used at most once whatever happens here. `now_ms` is the browser's clock
-/// in milliseconds.
-pub async fn complete_sign_in(
-    params: FragmentParams,
+/// The tokens an answer carries, whichever way they came: the implicit
+/// flow's fragment, or the token endpoint's JSON (a code exchanged, a
+/// refresh).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub access_token: Option<String>,
+    pub token_type: Option<String>,
+    /// Seconds.
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+}
+
+/// A token endpoint's successful answer (RFC 6749 §5.1).
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    token_type: Option<String>,
+    expires_in: Option<u32>,
+    scope: Option<String>,
+    id_token: Option<String>,
+    refresh_token: Option<String>,
+}
+
+/// A token endpoint's refusal (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct TokenErrorResponse {
+    error: String,
+    error_description: Option<String>,
+}
+
+/// Reads the token endpoint's answer: the tokens of a `200`, the refusal
+/// of an RFC 6749 §5.2 error, and a plain error for anything else.
+pub fn token_answer(status: u16, body: &str) -> Result<Tokens, CallbackError> {
+    if status == 200 {
+        let answer: TokenResponse = serde_json::from_str(body).map_err(|_| {
+            CallbackError::TokenEndpointUnusable(
+                "answered 200 with something other than tokens".into(),
+            )
+        })?;
+        return Ok(Tokens {
+            access_token: answer.access_token,
+            token_type: answer.token_type,
+            expires_in: answer.expires_in.map(i64::from),
+            scope: answer.scope,
+            id_token: answer.id_token,
+            refresh_token: answer.refresh_token,
+        });
+    }
+    match serde_json::from_str::<TokenErrorResponse>(body) {
+        Ok(refused) => Err(CallbackError::TokenEndpoint {
+            error: printable(&refused.error),
+            description: refused.error_description.as_deref().map(printable),
+        }),
+        Err(_) => Err(CallbackError::TokenEndpointUnusable(format!(
+            "answered HTTP {status}"
+        ))),
+    }
+}
+
+/// Whether an ID token's `at_hash` must be there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtHash {
+    /// Whenever an access token came with the ID token in the same
+    /// authorization response (the implicit flow, OpenID Connect Core
+    /// §3.2.2.10).
+    Required,
+    /// Checked when present (from the token endpoint, Core §3.1.3.8).
+    IfPresent,
+}
+
+/// What the tokens of one answer must satisfy besides the configuration.
+pub struct Expect<'a> {
+    /// The nonce of the sign-in the ID token must carry; `None` for a
+    /// refresh, whose ID token answers no authorize request.
+    pub nonce: Option<&'a str>,
+    pub at_hash: AtHash,
+    /// A refresh may come without an ID token (or a refresh token): then
+    /// the session goes on with this session's.
+    pub carry_over: Option<&'a Session>,
+}
+
+/// Step 1 for every flow: the answer at the callback. `state` present,
+/// started here, the same, not stale; then an `error` is the issuer's
+/// refusal. Returns the pending sign-in it answers.
+pub fn check_answer(
+    params: &FragmentParams,
     pending: Option<PendingSignIn>,
-    cfg: &PublicAuthConfig,
-    now_ms: i64,
-    verifier: &impl Verifier,
-) -> Result<(Session, String), CallbackError> {
-    let now = now_ms.div_euclid(1000);
-    // 1. state: present, started here, the same, not stale.
+    now: i64,
+) -> Result<PendingSignIn, CallbackError> {
     let state = params.state.as_deref().ok_or(CallbackError::MissingState)?;
     let pending = pending.ok_or(CallbackError::UnknownState)?;
     if !constant_time_eq(state.as_bytes(), pending.state.as_bytes()) {
@@ -137,18 +274,29 @@ pub async fn complete_sign_in(
     if now - pending.created_at > PENDING_MAX_AGE {
         return Err(CallbackError::Stale);
     }
-
-    // 2. An error answer from the authorization server.
-    if let Some(error) = params.error {
+    if let Some(error) = &params.error {
         return Err(CallbackError::Denied {
-            error: printable(&error),
+            error: printable(error),
             description: params.error_description.as_deref().map(printable),
         });
     }
+    Ok(pending)
+}
 
-    // 3. The access token and its type.
+/// Step 2 for every flow: the tokens, checked, as the session to keep.
+/// `now_ms` is the browser's clock in milliseconds.
+pub async fn check_tokens(
+    tokens: Tokens,
+    cfg: &PublicAuthConfig,
+    expect: Expect<'_>,
+    now_ms: i64,
+    platform: &impl Platform,
+) -> Result<Session, CallbackError> {
+    let now = now_ms.div_euclid(1000);
+
+    // The access token and its type.
     let access_token = if cfg.wants_access_token() {
-        let token_type = params
+        let token_type = tokens
             .token_type
             .as_deref()
             .ok_or(CallbackError::Missing("token_type"))?;
@@ -156,78 +304,97 @@ pub async fn complete_sign_in(
             return Err(CallbackError::TokenType(printable(token_type)));
         }
         Some(
-            params
+            tokens
                 .access_token
                 .ok_or(CallbackError::Missing("access_token"))?,
         )
     } else {
         None
     };
-    let expires_in = match params.expires_in.as_deref() {
-        Some(s) => Some(s.parse::<u32>().map_err(|_| CallbackError::ExpiresIn)? as i64),
+    let expires_in = match tokens.expires_in {
+        Some(secs) if (0..=i64::from(u32::MAX)).contains(&secs) => Some(secs),
+        Some(_) => return Err(CallbackError::ExpiresIn),
         None if access_token.is_some() => return Err(CallbackError::Missing("expires_in")),
         None => None,
     };
 
-    // 4. The ID token: signature, claims, nonce, at_hash.
-    let claims = if cfg.wants_id_token() {
-        let raw = params
-            .id_token
-            .as_deref()
-            .ok_or(CallbackError::Missing("id_token"))?;
-        let jwt = id_token::decode(raw)?;
-        verifier
-            .verify(jwt.kid(), &jwt.signing_input, &jwt.signature)
-            .await?;
-        let expected = Expected {
-            issuer: &cfg.issuer,
-            client_id: &cfg.client_id,
-            nonce: &pending.nonce,
-            now,
-        };
-        id_token::check_claims(&jwt.claims, &expected)?;
-        let access_token_sha256 = match access_token.as_deref() {
-            Some(token) => Some(verifier.sha256(token.as_bytes()).await?),
-            None => None,
-        };
-        id_token::check_at_hash(&jwt.claims, access_token_sha256.as_deref())?;
-        Some(jwt.claims)
-    } else {
-        None
+    // The ID token: signature, claims, nonce, at_hash.
+    let carried = expect.carry_over.filter(|_| tokens.id_token.is_none());
+    let claims = match (cfg.wants_id_token(), tokens.id_token.as_deref(), carried) {
+        (true, Some(raw), _) => {
+            let jwt = id_token::decode(raw)?;
+            platform
+                .verify(jwt.kid(), &jwt.signing_input, &jwt.signature)
+                .await?;
+            let expected = Expected {
+                issuer: &cfg.issuer,
+                client_id: &cfg.client_id,
+                nonce: expect.nonce,
+                now,
+            };
+            id_token::check_claims(&jwt.claims, &expected)?;
+            let access_token_sha256 = match access_token.as_deref() {
+                Some(token)
+                    if expect.at_hash == AtHash::Required || jwt.claims.at_hash.is_some() =>
+                {
+                    Some(platform.sha256(token.as_bytes()).await?)
+                }
+                _ => None,
+            };
+            id_token::check_at_hash(&jwt.claims, access_token_sha256.as_deref())?;
+            Some(jwt.claims)
+        }
+        (true, None, Some(current)) => current.claims.clone(),
+        (true, None, None) => return Err(CallbackError::Missing("id_token")),
+        (false, _, _) => None,
+    };
+    let id_token = match (&claims, carried) {
+        (None, _) => None,
+        (Some(_), Some(current)) => current.id_token.clone(),
+        (Some(_), None) => tokens.id_token,
     };
 
-    // 5. Whom the tokens are for: the ID token says; without one, the
-    // server, which checks the access token, says.
-    let sub = match (&claims, access_token.as_deref()) {
-        (Some(c), _) => c.sub.clone(),
-        (None, Some(token)) => verifier.access_token_subject(token).await?,
-        (None, None) => return Err(CallbackError::Missing("access_token")),
+    // Whom the tokens are for: the ID token says; a refresh without one
+    // goes on with the session's person; without either, the server,
+    // which checks the access token, says.
+    let sub = match (&claims, carried, access_token.as_deref()) {
+        (Some(c), _, _) => c.sub.clone(),
+        (None, Some(current), _) => current.sub.clone(),
+        (None, None, Some(token)) => platform.access_token_subject(token).await?,
+        (None, None, None) => return Err(CallbackError::Missing("access_token")),
     };
 
     // The session lasts as long as its shortest-lived token: `expires_in`
     // on this browser's clock, and what the tokens themselves say (the
-    // same bound a tab applies to a session it takes from another).
-    let token_exps = [
-        claims.as_ref().map(|c| c.exp),
-        access_token
-            .as_deref()
-            .and_then(access_token_claims)
-            .and_then(|c| c.exp),
-    ];
+    // same bound a tab applies to a session it takes from another). In the
+    // code flow the ID token says who signed in and when; the session is
+    // the access token's, renewed by refresh.
+    let id_token_exp = claims
+        .as_ref()
+        .filter(|_| !cfg.is_code_flow())
+        .map(|c| c.exp);
+    let access_token_exp = access_token
+        .as_deref()
+        .and_then(access_token_claims)
+        .and_then(|c| c.exp);
     let expires_at = expires_in
         .map(|secs| now.saturating_add(secs))
         .into_iter()
-        .chain(token_exps.into_iter().flatten())
+        .chain([id_token_exp, access_token_exp].into_iter().flatten())
         .min()
         .ok_or(CallbackError::Missing("expires_in"))?;
-    let scopes = params.scope.as_deref().unwrap_or(&cfg.scopes);
-    let session = Session {
+    let scopes = tokens.scope.as_deref().unwrap_or(&cfg.scopes);
+    let refresh_token = tokens
+        .refresh_token
+        .or_else(|| expect.carry_over.and_then(|c| c.refresh_token.clone()));
+    Ok(Session {
         issuer: cfg.issuer.clone(),
         client_id: cfg.client_id.clone(),
         response_type: cfg.response_type.clone(),
         sub,
         access_token,
-        id_token: params.id_token.filter(|_| claims.is_some()),
+        id_token,
+        refresh_token,
         issued_at_ms: now_ms,
         expires_at,
         scopes: scopes
@@ -236,26 +403,7 @@ pub async fn complete_sign_in(
             .map(str::to_string)
             .collect(),
         claims,
-    };
-    Ok((session, pending.return_to))
-}
-
-/// A silent renewal's answer: every check of [`complete_sign_in`], and the
-/// new tokens must be for the person of the `current` session (with no ID
-/// token, as the server reads the new access token).
-pub async fn complete_renewal(
-    params: FragmentParams,
-    pending: PendingSignIn,
-    cfg: &PublicAuthConfig,
-    now_ms: i64,
-    verifier: &impl Verifier,
-    current: &Session,
-) -> Result<Session, CallbackError> {
-    let (session, _) = complete_sign_in(params, Some(pending), cfg, now_ms, verifier).await?;
-    if session.sub != current.sub {
-        return Err(CallbackError::DifferentUser);
-    }
-    Ok(session)
+    })
 }
 
 /// Keeps what an attacker-controlled fragment can put on screen short and plain.
@@ -270,387 +418,60 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::fragment::parse_fragment;
-    use crate::auth::id_token::{at_hash, tests::token};
-    use crate::auth::request::tests::cfg;
-    use crate::auth::session::tests::access_token_of;
-    use std::cell::Cell;
-
-    const NOW: i64 = 1_800_000_000;
-
-    /// Accepts or refuses every signature, and counts the calls; says an
-    /// access token is for `subject` (as the server's whoami would).
-    struct FakeSignatures {
-        valid: bool,
-        calls: Cell<u32>,
-        subject: Result<String, CallbackError>,
-        subject_calls: Cell<u32>,
-    }
-
-    impl Verifier for FakeSignatures {
-        async fn verify(&self, kid: &str, _: &str, _: &[u8]) -> Result<(), CallbackError> {
-            self.calls.set(self.calls.get() + 1);
-            assert_eq!(kid, "k1");
-            if self.valid {
-                Ok(())
-            } else {
-                Err(IdTokenError::BadSignature.into())
-            }
-        }
-
-        async fn sha256(&self, data: &[u8]) -> Result<Vec<u8>, CallbackError> {
-            use sha2::{Digest, Sha256};
-            Ok(Sha256::digest(data).to_vec())
-        }
-
-        async fn access_token_subject(&self, _: &str) -> Result<String, CallbackError> {
-            self.subject_calls.set(self.subject_calls.get() + 1);
-            self.subject.clone()
-        }
-    }
-
-    fn ok_sigs() -> FakeSignatures {
-        FakeSignatures {
-            valid: true,
-            calls: Cell::new(0),
-            subject: Ok("alice@example.com".into()),
-            subject_calls: Cell::new(0),
-        }
-    }
-
-    fn pending() -> PendingSignIn {
-        PendingSignIn {
-            state: "state-1".into(),
-            nonce: "nonce-1".into(),
-            return_to: "/messages".into(),
-            created_at: NOW - 10,
-        }
-    }
-
-    fn id_token_for(access_token: &str, nonce: &str) -> String {
-        let claims = serde_json::json!({
-            "iss": "http://localhost:3100/oauth2/default", "sub": "00u1", "aud": "0oa-dev-spa",
-            "exp": NOW + 3600, "iat": NOW, "nonce": nonce, "at_hash": at_hash(access_token),
-            "name": "Alice Example"
-        });
-        token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string())
-    }
-
-    fn fragment(access_token: &str, id_token: &str, state: &str) -> FragmentParams {
-        parse_fragment(&format!(
-            "access_token={access_token}&token_type=Bearer&expires_in=3600&scope=openid+profile&id_token={id_token}&state={state}"
-        ))
-        .unwrap()
-    }
-
-    fn run(
-        params: FragmentParams,
-        pending: Option<PendingSignIn>,
-        sigs: &FakeSignatures,
-    ) -> Result<(Session, String), CallbackError> {
-        futures::executor::block_on(complete_sign_in(params, pending, &cfg(), NOW * 1000, sigs))
-    }
 
     #[test]
-    fn accepts_a_good_response() {
-        let sigs = ok_sigs();
-        let (session, back) = run(
-            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
-            Some(pending()),
-            &sigs,
+    fn token_answers_are_read_in_rfc_6749s_terms() {
+        let ok = token_answer(
+            200,
+            r#"{"token_type":"Bearer","expires_in":3600,"access_token":"a.b.c","scope":"openid","id_token":"x.y.z","refresh_token":"r1"}"#,
         )
         .unwrap();
-        assert_eq!(back, "/messages");
-        assert_eq!(session.access_token.as_deref(), Some("AT"));
-        assert_eq!(session.expires_at, NOW + 3600);
-        assert_eq!(session.scopes, vec!["openid", "profile"]);
-        assert_eq!(session.display_name(), "Alice Example");
-        assert_eq!(sigs.calls.get(), 1);
-    }
-
-    #[test]
-    fn state_is_checked_first() {
-        let sigs = ok_sigs();
-        let good = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        let mut no_state = good.clone();
-        no_state.state = None;
-        assert_eq!(
-            run(no_state, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::MissingState
-        );
-        assert_eq!(
-            run(good.clone(), None, &sigs).unwrap_err(),
-            CallbackError::UnknownState
-        );
-        let other = fragment("AT", &id_token_for("AT", "nonce-1"), "state-2");
-        assert_eq!(
-            run(other, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::StateMismatch
-        );
-        let mut old = pending();
-        old.created_at = NOW - PENDING_MAX_AGE - 1;
-        assert_eq!(
-            run(good, Some(old), &sigs).unwrap_err(),
-            CallbackError::Stale
-        );
-        // An error answer with a wrong state is a state error, not shown as the issuer's.
-        let forged = parse_fragment("error=access_denied&state=evil").unwrap();
-        assert_eq!(
-            run(forged, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::StateMismatch
-        );
-        assert_eq!(sigs.calls.get(), 0);
-    }
-
-    #[test]
-    fn error_answers_are_reported_with_or_without_description() {
-        let sigs = ok_sigs();
-        let p =
-            parse_fragment("error=access_denied&error_description=User+cancelled&state=state-1")
-                .unwrap();
-        let err = run(p, Some(pending()), &sigs).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the authorization server refused the sign-in: access_denied (User cancelled)"
-        );
-        let p = parse_fragment("error=login_required&state=state-1").unwrap();
-        assert!(matches!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::Denied {
-                description: None,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn token_type_must_be_bearer_in_any_case() {
-        let sigs = ok_sigs();
-        let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        p.token_type = Some("bEaReR".into());
-        assert!(run(p.clone(), Some(pending()), &sigs).is_ok());
-        p.token_type = Some("mac".into());
-        assert_eq!(
-            run(p.clone(), Some(pending()), &sigs).unwrap_err(),
-            CallbackError::TokenType("mac".into())
-        );
-        p.token_type = None;
-        assert_eq!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::Missing("token_type")
-        );
-    }
-
-    #[test]
-    fn id_token_failures_keep_nothing() {
-        let bad_sig = FakeSignatures {
-            valid: false,
-            ..ok_sigs()
-        };
-        let p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        assert_eq!(
-            run(p, Some(pending()), &bad_sig).unwrap_err(),
-            IdTokenError::BadSignature.into()
-        );
-
-        let sigs = ok_sigs();
-        let p = fragment("AT", &id_token_for("AT", "other-nonce"), "state-1");
-        assert_eq!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            IdTokenError::Nonce.into()
-        );
-
-        // Access token swapped for another one: at_hash no longer matches.
-        let p = fragment("OTHER", &id_token_for("AT", "nonce-1"), "state-1");
-        assert_eq!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            IdTokenError::AtHash.into()
-        );
-
-        let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        p.id_token = None;
-        assert_eq!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::Missing("id_token")
-        );
-    }
-
-    #[test]
-    fn token_only_and_id_token_only_flows() {
-        let sigs = ok_sigs();
-        let mut token_only = cfg();
-        token_only.response_type = "token".into();
-        let p = parse_fragment("access_token=AT&token_type=Bearer&expires_in=60&state=state-1")
-            .unwrap();
-        let (s, _) = futures::executor::block_on(complete_sign_in(
-            p,
-            Some(pending()),
-            &token_only,
-            NOW * 1000,
-            &sigs,
-        ))
-        .unwrap();
-        assert_eq!(
-            (s.access_token.as_deref(), s.claims.is_none(), s.expires_at),
-            (Some("AT"), true, NOW + 60)
-        );
-        // With no ID token, the person is whom the server says the access
-        // token names, asked once.
-        assert_eq!(
-            (s.sub.as_str(), sigs.subject_calls.get()),
-            ("alice@example.com", 1)
-        );
         assert_eq!(
             (
-                s.issuer.as_str(),
-                s.client_id.as_str(),
-                s.response_type.as_str()
+                ok.expires_in,
+                ok.refresh_token.as_deref(),
+                ok.id_token.as_deref()
             ),
-            (
-                "http://localhost:3100/oauth2/default",
-                "0oa-dev-spa",
-                "token"
-            )
+            (Some(3600), Some("r1"), Some("x.y.z"))
         );
-
-        let mut id_only = cfg();
-        id_only.response_type = "id_token".into();
-        let claims = serde_json::json!({"iss": "http://localhost:3100/oauth2/default", "sub": "00u1",
-            "aud": "0oa-dev-spa", "exp": NOW + 100, "iat": NOW, "nonce": "nonce-1"});
-        let idt = token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string());
-        let p = parse_fragment(&format!("id_token={idt}&state=state-1")).unwrap();
-        let (s, _) = futures::executor::block_on(complete_sign_in(
-            p,
-            Some(pending()),
-            &id_only,
-            NOW * 1000,
-            &sigs,
-        ))
-        .unwrap();
-        assert_eq!((s.access_token, s.expires_at), (None, NOW + 100));
-        assert_eq!((s.sub.as_str(), sigs.subject_calls.get()), ("00u1", 1));
-    }
-
-    #[test]
-    fn bad_expires_in_is_refused() {
-        let sigs = ok_sigs();
-        let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        p.expires_in = Some("-5".into());
-        assert_eq!(
-            run(p, Some(pending()), &sigs).unwrap_err(),
-            CallbackError::ExpiresIn
-        );
-    }
-
-    #[test]
-    fn the_session_ends_with_its_shortest_lived_token() {
-        let sigs = ok_sigs();
-        // The ID token expires 3600 s from now; the access token in 60 s.
-        let mut p = fragment("AT", &id_token_for("AT", "nonce-1"), "state-1");
-        p.expires_in = Some("60".into());
-        let (s, _) = run(p, Some(pending()), &sigs).unwrap();
-        assert_eq!((s.issued_at_ms, s.expires_at), (NOW * 1000, NOW + 60));
-        // ... and a JWT access token's own exp when that is earlier still.
-        let at = access_token_of("alice@example.com", NOW + 30);
-        let (s, _) = run(
-            fragment(&at, &id_token_for(&at, "nonce-1"), "state-1"),
-            Some(pending()),
-            &sigs,
+        let refused = token_answer(
+            400,
+            r#"{"error":"invalid_grant","error_description":"The refresh token is invalid or expired."}"#,
         )
-        .unwrap();
-        assert_eq!(s.expires_at, NOW + 30);
-    }
-
-    #[test]
-    fn a_renewal_must_be_for_the_same_person() {
-        let sigs = ok_sigs();
-        let (current, _) = run(
-            fragment("AT", &id_token_for("AT", "nonce-1"), "state-1"),
-            Some(pending()),
-            &sigs,
-        )
-        .unwrap();
-        let renew = |sub: &str| {
-            let claims = serde_json::json!({
-                "iss": "http://localhost:3100/oauth2/default", "sub": sub, "aud": "0oa-dev-spa",
-                "exp": NOW + 3600, "iat": NOW, "nonce": "nonce-1", "at_hash": at_hash("AT2"),
-            });
-            let idt = token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string());
-            futures::executor::block_on(complete_renewal(
-                fragment("AT2", &idt, "state-1"),
-                pending(),
-                &cfg(),
-                NOW * 1000,
-                &sigs,
-                &current,
-            ))
-        };
-        assert_eq!(renew("00u1").unwrap().access_token.as_deref(), Some("AT2"));
-        let other = renew("00u-bob").unwrap_err();
-        assert_eq!(other, CallbackError::DifferentUser);
-        assert!(!other.renewal_may_retry());
-    }
-
-    #[test]
-    fn without_an_id_token_a_renewal_is_checked_against_the_servers_word() {
-        let mut token_only = cfg();
-        token_only.response_type = "token".into();
-        let answer = || {
-            parse_fragment("access_token=AT2&token_type=Bearer&expires_in=60&state=state-1")
-                .unwrap()
-        };
-        let renew = |sigs: &FakeSignatures, current: &Session| {
-            futures::executor::block_on(complete_renewal(
-                answer(),
-                pending(),
-                &token_only,
-                NOW * 1000,
-                sigs,
-                current,
-            ))
-        };
-        let alice = ok_sigs();
-        let (current, _) = futures::executor::block_on(complete_sign_in(
-            answer(),
-            Some(pending()),
-            &token_only,
-            NOW * 1000,
-            &alice,
-        ))
-        .unwrap();
-        assert_eq!(renew(&alice, &current).unwrap().sub, "alice@example.com");
-
-        // Someone else signed in at the issuer: the new token is theirs.
-        let mallory = FakeSignatures {
-            subject: Ok("mallory@example.com".into()),
-            ..ok_sigs()
-        };
-        assert_eq!(
-            renew(&mallory, &current).unwrap_err(),
-            CallbackError::DifferentUser
+        .unwrap_err();
+        assert!(refused.refresh_refused() && !refused.renewal_may_retry());
+        let text = refused.to_string();
+        assert!(
+            text.contains("invalid_grant (The refresh token is invalid or expired.)"),
+            "{text}"
         );
-        // The server cannot say: nothing is adopted, and it may be retried.
-        let down = FakeSignatures {
-            subject: Err(CallbackError::Subject("the server is unavailable".into())),
-            ..ok_sigs()
-        };
-        let err = renew(&down, &current).unwrap_err();
-        assert!(matches!(err, CallbackError::Subject(_)) && err.renewal_may_retry());
-    }
-
-    #[test]
-    fn which_renewal_failures_are_final() {
-        let denied = |error: &str| CallbackError::Denied {
-            error: error.into(),
-            description: None,
-        };
-        for error in ["login_required", "interaction_required", "consent_required"] {
-            assert!(!denied(error).renewal_may_retry(), "{error}");
-        }
-        assert!(denied("server_error").renewal_may_retry());
-        assert!(denied("temporarily_unavailable").renewal_may_retry());
-        assert!(CallbackError::StateMismatch.renewal_may_retry());
-        assert!(CallbackError::from(IdTokenError::Nonce).renewal_may_retry());
-        assert!(CallbackError::KeyUnavailable("down".into()).renewal_may_retry());
+        assert!(text.contains("sign in again"), "{text}");
+        let client = token_answer(401, r#"{"error":"invalid_client"}"#).unwrap_err();
+        assert!(
+            client.to_string().contains("Single-Page Application"),
+            "{client}"
+        );
+        assert!(!client.refresh_refused() && !client.renewal_may_retry());
+        let busy = token_answer(503, r#"{"error":"temporarily_unavailable"}"#).unwrap_err();
+        assert!(busy.renewal_may_retry());
+        // Neither RFC 6749 shape: said plainly, never trusted.
+        assert_eq!(
+            token_answer(502, "<html>Bad gateway</html>").unwrap_err(),
+            CallbackError::TokenEndpointUnusable("answered HTTP 502".into())
+        );
+        assert!(matches!(
+            token_answer(200, "<html>").unwrap_err(),
+            CallbackError::TokenEndpointUnusable(_)
+        ));
+        assert!(matches!(
+            token_answer(200, r#"{"expires_in":-5}"#).unwrap_err(),
+            CallbackError::TokenEndpointUnusable(_)
+        ));
+        // What the issuer says is cut short and stripped of control characters.
+        let long = format!(r#"{{"error":"x\n{}"}}"#, "y".repeat(1000));
+        let err = token_answer(400, &long).unwrap_err();
+        assert!(
+            matches!(&err, CallbackError::TokenEndpoint { error, .. } if error.len() <= 300 && !error.contains('\n'))
+        );
     }
 }

@@ -15,8 +15,18 @@ pub struct PublicAuthConfig {
     pub client_id: String,
     /// Space-separated, as sent in the `scope` parameter.
     pub scopes: String,
-    /// `id_token token`, `token` or `id_token`.
+    /// `id_token token`, `token`, `id_token` (the implicit flow) or `code`
+    /// (the authorization code flow with PKCE).
     pub response_type: String,
+    /// Where the issuer puts its answer: `fragment`, or with `code` also
+    /// `query` (Okta's default for a code).
+    pub response_mode: String,
+    /// The issuer's token endpoint, where the code flow exchanges its code
+    /// and refreshes (from discovery).
+    pub token_endpoint: Option<String>,
+    /// The issuer's RFC 7009 revocation endpoint, where sign-out revokes a
+    /// refresh token (from discovery).
+    pub revocation_endpoint: Option<String>,
     pub redirect_uri: String,
     pub post_logout_redirect_uri: String,
     /// Renew the tokens this many seconds before the earlier of their
@@ -46,12 +56,31 @@ pub enum TokenStorage {
 }
 
 impl PublicAuthConfig {
-    pub fn wants_id_token(&self) -> bool {
-        self.response_type.split(' ').any(|t| t == "id_token")
+    /// The authorization code flow (`RESPONSE_TYPE=code`), rather than the
+    /// implicit flow.
+    pub fn is_code_flow(&self) -> bool {
+        self.response_type == "code"
     }
 
+    /// Whether the session has an ID token: asked for in the implicit
+    /// response type, or with the code flow given by the token endpoint
+    /// for the `openid` scope.
+    pub fn wants_id_token(&self) -> bool {
+        if self.is_code_flow() {
+            self.scopes.split(' ').any(|s| s == "openid")
+        } else {
+            self.response_type.split(' ').any(|t| t == "id_token")
+        }
+    }
+
+    /// Whether the session has an access token (the code flow always gets one).
     pub fn wants_access_token(&self) -> bool {
-        self.response_type.split(' ').any(|t| t == "token")
+        self.is_code_flow() || self.response_type.split(' ').any(|t| t == "token")
+    }
+
+    /// Whether the code flow asks for a refresh token (`offline_access`).
+    pub fn wants_refresh_token(&self) -> bool {
+        self.is_code_flow() && self.scopes.split(' ').any(|s| s == "offline_access")
     }
 
     /// The setting that adds what the API needs, for messages when this

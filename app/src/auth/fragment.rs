@@ -1,12 +1,19 @@
-//! Parsing the URL fragment the authorization server redirects back with.
+//! Parsing the authorization response the issuer redirects back with: in
+//! the URL fragment (the implicit flow; the code flow with
+//! `RESPONSE_MODE=fragment`) or the query (the code flow's default), both
+//! in the same `application/x-www-form-urlencoded` form, and the callback
+//! page's script that takes it out of the address bar.
 
 use serde::{Deserialize, Serialize};
 
-/// The parameters of an implicit-flow authorization response (RFC 6749
-/// §4.2.2 / §4.2.2.1, OpenID Connect Core §3.2.2.5).
+/// The parameters of an authorization response: the implicit flow's
+/// (RFC 6749 §4.2.2 / §4.2.2.1, OpenID Connect Core §3.2.2.5) or the code
+/// flow's (RFC 6749 §4.1.2 / §4.1.2.1).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FragmentParams {
     pub state: Option<String>,
+    /// The authorization code (the code flow).
+    pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
     pub access_token: Option<String>,
@@ -29,16 +36,24 @@ pub enum FragmentError {
 /// The callback page's one inline script, in its head (`shell.rs`, allowed
 /// by its hash in the page's Content-Security-Policy). It runs while the
 /// page is parsed, before the wasm has even been asked for: it takes the
-/// fragment, with the tokens, out of the address bar and the history
-/// entry, and leaves it where the wasm reads it once
-/// (`browser::take_fragment`). So the tokens are never in the URL while the
-/// wasm downloads, nor for good if it fails to load.
-pub const CALLBACK_SCRIPT: &str = "(function(){var h=location.hash;if(h){\
-history.replaceState(null,'',location.pathname+location.search);\
-window.__oktaCallbackFragment=h}})();";
+/// query and the fragment, with the tokens or the code, out of the address
+/// bar and the history entry, and leaves them where the wasm reads them
+/// once (`browser::take_answer`). So neither tokens nor a code are ever in
+/// the URL while the wasm downloads, nor for good if it fails to load.
+pub const CALLBACK_SCRIPT: &str = "(function(){var a=location.search+location.hash;if(a){\
+history.replaceState(null,'',location.pathname);\
+window.__oktaCallbackAnswer=a}})();";
 
-/// Where [`CALLBACK_SCRIPT`] leaves the fragment for the wasm.
-pub const CALLBACK_FRAGMENT_GLOBAL: &str = "__oktaCallbackFragment";
+/// Where [`CALLBACK_SCRIPT`] leaves the answer (`?query#fragment`) for the wasm.
+pub const CALLBACK_ANSWER_GLOBAL: &str = "__oktaCallbackAnswer";
+
+/// What the callback's URL carried after its path (`?query#fragment`, as
+/// [`CALLBACK_SCRIPT`] keeps it), split: the query and the fragment, each
+/// without its mark.
+pub fn split_answer(tail: &str) -> (&str, &str) {
+    let (query, fragment) = tail.split_once('#').unwrap_or((tail, ""));
+    (query.strip_prefix('?').unwrap_or(query), fragment)
+}
 
 /// Largest fragment we read; real ones are a few KiB.
 pub const MAX_FRAGMENT_LEN: usize = 64 * 1024;
@@ -57,6 +72,7 @@ pub fn parse_fragment(hash: &str) -> Result<FragmentParams, FragmentError> {
     for (name, value) in form_urlencoded::parse(hash.as_bytes()) {
         let slot = match name.as_ref() {
             "state" => &mut params.state,
+            "code" => &mut params.code,
             "error" => &mut params.error,
             "error_description" => &mut params.error_description,
             "access_token" => &mut params.access_token,
@@ -82,11 +98,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_callback_script_leaves_the_fragment_where_the_wasm_reads_it() {
-        assert!(CALLBACK_SCRIPT.contains(&format!("window.{CALLBACK_FRAGMENT_GLOBAL}=h")));
-        // It keeps the path and query, and drops only the fragment.
-        assert!(CALLBACK_SCRIPT.contains("location.pathname+location.search"));
+    fn the_callback_script_leaves_the_answer_where_the_wasm_reads_it() {
+        assert!(CALLBACK_SCRIPT.contains(&format!("window.{CALLBACK_ANSWER_GLOBAL}=a")));
+        // It takes the query and the fragment, and leaves the path alone.
+        assert!(CALLBACK_SCRIPT.contains("var a=location.search+location.hash"));
+        assert!(CALLBACK_SCRIPT.contains("history.replaceState(null,'',location.pathname)"));
         assert!(!CALLBACK_SCRIPT.contains('\n'));
+    }
+
+    #[test]
+    fn an_answer_splits_into_query_and_fragment() {
+        assert_eq!(split_answer("?code=c&state=s"), ("code=c&state=s", ""));
+        assert_eq!(split_answer("#access_token=a"), ("", "access_token=a"));
+        assert_eq!(split_answer("?x=1#y=2#z"), ("x=1", "y=2#z"));
+        assert_eq!(split_answer(""), ("", ""));
+        let p = parse_fragment(split_answer("?code=abc&state=s1").0).unwrap();
+        assert_eq!(
+            (p.code.as_deref(), p.state.as_deref()),
+            (Some("abc"), Some("s1"))
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod callback;
 pub mod config;
 #[cfg(feature = "hydrate")]
 pub mod current;
+pub mod flow;
 pub mod fragment;
 pub mod id_token;
 pub mod renewal;
@@ -20,6 +21,8 @@ pub mod state;
 #[cfg(feature = "hydrate")]
 pub mod browser;
 pub mod client;
+#[cfg(feature = "hydrate")]
+pub mod idb;
 #[cfg(feature = "hydrate")]
 pub mod silent;
 #[cfg(feature = "hydrate")]

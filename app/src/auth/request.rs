@@ -14,6 +14,11 @@ pub struct PendingSignIn {
     pub return_to: String,
     /// Unix seconds; a pending sign-in older than [`PENDING_MAX_AGE`] is void.
     pub created_at: i64,
+    /// With the code flow: the PKCE `code_verifier` (RFC 7636) of this
+    /// attempt, 43 characters from the CSPRNG; the authorize request
+    /// carries only its SHA-256 (`code_challenge`).
+    #[serde(default)]
+    pub code_verifier: Option<String>,
 }
 
 /// How long a started sign-in may take before its `state` is refused.
@@ -30,18 +35,30 @@ pub enum Prompt {
     None,
 }
 
-/// Where to send the browser (or the hidden iframe) to sign in. Renewal
-/// uses the same `redirect_uri`, so nothing more needs registering.
-pub fn authorize_url(cfg: &PublicAuthConfig, state: &str, nonce: &str, prompt: Prompt) -> String {
+/// Where to send the browser (or the hidden iframe) to sign in for
+/// `pending`. Renewal uses the same `redirect_uri`, so nothing more needs
+/// registering. `code_challenge` is the code flow's PKCE challenge (the
+/// S256 of `pending`'s verifier), `None` in the implicit flow.
+pub fn authorize_url(
+    cfg: &PublicAuthConfig,
+    pending: &PendingSignIn,
+    code_challenge: Option<&str>,
+    prompt: Prompt,
+) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query
         .append_pair("client_id", &cfg.client_id)
         .append_pair("response_type", &cfg.response_type)
-        .append_pair("response_mode", "fragment")
+        .append_pair("response_mode", &cfg.response_mode)
         .append_pair("scope", &cfg.scopes)
         .append_pair("redirect_uri", &cfg.redirect_uri)
-        .append_pair("state", state)
-        .append_pair("nonce", nonce);
+        .append_pair("state", &pending.state)
+        .append_pair("nonce", &pending.nonce);
+    if let Some(challenge) = code_challenge {
+        query
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+    }
     if prompt == Prompt::None {
         query.append_pair("prompt", "none");
     }
@@ -95,9 +112,12 @@ pub(crate) mod tests {
             issuer: "http://localhost:3100/oauth2/default".into(),
             authorization_endpoint: "http://localhost:3100/oauth2/default/v1/authorize".into(),
             end_session_endpoint: Some("http://localhost:3100/oauth2/default/v1/logout".into()),
+            token_endpoint: Some("http://localhost:3100/oauth2/default/v1/token".into()),
+            revocation_endpoint: Some("http://localhost:3100/oauth2/default/v1/revoke".into()),
             client_id: "0oa-dev-spa".into(),
             scopes: "openid profile email".into(),
             response_type: "id_token token".into(),
+            response_mode: "fragment".into(),
             redirect_uri: "http://localhost:3000/login/callback".into(),
             post_logout_redirect_uri: "http://localhost:3000/".into(),
             renew_before_secs: 60,
@@ -111,9 +131,39 @@ pub(crate) mod tests {
         form_urlencoded::parse(q.as_bytes()).into_owned().collect()
     }
 
+    fn pending(state: &str, nonce: &str) -> PendingSignIn {
+        PendingSignIn {
+            state: state.into(),
+            nonce: nonce.into(),
+            return_to: "/".into(),
+            created_at: 0,
+            code_verifier: None,
+        }
+    }
+
+    #[test]
+    fn the_code_flow_sends_its_challenge_and_response_mode() {
+        let mut code = cfg();
+        code.response_type = "code".into();
+        code.response_mode = "query".into();
+        let url = authorize_url(
+            &code,
+            &pending("s", "n"),
+            Some("ch4llenge"),
+            Prompt::Default,
+        );
+        let pairs = query_pairs(&url);
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("response_type"), Some("code"));
+        assert_eq!(get("response_mode"), Some("query"));
+        assert_eq!(get("code_challenge"), Some("ch4llenge"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        assert_eq!(get("nonce"), Some("n"));
+    }
+
     #[test]
     fn authorize_url_carries_every_parameter_encoded() {
-        let url = authorize_url(&cfg(), "st&=", "no nce", Prompt::Default);
+        let url = authorize_url(&cfg(), &pending("st&=", "no nce"), None, Prompt::Default);
         assert!(url.starts_with("http://localhost:3100/oauth2/default/v1/authorize?"));
         let pairs = query_pairs(&url);
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -129,7 +179,7 @@ pub(crate) mod tests {
         assert_eq!(get("nonce"), Some("no nce"));
         assert_eq!(pairs.len(), 7);
 
-        let silent = authorize_url(&cfg(), "s", "n", Prompt::None);
+        let silent = authorize_url(&cfg(), &pending("s", "n"), None, Prompt::None);
         let pairs = query_pairs(&silent);
         assert_eq!(pairs.len(), 8);
         assert_eq!(pairs[7], ("prompt".into(), "none".into()));

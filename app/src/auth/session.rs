@@ -31,6 +31,9 @@ pub struct Session {
     pub sub: String,
     pub access_token: Option<String>,
     pub id_token: Option<String>,
+    /// With the code flow and `offline_access`: what renews the session,
+    /// replaced by a new one at every use (rotation).
+    pub refresh_token: Option<String>,
     /// When these tokens arrived, in milliseconds on the browser's clock:
     /// fine enough to order a sign-out and a sign-in in the same second.
     pub issued_at_ms: i64,
@@ -108,6 +111,7 @@ impl Session {
             sub: self.sub.clone(),
             access_token: self.access_token.clone(),
             id_token: self.id_token.clone(),
+            refresh_token: self.refresh_token.clone(),
             issued_at_ms: self.issued_at_ms,
             expires_at: self.expires_at,
             scopes: self.scopes.clone(),
@@ -125,6 +129,8 @@ pub struct KeptSession {
     pub sub: String,
     pub access_token: Option<String>,
     pub id_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
     pub issued_at_ms: i64,
     pub expires_at: i64,
     pub scopes: Vec<String>,
@@ -137,7 +143,7 @@ pub enum KeptSessionError {
     OtherConfiguration(&'static str),
     #[error("it has no {0}, which this configuration asks for")]
     Missing(&'static str),
-    #[error("it has an {0}, which this configuration does not ask for")]
+    #[error("it has {0}, which this configuration does not ask for")]
     Unexpected(&'static str),
     #[error("its ID token is not for this app: {0}")]
     IdToken(#[from] IdTokenError),
@@ -178,12 +184,12 @@ impl KeptSession {
         }
         match (cfg.wants_id_token(), self.id_token.is_some()) {
             (true, false) => return Err(Missing("ID token")),
-            (false, true) => return Err(Unexpected("ID token")),
+            (false, true) => return Err(Unexpected("an ID token")),
             _ => {}
         }
         match (cfg.wants_access_token(), self.access_token.is_some()) {
             (true, false) => return Err(Missing("access token")),
-            (false, true) => return Err(Unexpected("access token")),
+            (false, true) => return Err(Unexpected("an access token")),
             _ => {}
         }
         if signed_out_at_ms.is_some_and(|at| self.issued_at_ms <= at) {
@@ -205,11 +211,18 @@ impl KeptSession {
                 if claims.sub != self.sub {
                     return Err(OtherPerson);
                 }
-                bounds.push(claims.exp);
+                // In the code flow the session is the access token's
+                // (renewed by refresh); the ID token says who signed in.
+                if !cfg.is_code_flow() {
+                    bounds.push(claims.exp);
+                }
                 Some(claims)
             }
             None => None,
         };
+        if self.refresh_token.is_some() && !cfg.wants_refresh_token() {
+            return Err(Unexpected("a refresh token"));
+        }
         if let Some(access) = self.access_token.as_deref().and_then(access_token_claims) {
             // With no ID token, the session's person is the access token's.
             if claims.is_none() && access.sub.as_deref() != Some(self.sub.as_str()) {
@@ -229,6 +242,7 @@ impl KeptSession {
             sub: self.sub,
             access_token: self.access_token,
             id_token: self.id_token,
+            refresh_token: self.refresh_token,
             issued_at_ms: self.issued_at_ms,
             expires_at,
             scopes: self.scopes,
@@ -302,6 +316,7 @@ pub(crate) mod tests {
             sub: "00u1".into(),
             access_token: Some(access_token_of("alice@example.com", NOW + 3600)),
             id_token: Some(id_token_of("00u1", "0oa-dev-spa", NOW + 3600)),
+            refresh_token: None,
             issued_at_ms: NOW * 1000,
             expires_at: NOW + 3600,
             scopes: vec!["openid".into()],
@@ -342,7 +357,7 @@ pub(crate) mod tests {
         k.response_type = "token".into();
         assert_eq!(
             k.check(&token_only, None),
-            Err(KeptSessionError::Unexpected("ID token"))
+            Err(KeptSessionError::Unexpected("an ID token"))
         );
         let mut k = kept();
         k.id_token = None;

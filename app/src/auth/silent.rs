@@ -1,16 +1,18 @@
 //! Signing in without leaving the page: the issuer's authorize endpoint in
 //! a hidden iframe with `prompt=none`. The iframe comes back to the app's
-//! registered `/login/callback`, whose page hands the fragment to this
-//! window with `postMessage` (to this origin only) and nothing else; this
+//! registered `/login/callback`, whose page hands what follows its path
+//! (the fragment with the tokens, or the query with a code) to this window
+//! with `postMessage` (to this origin only) and nothing else; this
 //! side accepts it only from this origin and from that iframe, then
 //! removes the iframe. The caller checks the answer exactly as a first
-//! sign-in's ([`super::callback::complete_renewal`]).
+//! sign-in's ([`super::flow::complete_renewal`]).
 
-use super::browser::new_pending;
+use super::browser::{new_pending, BrowserPlatform};
 use super::callback::CallbackError;
 use super::config::PublicAuthConfig;
+use super::flow::Flow;
 use super::renewal::{SILENT_MESSAGE_PREFIX as MESSAGE_PREFIX, SILENT_TIMEOUT_MS};
-use super::request::{authorize_url, PendingSignIn, Prompt};
+use super::request::{PendingSignIn, Prompt};
 use super::tabs::sleep;
 use futures::future::{select, Either};
 use std::cell::RefCell;
@@ -23,10 +25,11 @@ use wasm_bindgen::JsCast;
 /// (for browsers that do not send `Sec-Fetch-Dest`) once it has hydrated.
 const AFTER_LOAD_GRACE_MS: u32 = 1500;
 
-/// Asks the issuer for new tokens in a hidden iframe. Returns the raw
-/// fragment it answered with and the `state`/`nonce` of this attempt (kept
-/// in this function's memory only, so parallel attempts in other tabs can
-/// never consume it).
+/// Asks the issuer for new tokens in a hidden iframe. Returns what its
+/// answer carried after the callback's path (`?query#fragment`) and the
+/// attempt (`state`, `nonce`, and the code flow's verifier: kept in this
+/// function's memory only, so parallel attempts in other tabs can never
+/// consume it).
 ///
 /// It waits at most `timeout_ms` (and never more than
 /// [`SILENT_TIMEOUT_MS`]) for the answer.
@@ -38,8 +41,10 @@ pub async fn authorize(
     let no_page = || CallbackError::Browser("no page to put the iframe in".into());
     let window = web_sys::window().ok_or_else(no_page)?;
     let return_to = window.location().pathname().unwrap_or_default();
-    let pending = new_pending(&return_to).map_err(CallbackError::Browser)?;
-    let url = authorize_url(cfg, &pending.state, &pending.nonce, Prompt::None);
+    let pending = new_pending(cfg, &return_to).map_err(CallbackError::Browser)?;
+    let url = Flow::of(cfg)
+        .authorize_url(cfg, &pending, Prompt::None, &BrowserPlatform)
+        .await?;
 
     let document = window.document().ok_or_else(no_page)?;
     let frame: web_sys::HtmlIFrameElement = document
@@ -134,14 +139,15 @@ pub fn is_framed() -> bool {
 }
 
 /// In the iframe (when the server did not answer with its own small page):
-/// hands the fragment to the parent window, if the parent is this origin.
-pub fn hand_to_parent(fragment: &str) {
+/// hands the answer (`?query#fragment`) to the parent window, if the
+/// parent is this origin.
+pub fn hand_to_parent(answer: &str) {
     let Some(window) = web_sys::window() else {
         return;
     };
     let origin = window.location().origin().unwrap_or_default();
     if let Ok(Some(parent)) = window.parent() {
-        let message = format!("{MESSAGE_PREFIX}{fragment}");
+        let message = format!("{MESSAGE_PREFIX}{answer}");
         let _ = parent.post_message(&JsValue::from_str(&message), &origin);
     }
 }

@@ -66,54 +66,75 @@ impl Auth {
             return;
         };
         #[cfg(feature = "hydrate")]
-        if let Err(err) = super::browser::start_sign_in(&cfg, return_to) {
-            self.notice
-                .set(Some(format!("Cannot start sign-in: {err}.")));
+        {
+            let (auth, return_to) = (*self, return_to.to_string());
+            leptos::task::spawn_local(async move {
+                if let Err(err) = super::browser::start_sign_in(&cfg, &return_to).await {
+                    auth.notice
+                        .set(Some(format!("Cannot start sign-in: {err}.")));
+                }
+            });
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = (cfg, return_to);
     }
 
-    /// Ends the session in every tab, and at the issuer when it can: the
-    /// live session's, or else the ended one's, ID token is the hint.
+    /// Ends the session in every tab at once, then at the issuer when it
+    /// can: a refresh token is revoked first, and the live session's, or
+    /// else the ended one's, ID token is the logout's hint. Nothing that
+    /// fails at the issuer keeps anyone signed in here.
     pub fn sign_out(&self) {
         // The notice keeps protected pages from starting a new sign-in
         // while the browser is on its way to the issuer's logout.
         self.notice.set(Some("Signing you out…".into()));
-        let id_token = self
+        let (id_token, refresh_token) = self
             .session
-            .with_untracked(|s| s.as_ref().and_then(|s| s.id_token.clone()))
-            .or_else(|| self.ended_id_token.get_untracked());
+            .with_untracked(|s| {
+                s.as_ref()
+                    .map(|s| (s.id_token.clone(), s.refresh_token.clone()))
+            })
+            .unwrap_or_default();
+        let id_token = id_token.or_else(|| self.ended_id_token.get_untracked());
         self.session.set(None);
         self.ended_id_token.set(None);
         #[cfg(feature = "hydrate")]
         {
-            use super::{browser, tabs};
-            let result = match self.config.get_value() {
-                Some(cfg) => browser::sign_out(&cfg, id_token.as_deref()),
-                None => {
-                    browser::forget_session();
-                    browser::note_sign_out(browser::now_ms());
-                    Ok(false)
-                }
-            };
+            use super::{browser, idb, tabs};
+            browser::sign_out_here();
             tabs::post(&tabs::TabMessage::SignedOut {
                 at_ms: browser::signed_out_at().unwrap_or_else(browser::now_ms),
             });
-            match result {
-                Ok(true) => {}
-                Ok(false) => self
-                    .notice
-                    .set(Some(local_sign_out_notice(self.config.with_value(|c| {
-                        c.as_ref().is_some_and(|c| c.wants_id_token())
-                    })))),
-                Err(err) => self
-                    .notice
-                    .set(Some(format!("Signed out here, but: {err}."))),
-            }
+            let auth = *self;
+            leptos::task::spawn_local(async move {
+                if refresh_token.is_some() {
+                    let _ = idb::set_newest(None).await;
+                }
+                let result = match auth.config.get_value() {
+                    Some(cfg) => {
+                        browser::sign_out_at_issuer(
+                            &cfg,
+                            id_token.as_deref(),
+                            refresh_token.as_deref(),
+                        )
+                        .await
+                    }
+                    None => Ok(false),
+                };
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => auth
+                        .notice
+                        .set(Some(local_sign_out_notice(auth.config.with_value(|c| {
+                            c.as_ref().is_some_and(|c| c.wants_id_token())
+                        })))),
+                    Err(err) => auth
+                        .notice
+                        .set(Some(format!("Signed out here, but: {err}."))),
+                }
+            });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = id_token;
+        let _ = (id_token, refresh_token);
     }
 
     /// Forgets the session in this tab, telling the user why. With
@@ -281,9 +302,11 @@ async fn renew_now(auth: Auth, due: &Session) -> bool {
 mod browser_side {
     //! The browser's half of [`super::provide_auth`].
 
-    use super::super::callback::{complete_renewal, complete_sign_in, CallbackError};
-    use super::super::config::TokenStorage;
-    use super::super::fragment::parse_fragment;
+    use super::super::browser::BrowserPlatform;
+    use super::super::callback::{CallbackError, Platform};
+    use super::super::config::{PublicAuthConfig, TokenStorage};
+    use super::super::flow::{code, complete_renewal, complete_sign_in, Flow};
+    use super::super::idb;
     use super::super::renewal::{self, retry_delay};
     use super::super::session::{KeptSession, Session};
     use super::super::tabs::{self, renew_lock, TabMessage};
@@ -662,25 +685,111 @@ mod browser_side {
         renewed.await.unwrap_or(false)
     }
 
-    /// One silent renewal of `current`, checked as a first sign-in is.
+    /// One renewal of `current`: with the refresh token when the session
+    /// has one (and, if the issuer refuses it, one silent sign-in, which
+    /// may still work where the browser sends the issuer's cookie), else a
+    /// silent sign-in in a hidden iframe. Either way checked as a first
+    /// sign-in is, and for the same person.
     async fn renew_once(auth: Auth, current: &Session) -> Result<Session, CallbackError> {
         let cfg = auth
             .config
             .get_value()
             .ok_or_else(|| CallbackError::Browser("sign-in is not configured".into()))?;
+        if current.refresh_token.is_none() {
+            return renew_silently(&cfg, current).await;
+        }
+        match refresh(auth, &cfg, current).await {
+            Err(refused) if refused.refresh_refused() => {
+                leptos::logging::warn!(
+                    "the refresh token was refused ({refused}); trying a silent sign-in"
+                );
+                renew_silently(&cfg, current).await.map_err(|err| {
+                    if err.renewal_may_retry() {
+                        refused
+                    } else {
+                        err
+                    }
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// A silent sign-in in a hidden iframe, for the person of `current`.
+    async fn renew_silently(
+        cfg: &PublicAuthConfig,
+        current: &Session,
+    ) -> Result<Session, CallbackError> {
         // An answer after expiry is of no use: wait at most until then.
         let left_ms = (current.expires_at - browser::now()).clamp(1, 3600) * 1000;
-        let (fragment, pending) = silent::authorize(&cfg, left_ms as u32).await?;
-        let params = parse_fragment(&fragment)?;
+        let (answer, pending) = silent::authorize(cfg, left_ms as u32).await?;
+        let answer = Flow::of(cfg).answer(cfg, &answer)?;
         complete_renewal(
-            params,
+            answer,
             pending,
-            &cfg,
+            cfg,
             browser::now_ms(),
-            &browser::BrowserVerifier,
+            &BrowserPlatform,
             current,
         )
         .await
+    }
+
+    /// How long a tab that finds its refresh token already used waits for
+    /// the tab that used it to hand over the new tokens.
+    const HANDOVER_WAIT_MS: u32 = 3_000;
+
+    /// Refreshes `current`, under the renewal lock, unless its refresh
+    /// token is no longer the newest: then another tab has used it, and
+    /// sending it again would look to the issuer like a stolen token (it
+    /// revokes the whole family). The newest is what IndexedDB says
+    /// ([`idb`]), which every tab sees at once; the tab that used it
+    /// hands the new tokens over on the channel before it lets go of the
+    /// lock, so this tab waits for them rather than refresh.
+    async fn refresh(
+        auth: Auth,
+        cfg: &PublicAuthConfig,
+        current: &Session,
+    ) -> Result<Session, CallbackError> {
+        let mine = refresh_hash(current).await?;
+        match idb::newest().await {
+            Ok(Some(newest))
+                if newest.issued_at_ms >= current.issued_at_ms && newest.refresh_hash != mine =>
+            {
+                for _ in 0..HANDOVER_WAIT_MS / 50 {
+                    tabs::sleep(50).await;
+                    if !auth.holds(current) {
+                        // The caller sees the tab has moved on and drops this.
+                        return Err(CallbackError::Browser("another tab renewed the session".into()));
+                    }
+                }
+                return Err(CallbackError::Browser(
+                    "another tab renewed the session, but its tokens have not reached this tab".into(),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => leptos::logging::warn!(
+                "IndexedDB is not available: the renewal lock alone keeps the tabs from using one refresh token twice"
+            ),
+        }
+        let session = code::refresh(cfg, current, browser::now_ms(), &BrowserPlatform).await?;
+        if session.refresh_token.is_some() {
+            let newest = idb::Newest {
+                issued_at_ms: session.issued_at_ms,
+                refresh_hash: refresh_hash(&session).await?,
+            };
+            if idb::set_newest(Some(&newest)).await.is_err() {
+                leptos::logging::warn!("IndexedDB did not take the newest refresh token's record");
+            }
+        }
+        Ok(session)
+    }
+
+    /// Base64url SHA-256 of `session`'s refresh token (never the token).
+    async fn refresh_hash(session: &Session) -> Result<String, CallbackError> {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+        let token = session.refresh_token.as_deref().unwrap_or_default();
+        Ok(URL_SAFE_NO_PAD.encode(BrowserPlatform.sha256(token.as_bytes()).await?))
     }
 
     /// A silent sign-in with no session to renew (a reload with memory
@@ -690,14 +799,14 @@ mod browser_side {
             .config
             .get_value()
             .ok_or_else(|| CallbackError::Browser("sign-in is not configured".into()))?;
-        let (fragment, pending) = silent::authorize(&cfg, renewal::SILENT_TIMEOUT_MS).await?;
-        let params = parse_fragment(&fragment)?;
+        let (answer, pending) = silent::authorize(&cfg, renewal::SILENT_TIMEOUT_MS).await?;
+        let answer = Flow::of(&cfg).answer(&cfg, &answer)?;
         let (session, _) = complete_sign_in(
-            params,
+            answer,
             Some(pending),
             &cfg,
             browser::now_ms(),
-            &browser::BrowserVerifier,
+            &BrowserPlatform,
         )
         .await?;
         Ok(session)

@@ -37,8 +37,9 @@ use std::pin::pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
-use app::auth::callback::{complete_sign_in, CallbackError, Verifier};
+use app::auth::callback::{CallbackError, Platform};
 use app::auth::config::PublicAuthConfig;
+use app::auth::flow::complete_sign_in;
 use app::auth::fragment::{parse_fragment, MAX_FRAGMENT_LEN};
 use app::auth::id_token;
 use app::auth::request::PendingSignIn;
@@ -86,6 +87,7 @@ pub fn fragment(data: &[u8]) {
                 nonce: nonce.clone(),
                 return_to: "/account".into(),
                 created_at: NOW - 10,
+                code_verifier: None,
             };
             let outcome = block_on(complete_sign_in(
                 params.clone(),
@@ -269,9 +271,12 @@ fn config(response_type: &str) -> PublicAuthConfig {
         issuer: ISSUER.into(),
         authorization_endpoint: format!("{ISSUER}/v1/authorize"),
         end_session_endpoint: Some(format!("{ISSUER}/v1/logout")),
+        token_endpoint: Some(format!("{ISSUER}/v1/token")),
+        revocation_endpoint: Some(format!("{ISSUER}/v1/revoke")),
         client_id: CLIENT_ID.into(),
         scopes: "openid profile email".into(),
         response_type: response_type.into(),
+        response_mode: "fragment".into(),
         redirect_uri: "http://localhost:3000/login/callback".into(),
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
@@ -285,7 +290,7 @@ fn config(response_type: &str) -> PublicAuthConfig {
 /// word on an access token's subject.
 struct Signatures(bool);
 
-impl Verifier for Signatures {
+impl Platform for Signatures {
     fn verify(
         &self,
         _kid: &str,
@@ -311,6 +316,16 @@ impl Verifier for Signatures {
         _access_token: &str,
     ) -> impl Future<Output = Result<String, CallbackError>> {
         std::future::ready(Ok("fuzz-subject".to_string()))
+    }
+
+    fn post_form(
+        &self,
+        _url: &str,
+        _form: &str,
+    ) -> impl Future<Output = Result<(u16, String), CallbackError>> {
+        std::future::ready(Err(CallbackError::TokenEndpointUnusable(
+            "is not asked by the fuzz stand-in".into(),
+        )))
     }
 }
 

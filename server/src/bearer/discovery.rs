@@ -18,6 +18,10 @@ pub struct Discovery {
     pub jwks_uri: Url,
     pub authorization_endpoint: Option<String>,
     pub end_session_endpoint: Option<String>,
+    /// Where the authorization code flow exchanges its code and refreshes.
+    pub token_endpoint: Option<String>,
+    /// Where sign-out revokes a refresh token (RFC 7009).
+    pub revocation_endpoint: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -26,6 +30,8 @@ struct RawDiscovery {
     jwks_uri: String,
     authorization_endpoint: Option<String>,
     end_session_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
 }
 
 /// The discovery URL of `issuer`: `{issuer}/.well-known/openid-configuration`.
@@ -66,8 +72,9 @@ pub fn parse_discovery(url: &Url, issuer: &str, body: &[u8]) -> Result<Discovery
         });
     }
     let jwks_uri = checked_url("jwks_uri", &raw.jwks_uri)?;
-    // The browser is sent to these with its tokens' secrets (state, nonce,
-    // and at sign-out the ID token): https only, except on loopback.
+    // The browser is sent to these, or posts to them, with secrets (state
+    // and nonce, a code and its verifier, refresh tokens, at sign-out the
+    // ID token): https only, except on loopback.
     let endpoint = |what: &'static str, value: Option<String>| match value {
         Some(value) => checked_url(what, &value).map(|_| Some(value)),
         None => Ok(None),
@@ -77,6 +84,8 @@ pub fn parse_discovery(url: &Url, issuer: &str, body: &[u8]) -> Result<Discovery
         jwks_uri,
         authorization_endpoint: endpoint("authorization_endpoint", raw.authorization_endpoint)?,
         end_session_endpoint: endpoint("end_session_endpoint", raw.end_session_endpoint)?,
+        token_endpoint: endpoint("token_endpoint", raw.token_endpoint)?,
+        revocation_endpoint: endpoint("revocation_endpoint", raw.revocation_endpoint)?,
     })
 }
 
@@ -126,7 +135,12 @@ mod tests {
 
     #[test]
     fn the_browsers_endpoints_must_be_https_off_loopback() {
-        for what in ["authorization_endpoint", "end_session_endpoint"] {
+        for what in [
+            "authorization_endpoint",
+            "end_session_endpoint",
+            "token_endpoint",
+            "revocation_endpoint",
+        ] {
             for bad in [
                 "http://dev-1.okta.com/oauth2/default/v1/x",
                 "javascript:alert(1)",
