@@ -8,12 +8,16 @@ import type { AppOptions } from './tests/fixtures';
 // builds the release site first; the webServer blocks start the built
 // binary and wait until it answers, so no test starts before it listens.
 //
-// | project                       | app   | dev authorization server | settings |
-// |-------------------------------|-------|--------------------------|----------|
-// | default, rt-id_token-token     | 3000  | 3100 | defaults (`id_token token`, `TOKEN_STORAGE=local`) |
-// | rt-token                      | 3010  | 3110 | `RESPONSE_TYPE=token` |
-// | rt-id_token                   | 3020  | 3120 | `RESPONSE_TYPE=id_token` |
-// | memory                        | 3030  | 3130 | `TOKEN_STORAGE=memory` |
+// | project                        | app  | dev authorization server | settings |
+// |--------------------------------|------|--------------------------|----------|
+// | default, rt-id_token-token     | 3000 | localhost:3100 | defaults (`id_token token`, `TOKEN_STORAGE=local`) |
+// | rt-token                       | 3010 | localhost:3110 | `RESPONSE_TYPE=token` |
+// | rt-id_token                    | 3020 | localhost:3120 | `RESPONSE_TYPE=id_token` |
+// | memory                         | 3030 | localhost:3130 | `TOKEN_STORAGE=memory` |
+// | code, rt-code                  | 3040 | localhost:3140 | `RESPONSE_TYPE=code`, `offline_access` (refresh tokens) |
+// | rt-code-fragment               | 3050 | localhost:3150 | `RESPONSE_TYPE=code`, `RESPONSE_MODE=fragment`, no refresh token (iframe renewal) |
+// | third-party-code               | 3060 | 127.0.0.1:3160 | the issuer on another site, third-party cookies blocked; `code` + `offline_access` |
+// | third-party-implicit           | 3070 | 127.0.0.1:3170 | the same with `id_token token` |
 //
 // APP_URL runs the default project against a server you started yourself
 // (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
@@ -22,15 +26,21 @@ import type { AppOptions } from './tests/fixtures';
 const root = path.resolve(__dirname, '..');
 const base = Number(process.env.PORT_BASE ?? 3000);
 
-interface Server { port: number; env: Record<string, string> }
+const CODE_SCOPES = 'openid profile email offline_access';
+interface Server { port: number; env: Record<string, string>; idpHost?: string }
 const servers: Record<string, Server> = {
   default: { port: base, env: {} },
   token: { port: base + 10, env: { RESPONSE_TYPE: 'token' } },
   idToken: { port: base + 20, env: { RESPONSE_TYPE: 'id_token' } },
   memory: { port: base + 30, env: { TOKEN_STORAGE: 'memory' } },
+  code: { port: base + 40, env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES } },
+  codeFragment: { port: base + 50, env: { RESPONSE_TYPE: 'code', RESPONSE_MODE: 'fragment' } },
+  thirdPartyCode: { port: base + 60, idpHost: '127.0.0.1', env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES } },
+  thirdPartyImplicit: { port: base + 70, idpHost: '127.0.0.1', env: {} },
 };
 const appURL = (port: number) => `http://localhost:${port}`;
-const idpURL = (port: number) => `http://localhost:${port + 100}/oauth2/default`;
+const idpHost = (server: Server) => `${server.idpHost ?? 'localhost'}:${server.port + 100}`;
+const idpURL = (server: Server) => `http://${idpHost(server)}/oauth2/default`;
 const defaultURL = process.env.APP_URL ?? appURL(base);
 
 function webServer(server: Server): NonNullable<PlaywrightTestConfig['webServer']> {
@@ -48,7 +58,7 @@ function webServer(server: Server): NonNullable<PlaywrightTestConfig['webServer'
       LEPTOS_SITE_PKG_DIR: 'pkg',
       LEPTOS_SITE_ADDR: `127.0.0.1:${server.port}`,
       LEPTOS_ENV: 'PROD',
-      DEV_IDP_ADDR: `localhost:${server.port + 100}`,
+      DEV_IDP_ADDR: idpHost(server),
       DEV_IDP_CONTROL: '1',
       // The demo users and one user per long-running session test, so
       // that tests changing a user's token lifetime never meet.
@@ -75,14 +85,25 @@ const chromium = {
   },
 };
 
-function project(name: string, server: Server, options: Partial<AppOptions>, match: RegExp) {
+function project(name: string, server: Server, options: Partial<AppOptions>, match: RegExp, browser = chromium) {
   const baseURL = server === servers.default ? defaultURL : appURL(server.port);
   return {
     name,
     testMatch: match,
-    use: { ...chromium, baseURL, idp: server === servers.default && process.env.IDP_URL ? process.env.IDP_URL : idpURL(server.port), ...options },
+    use: { ...browser, baseURL, idp: server === servers.default && process.env.IDP_URL ? process.env.IDP_URL : idpURL(server), ...options },
   };
 }
+
+// Chromium as a browser that blocks third-party cookies (Safari, Firefox's
+// Enhanced Tracking Protection, Brave, and Chrome with the setting on):
+// `--test-third-party-cookie-phaseout` turns on Chrome's own blocking.
+const chromiumWithoutThirdPartyCookies = {
+  ...chromium,
+  launchOptions: {
+    ...chromium.launchOptions,
+    args: [...chromium.launchOptions.args, '--test-third-party-cookie-phaseout'],
+  },
+};
 
 const perResponseType = /response-types\.spec\.ts/;
 export default defineConfig<AppOptions>({
@@ -104,12 +125,19 @@ export default defineConfig<AppOptions>({
   projects: [
     {
       ...project('default', servers.default, {}, /.*\.spec\.ts/),
-      testIgnore: [perResponseType, /memory\.spec\.ts/],
+      testIgnore: [perResponseType, /memory\.spec\.ts/, /code\.spec\.ts/, /third-party\.spec\.ts/],
     },
     project('rt-id_token-token', servers.default, { responseType: 'id_token token' }, perResponseType),
     project('rt-token', servers.token, { responseType: 'token' }, perResponseType),
     project('rt-id_token', servers.idToken, { responseType: 'id_token' }, perResponseType),
     project('memory', servers.memory, { tokenStorage: 'memory' }, /memory\.spec\.ts/),
+    project('rt-code', servers.code, { responseType: 'code', refreshTokens: true }, perResponseType),
+    project('rt-code-fragment', servers.codeFragment, { responseType: 'code' }, perResponseType),
+    project('code', servers.code, { responseType: 'code', refreshTokens: true }, /(sessions|code)\.spec\.ts/),
+    project('third-party-code', servers.thirdPartyCode, { responseType: 'code', refreshTokens: true },
+      /third-party\.spec\.ts/, chromiumWithoutThirdPartyCookies),
+    project('third-party-implicit', servers.thirdPartyImplicit, {}, /third-party\.spec\.ts/,
+      chromiumWithoutThirdPartyCookies),
   ],
   webServer: process.env.APP_URL
     ? undefined

@@ -5,7 +5,9 @@ export interface AppOptions {
   /** The embedded authorization server's issuer for this project's app. */
   idp: string;
   /** The app's `RESPONSE_TYPE`. */
-  responseType: 'id_token token' | 'token' | 'id_token';
+  responseType: 'id_token token' | 'token' | 'id_token' | 'code';
+  /** Whether the app asks for refresh tokens (`code` with `offline_access`). */
+  refreshTokens: boolean;
   /** The app's `TOKEN_STORAGE`. */
   tokenStorage: 'local' | 'memory';
 }
@@ -13,6 +15,7 @@ export interface AppOptions {
 export const test = base.extend<AppOptions>({
   idp: ['http://localhost:3100/oauth2/default', { option: true }],
   responseType: ['id_token token', { option: true }],
+  refreshTokens: [false, { option: true }],
   tokenStorage: ['local', { option: true }],
 });
 

@@ -1,4 +1,4 @@
-import { expect, test, type Page, type BrowserContext } from '@playwright/test';
+import { expect, test, type Page, type BrowserContext, type Route } from '@playwright/test';
 
 /** The app's client id at the embedded authorization server (`end2end/dev-idp.json`). */
 export const CLIENT_ID = '0oa-dev-spa';
@@ -127,16 +127,26 @@ export async function captureCallback(page: Page, user: User): Promise<string> {
   await submitLogin(page, user);
   await expect(page.locator('p')).toHaveText('captured');
   await page.unroute('**/v1/sign-in');
-  expect(location).toMatch(/\/login\/callback#.*(access_token|id_token)=/);
+  expect(location).toMatch(/\/login\/callback[?#].*(access_token|id_token|code)=/);
   await page.goto('/');
   return location;
 }
 
+/**
+ * The answer's parameters of a callback URL: the fragment, or the query
+ * when there is no fragment (the code flow's default response mode).
+ */
+export function answerOf(url: string): { base: string; mark: '?' | '#'; params: URLSearchParams } {
+  const hash = url.indexOf('#');
+  if (hash >= 0) return { base: url.slice(0, hash), mark: '#', params: new URLSearchParams(url.slice(hash + 1)) };
+  const query = url.indexOf('?');
+  return { base: url.slice(0, query), mark: '?', params: new URLSearchParams(url.slice(query + 1)) };
+}
+
 export function withParam(url: string, name: string, change: (v: string) => string): string {
-  const [base, hash] = url.split('#');
-  const params = new URLSearchParams(hash);
+  const { base, mark, params } = answerOf(url);
   params.set(name, change(params.get(name)!));
-  return `${base}#${params.toString()}`;
+  return `${base}${mark}${params.toString()}`;
 }
 
 /**
@@ -153,6 +163,28 @@ export async function expectRefused(page: Page, url: string, reason: RegExp) {
   await page.goto(url);
   await expect(page.locator('#sign-in-error')).toContainText(reason);
   expect(page.url()).not.toContain('#');
+  expect(page.url()).not.toContain('?');
   expect(await storedSession(page)).toBeNull();
   await expect(page.locator('#try-again')).toBeVisible();
+}
+
+/** Answers `/api/whoami` with 401 invalid_token the first `times` times. */
+export async function refuseWhoami(page: Page, times: number): Promise<() => number> {
+  let refused = 0;
+  await page.route('**/api/whoami', async (route: Route) => {
+    if (refused < times) {
+      refused++;
+      await route.fulfill({
+        status: 401,
+        headers: {
+          'www-authenticate': 'Bearer realm="api", error="invalid_token", error_description="the token has expired"',
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ error: 'invalid_token', error_description: 'the token has expired' }),
+      });
+    } else {
+      await route.continue();
+    }
+  });
+  return () => refused;
 }

@@ -1,11 +1,12 @@
 import { test, expect } from './fixtures';
 import {
   users, signIn, storedSession, hydrated, submitLogin, captureCallback, withParam, flipSignatureChar,
-  expectRefused, PENDING_KEY, testUser, setTokenLifetime,
+  expectRefused, PENDING_KEY, testUser, setTokenLifetime, answerOf,
 } from './helpers';
 
 // The core scenarios for each RESPONSE_TYPE: `id_token token` (port 3000),
-// `token` (3010) and `id_token` (3020), one Playwright project each.
+// `token` (3010), `id_token` (3020), and `code` with refresh tokens (3040)
+// and without, its code in the fragment (3050), one Playwright project each.
 
 test('sign in, see what this response type gives, and never call the API without a token', async ({ page, responseType }) => {
   const apiCalls: { url: string; authorization?: string }[] = [];
@@ -63,10 +64,19 @@ test('a deep link while signed out comes back to it after sign-in', async ({ pag
   }
 });
 
-test('sign-out ends the session, at the issuer when the response type allows it', async ({ page, context, responseType }) => {
+test('sign-out ends the session, at the issuer when the response type allows it', async ({ page, context, responseType, refreshTokens }) => {
   await signIn(page, users.alice);
+  const refreshToken: string | undefined = JSON.parse((await storedSession(page))!).refresh_token;
+  expect(Boolean(refreshToken)).toBe(refreshTokens);
   const logout: string[] = [];
-  context.on('request', (r) => { if (r.url().includes('/v1/logout')) logout.push(r.url()); });
+  const order: string[] = [];
+  context.on('request', (r) => {
+    if (r.url().includes('/v1/logout')) logout.push(r.url());
+    if (r.url().includes('/v1/logout') || (r.url().includes('/v1/revoke') && r.method() === 'POST')) order.push(r.url());
+  });
+  const revoked = refreshTokens
+    ? page.waitForResponse((r) => r.url().endsWith('/v1/revoke') && r.request().method() === 'POST')
+    : null;
   const errors: number[] = [];
   page.on('response', (r) => { if (r.status() >= 400) errors.push(r.status()); });
   await page.locator('#sign-out').click();
@@ -81,6 +91,17 @@ test('sign-out ends the session, at the issuer when the response type allows it'
     await expect(page.locator('#notice')).toHaveText('You are signed out.');
     expect(logout.length).toBe(1);
     expect(logout[0]).toContain('id_token_hint=');
+  }
+  if (revoked) {
+    // The refresh token is revoked first, as a public client, then the
+    // browser goes to the issuer's logout.
+    const answer = await revoked;
+    expect(answer.status()).toBe(200);
+    const form = new URLSearchParams(answer.request().postData() ?? '');
+    expect([form.get('token'), form.get('token_type_hint'), form.get('client_id')])
+      .toEqual([refreshToken, 'refresh_token', '0oa-dev-spa']);
+    expect(order[0]).toContain('/v1/revoke');
+    expect(order[1]).toContain('/v1/logout');
   }
   await expect(page.locator('#sign-out')).toHaveCount(0);
   expect(await storedSession(page)).toBeNull();
@@ -107,11 +128,22 @@ test.describe('tampered callbacks are refused', () => {
   test('ID token signature broken', async ({ page, responseType }) => {
     test.skip(responseType === 'token', 'no ID token');
     const url = await captureCallback(page, users.alice);
-    await expectRefused(page, withParam(url, 'id_token', flipSignatureChar), /signature is not valid/);
+    if (responseType === 'code') {
+      // The ID token comes from the token endpoint: broken on its way back.
+      await page.route('**/v1/token', async (route) => {
+        const answer = await route.fetch();
+        const tokens = await answer.json();
+        tokens.id_token = flipSignatureChar(tokens.id_token);
+        await route.fulfill({ response: answer, json: tokens });
+      });
+      await expectRefused(page, url, /signature is not valid/);
+    } else {
+      await expectRefused(page, withParam(url, 'id_token', flipSignatureChar), /signature is not valid/);
+    }
   });
 
   test('access token altered (at_hash)', async ({ page, responseType }) => {
-    test.skip(responseType !== 'id_token token', 'at_hash binds an access token to an ID token');
+    test.skip(responseType !== 'id_token token', 'at_hash binds an access token to an ID token in one answer');
     const url = await captureCallback(page, users.alice);
     await expectRefused(page, withParam(url, 'access_token', flipSignatureChar), /at_hash/);
   });
@@ -119,15 +151,15 @@ test.describe('tampered callbacks are refused', () => {
   test('an answer of another response type', async ({ page, responseType }) => {
     const url = await captureCallback(page, users.alice);
     // Drop what this response type needs: the check names what is missing.
-    const [base, hash] = url.split('#');
-    const params = new URLSearchParams(hash);
-    const needed = responseType === 'id_token' ? 'id_token' : 'access_token';
+    const { base, mark, params } = answerOf(url);
+    const needed = { 'id_token': 'id_token', 'code': 'code' }[responseType as string] ?? 'access_token';
     params.delete(needed);
-    await expectRefused(page, `${base}#${params.toString()}`, new RegExp(`has no ${needed}`));
+    await expectRefused(page, `${base}${mark}${params.toString()}`, new RegExp(`has no ${needed}`));
   });
 });
 
-test("a renewal that brings another person's tokens ends the session instead of switching person", async ({ page, context, idp, responseType }) => {
+test("a renewal that brings another person's tokens ends the session instead of switching person", async ({ page, context, idp, responseType, refreshTokens }) => {
+  test.skip(refreshTokens, 'a refresh token renews its own person\'s session; the issuer\'s sign-in plays no part');
   test.setTimeout(60_000);
   const lifetime = 20;
   const judy = testUser('judy');

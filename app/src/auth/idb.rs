@@ -19,6 +19,9 @@ const KEY: &str = "newest";
 /// The newest refresh token, as far as the tabs know.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Newest {
+    /// The person of the session holding it: a record about someone else
+    /// says nothing of this session's refresh token.
+    pub sub: String,
     /// When the session holding it was issued (milliseconds).
     pub issued_at_ms: i64,
     /// Base64url SHA-256 of the refresh token.

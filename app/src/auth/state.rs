@@ -594,8 +594,9 @@ mod browser_side {
         }
         match result {
             Ok(session) => {
-                auth.adopt(session, true);
-                tabs::sleep(renewal::HANDOVER_MS).await;
+                if adopt_renewed(auth, &due, session).await {
+                    tabs::sleep(renewal::HANDOVER_MS).await;
+                }
                 Try::Done
             }
             Err(err) if !err.renewal_may_retry() => {
@@ -668,9 +669,12 @@ mod browser_side {
                 }
                 match result {
                     Ok(session) => {
-                        auth.adopt(session, true);
-                        let _ = done.send(true);
-                        tabs::sleep(renewal::HANDOVER_MS).await;
+                        if adopt_renewed(auth, &due, session).await {
+                            let _ = done.send(true);
+                            tabs::sleep(renewal::HANDOVER_MS).await;
+                        } else {
+                            let _ = done.send(moved_on());
+                        }
                     }
                     Err(err) => {
                         leptos::logging::warn!(
@@ -754,7 +758,9 @@ mod browser_side {
         let mine = refresh_hash(current).await?;
         match idb::newest().await {
             Ok(Some(newest))
-                if newest.issued_at_ms >= current.issued_at_ms && newest.refresh_hash != mine =>
+                if newest.sub == current.sub
+                    && newest.issued_at_ms >= current.issued_at_ms
+                    && newest.refresh_hash != mine =>
             {
                 for _ in 0..HANDOVER_WAIT_MS / 50 {
                     tabs::sleep(50).await;
@@ -772,17 +778,33 @@ mod browser_side {
                 "IndexedDB is not available: the renewal lock alone keeps the tabs from using one refresh token twice"
             ),
         }
-        let session = code::refresh(cfg, current, browser::now_ms(), &BrowserPlatform).await?;
-        if session.refresh_token.is_some() {
-            let newest = idb::Newest {
-                issued_at_ms: session.issued_at_ms,
-                refresh_hash: refresh_hash(&session).await?,
+        code::refresh(cfg, current, browser::now_ms(), &BrowserPlatform).await
+    }
+
+    /// Takes `renewed`, the renewal of `due`, as this tab's session and
+    /// every tab's, if the tab still holds `due`. With a refresh token,
+    /// IndexedDB records it as the newest first (committed before the
+    /// renewal lock is let go), so no tab sends the one it replaced again.
+    /// False when the tab moved on meanwhile and `renewed` was dropped.
+    async fn adopt_renewed(auth: Auth, due: &Session, renewed: Session) -> bool {
+        if renewed.refresh_token.is_some() {
+            let newest = match refresh_hash(&renewed).await {
+                Ok(refresh_hash) => Some(idb::Newest {
+                    sub: renewed.sub.clone(),
+                    issued_at_ms: renewed.issued_at_ms,
+                    refresh_hash,
+                }),
+                Err(_) => None,
             };
-            if idb::set_newest(Some(&newest)).await.is_err() {
+            if idb::set_newest(newest.as_ref()).await.is_err() {
                 leptos::logging::warn!("IndexedDB did not take the newest refresh token's record");
             }
+            if !still_due(auth, due) {
+                return false;
+            }
         }
-        Ok(session)
+        auth.adopt(renewed, true);
+        true
     }
 
     /// Base64url SHA-256 of `session`'s refresh token (never the token).
