@@ -20,101 +20,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::answer::answer_with_tokens;
 use super::config::Config;
 use super::html;
 use super::params::Params;
-use super::response_mode::{deliver, ResponseMode};
-use super::session::Session;
-use super::tokens::{self, Grant, ResponseType};
+use super::request::{AuthorizeRequest, ErrorCode, ErrorResponse, Prompt};
+use super::response_mode::ResponseMode;
+use super::response_type::ResponseType;
 use super::{sign_in, DevIdpEvent, DevIdpState};
-
-/// `prompt`: only the values Okta documents for this flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// Sign in only if there is no session.
-    Default,
-    /// Never show a page: tokens or `login_required`.
-    None,
-    /// Always ask for the password again.
-    Login,
-}
-
-/// A checked authorization request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizeRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub response_type: ResponseType,
-    pub response_mode: ResponseMode,
-    /// Asked-for scopes, all supported, without duplicates, in asked order.
-    pub scopes: Vec<String>,
-    pub state: String,
-    pub nonce: Option<String>,
-    pub prompt: Prompt,
-    pub login_hint: Option<String>,
-}
-
-/// The OAuth 2.0 / OIDC error codes this endpoint sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    UnsupportedResponseType,
-    UnsupportedResponseMode,
-    InvalidScope,
-    LoginRequired,
-    AccessDenied,
-    ServerError,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::UnsupportedResponseMode => "unsupported_response_mode",
-            Self::InvalidScope => "invalid_scope",
-            Self::LoginRequired => "login_required",
-            Self::AccessDenied => "access_denied",
-            Self::ServerError => "server_error",
-        }
-    }
-}
-
-/// An error sent back to the client, in its response mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorResponse {
-    pub redirect_uri: String,
-    pub response_mode: ResponseMode,
-    pub error: ErrorCode,
-    /// ASCII without `"` or `\` (RFC 6749 §4.2.2.1): no user input in it.
-    pub description: String,
-    pub state: Option<String>,
-}
-
-impl ErrorResponse {
-    pub fn new(request: &AuthorizeRequest, error: ErrorCode, description: &str) -> Self {
-        Self {
-            redirect_uri: request.redirect_uri.clone(),
-            response_mode: request.response_mode,
-            error,
-            description: description.to_owned(),
-            state: Some(request.state.clone()),
-        }
-    }
-}
-
-impl IntoResponse for ErrorResponse {
-    fn into_response(self) -> Response {
-        let mut pairs = vec![
-            ("error", self.error.as_str()),
-            ("error_description", self.description.as_str()),
-        ];
-        if let Some(state) = &self.state {
-            pairs.push(("state", state));
-        }
-        deliver(self.response_mode, &self.redirect_uri, &pairs)
-    }
-}
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,79 +270,6 @@ pub async fn authorize(
         (Prompt::Login, _) | (Prompt::Default, None) => sign_in::begin(&state, &headers, request),
         (_, Some(session)) => answer_with_tokens(&state, &request, &session),
     }
-}
-
-/// Issues what the request asked for to the session's user and sends it
-/// to the client in the request's response mode.
-pub fn answer_with_tokens(
-    state: &DevIdpState,
-    request: &AuthorizeRequest,
-    session: &Session,
-) -> Response {
-    let Some(user) = state.config().user_by_login(&session.login) else {
-        return ErrorResponse::new(request, ErrorCode::LoginRequired, "The user is unknown.")
-            .into_response();
-    };
-    // Okta's policies leave out what the user may not have rather than
-    // failing the request.
-    let scopes: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| user.scopes.contains(s))
-        .cloned()
-        .collect();
-    let (access_token_secs, id_token_secs) = state.token_lifetimes(&user.login);
-    let config = state.config();
-    let grant = Grant {
-        issuer: state.issuer(),
-        audience: &config.audience,
-        idp: &config.idp,
-        client_id: &request.client_id,
-        user,
-        scopes: &scopes,
-        nonce: request.nonce.as_deref(),
-        auth_time: session.auth_time,
-        now: tokens::now(),
-        access_token_secs,
-        id_token_secs,
-        response_type: request.response_type,
-    };
-    let key = state.inner.keys.signing_key();
-    let issued = match tokens::issue(&grant, &key) {
-        Ok(issued) => issued,
-        Err(err) => {
-            state.record(DevIdpEvent::ServerError);
-            tracing::error!(%err, "cannot issue tokens");
-            return ErrorResponse::new(
-                request,
-                ErrorCode::ServerError,
-                "The server could not issue the tokens.",
-            )
-            .into_response();
-        }
-    };
-    tracing::info!(
-        login = %user.login,
-        client_id = %request.client_id,
-        scopes = %scopes.join(" "),
-        kid = %key.kid(),
-        "issued tokens"
-    );
-
-    let expires_in = issued.expires_in.to_string();
-    let scope = scopes.join(" ");
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    if let Some(access_token) = &issued.access_token {
-        pairs.push(("access_token", access_token));
-        pairs.push(("token_type", "Bearer"));
-        pairs.push(("expires_in", &expires_in));
-    }
-    pairs.push(("scope", &scope));
-    if let Some(id_token) = &issued.id_token {
-        pairs.push(("id_token", id_token));
-    }
-    pairs.push(("state", &request.state));
-    deliver(request.response_mode, &request.redirect_uri, &pairs)
 }
 
 #[cfg(test)]
@@ -689,24 +529,5 @@ mod tests {
         };
         assert_eq!(r.error, ErrorCode::InvalidRequest);
         assert_eq!(r.response_mode, ResponseMode::Fragment);
-    }
-
-    #[test]
-    fn error_response_in_fragment_mode_puts_everything_in_the_fragment() {
-        let response = ErrorResponse {
-            redirect_uri: CB.into(),
-            response_mode: ResponseMode::Fragment,
-            error: ErrorCode::AccessDenied,
-            description: "The user cancelled.".into(),
-            state: Some("a b".into()),
-        }
-        .into_response();
-        assert_eq!(response.status(), StatusCode::FOUND);
-        assert_eq!(
-            response.headers()["location"],
-            "http://app.test/login/callback#error=access_denied\
-             &error_description=The%20user%20cancelled.&state=a%20b"
-        );
-        assert!(response.headers().get("x-frame-options").is_none());
     }
 }

@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::password::{PasswordHash, PasswordHashError};
-use super::tokens::ResponseType;
+use super::response_type::ResponseType;
 
 /// The demo configuration, built in so the server runs with no file.
 pub const DEMO_CONFIG: &str = include_str!("../../dev-idp.json");

@@ -20,15 +20,39 @@
 //! | `/v1/logout` (GET) | RP-initiated logout ([`logout`]) |
 //! | `/dev/…` (POST) | test controls, only with `enable_control` ([`control`]) |
 //!
-//! Around them, [`cors`] answers the trusted origins on the endpoints a
-//! browser app reads with `fetch`. Userinfo, revoke and introspect share
-//! [`token_check`] (is this a live access token of ours?); revoke and
-//! introspect identify the calling client with [`client_auth`] and answer
-//! errors with [`oauth_error`].
+//! The files, in the order a sign-in passes through them:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the clients, users, scopes and lifetimes (`dev-idp.json`) |
+//! | [`cors`] | CORS for the trusted origins, around every fetch endpoint |
+//! | [`discovery`] | the discovery documents and the JWKS document |
+//! | [`params`] | strict reading of query strings and form bodies |
+//! | [`authorize`] | checking an authorization request |
+//! | [`response_type`] | what `response_type` asks for |
+//! | [`request`] | the checked request, and the error redirect that answers it |
+//! | [`sign_in`] | the sign-in form and its post |
+//! | [`html`] | the sign-in, error and signed-out pages |
+//! | [`password`] | the users' password hashes |
+//! | [`session`] | sessions and pending sign-ins, by random id, bounded |
+//! | [`answer`] | answering a request for a signed-in session |
+//! | [`tokens`] | the access and ID tokens, signed |
+//! | [`keys`] | the signing keys, their rotation and the JWKS |
+//! | [`response_mode`] | how the answer reaches the client: a fragment redirect, or [`post_message`] |
+//! | [`post_message`] | the `okta_post_message` page |
+//! | [`token_check`] | is this a live access token of ours? (and the revoked ones) |
+//! | [`userinfo`] | the claims an access token releases |
+//! | [`client_auth`] | which client calls revoke or introspect |
+//! | [`oauth_error`] | the JSON errors of the endpoints a client calls |
+//! | [`introspect`] | what a token is (RFC 7662) |
+//! | [`revoke`] | revoking a token (RFC 7009) |
+//! | [`logout`] | ending the session |
+//! | [`control`] | the test controls |
 //!
 //! It is for development only: it shows its demo users' passwords on the
 //! sign-in page, keeps everything in memory and speaks plain HTTP.
 
+mod answer;
 mod authorize;
 mod client_auth;
 mod config;
@@ -43,7 +67,9 @@ mod oauth_error;
 mod params;
 mod password;
 mod post_message;
+mod request;
 mod response_mode;
+mod response_type;
 mod revoke;
 mod session;
 mod sign_in;

@@ -13,10 +13,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::authorize::{answer_with_tokens, AuthorizeRequest, ErrorCode, ErrorResponse};
+use super::answer::answer_with_tokens;
 use super::html::{self, DemoUser, SignInView};
 use super::params::Params;
 use super::password::dummy_hash;
+use super::request::{AuthorizeRequest, ErrorCode, ErrorResponse};
 use super::session::{self, Session};
 use super::{tokens, DevIdpEvent, DevIdpState, ISSUER_PATH};
 

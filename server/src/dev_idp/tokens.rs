@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::User;
 use super::keys::SigningKey;
+use super::response_type::ResponseType;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -15,48 +16,6 @@ pub enum TokenError {
     Random,
     #[error("cannot sign a token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
-}
-
-/// What `response_type` asked for. `code` and the hybrid types are not
-/// implemented: this server only speaks the implicit flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseType {
-    pub access_token: bool,
-    pub id_token: bool,
-}
-
-impl ResponseType {
-    /// `token`, `id_token`, or both in either order (RFC 6749 §3.1.1: the
-    /// order of space-delimited values does not matter).
-    pub fn parse(value: &str) -> Option<Self> {
-        let mut words: Vec<&str> = value.split(' ').collect();
-        words.sort_unstable();
-        match words.as_slice() {
-            ["token"] => Some(Self {
-                access_token: true,
-                id_token: false,
-            }),
-            ["id_token"] => Some(Self {
-                access_token: false,
-                id_token: true,
-            }),
-            ["id_token", "token"] => Some(Self {
-                access_token: true,
-                id_token: true,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The words it is made of, `id_token` first.
-    pub fn words(self) -> &'static [&'static str] {
-        match (self.id_token, self.access_token) {
-            (true, true) => &["id_token", "token"],
-            (true, false) => &["id_token"],
-            (false, true) => &["token"],
-            (false, false) => &[],
-        }
-    }
 }
 
 /// Okta's access token claims, in Okta's order.
@@ -202,28 +161,6 @@ pub fn now() -> u64 {
 mod tests {
     use super::*;
     use crate::dev_idp::config::Config;
-
-    #[test]
-    fn response_types() {
-        let both = Some(ResponseType {
-            access_token: true,
-            id_token: true,
-        });
-        assert_eq!(ResponseType::parse("id_token token"), both);
-        assert_eq!(ResponseType::parse("token id_token"), both);
-        assert!(ResponseType::parse("token").unwrap().access_token);
-        assert!(!ResponseType::parse("id_token").unwrap().access_token);
-        for bad in [
-            "code",
-            "",
-            "token token",
-            "id_token  token",
-            "code id_token",
-            "TOKEN",
-        ] {
-            assert_eq!(ResponseType::parse(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn claims_follow_response_type_and_scopes() {
