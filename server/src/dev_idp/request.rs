@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::response_mode::{deliver, ResponseMode};
 use super::response_type::ResponseType;
 
-/// `prompt`: only the values Okta documents for this flow.
+/// `prompt`: only the values Okta documents for these flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prompt {
     /// Sign in only if there is no session.
@@ -32,6 +32,8 @@ pub struct AuthorizeRequest {
     pub nonce: Option<String>,
     pub prompt: Prompt,
     pub login_hint: Option<String>,
+    /// The PKCE S256 challenge: always with `code`, never without.
+    pub code_challenge: Option<String>,
 }
 
 /// The OAuth 2.0 / OIDC error codes this endpoint sends.
