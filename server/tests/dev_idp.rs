@@ -74,19 +74,33 @@ async fn discovery_documents_describe_the_issuer() {
             doc["introspection_endpoint_auth_methods_supported"],
             json!(["none"])
         );
-        // No token endpoint: the implicit flow needs none.
-        assert!(doc.get("token_endpoint").is_none());
+        assert_eq!(doc["token_endpoint"], idp.url("/v1/token"));
+        assert_eq!(
+            doc["token_endpoint_auth_methods_supported"],
+            json!(["none"])
+        );
         assert_eq!(
             doc["response_types_supported"],
-            json!(["id_token", "token", "id_token token"])
+            json!(["code", "id_token", "token", "id_token token"])
         );
         assert_eq!(
             doc["response_modes_supported"],
-            json!(["fragment", "okta_post_message"])
+            json!(["query", "fragment", "okta_post_message"])
+        );
+        assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(
+            doc["grant_types_supported"],
+            json!(["authorization_code", "implicit", "refresh_token"])
         );
         assert_eq!(
             doc["scopes_supported"],
-            json!(["openid", "profile", "email", "reports:read"])
+            json!([
+                "openid",
+                "profile",
+                "email",
+                "reports:read",
+                "offline_access"
+            ])
         );
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
@@ -159,10 +173,6 @@ async fn request_errors_redirect_to_the_client_with_state() {
     let browser = Browser::new();
     let base = AuthRequest::new("s-err");
     let cases = [
-        (
-            base.clone().set("response_type", "code"),
-            "unsupported_response_type",
-        ),
         (
             base.clone().set("response_type", "code id_token"),
             "unsupported_response_type",
@@ -1250,12 +1260,15 @@ async fn unknown_paths_are_404_pages() {
     for path in [
         "/",
         "/oauth2/default",
-        "/oauth2/default/v1/token",
+        "/oauth2/default/v1/tokens",
         "/oauth2/other/v1/keys",
     ] {
         let reply = Browser::new().get(&format!("{}{path}", idp.origin())).await;
         reply.assert_error_page(StatusCode::NOT_FOUND);
     }
+    // The token endpoint takes POST only.
+    let reply = Browser::new().get(&idp.url("/v1/token")).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[tokio::test]
@@ -1372,6 +1385,7 @@ async fn cors_preflights_from_trusted_origins_get_the_methods_and_headers_they_a
         ("/v1/keys", "GET", "GET"),
         ("/v1/userinfo", "GET", "GET, POST"),
         ("/v1/userinfo", "POST", "GET, POST"),
+        ("/v1/token", "POST", "POST"),
         ("/v1/revoke", "POST", "POST"),
         ("/v1/introspect", "POST", "POST"),
     ] {
@@ -1409,6 +1423,8 @@ async fn cors_preflights_for_other_origins_methods_or_headers_are_refused() {
     for (path, origin, method, headers) in [
         ("/v1/keys", UNTRUSTED, "GET", SDK_HEADERS),
         ("/v1/revoke", UNTRUSTED, "POST", SDK_HEADERS),
+        ("/v1/token", UNTRUSTED, "POST", SDK_HEADERS),
+        ("/v1/token", TRUSTED, "GET", "content-type"),
         // The origin of the post-logout URI is not a redirect URI's.
         ("/v1/userinfo", "http://app.test:8080", "GET", SDK_HEADERS),
         ("/v1/keys", "null", "GET", "content-type"),
@@ -2278,4 +2294,1174 @@ async fn a_client_may_neither_introspect_nor_revoke_another_clients_token() {
     );
     assert_eq!(introspect(&idp, &token, "0oa-other").await["active"], false);
     running.shutdown().await;
+}
+
+// ------------------------------------------ the code flow: PKCE, /v1/token
+
+/// RFC 7636 Appendix B's example.
+const RFC_VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const RFC_CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// The S256 challenge (RFC 7636 §4.2) computed here with sha2 and base64,
+/// independently of the server's code.
+fn independent_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A fresh verifier: 32 random bytes, base64url (43 characters).
+fn new_verifier() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// A code request with the S256 challenge of `verifier`, asking for a
+/// refresh token too.
+fn code_request(state: &str, verifier: &str) -> AuthRequest {
+    AuthRequest::new(state)
+        .set("response_type", "code")
+        .set("scope", "openid profile email offline_access")
+        .set("code_challenge", &independent_s256(verifier))
+        .set("code_challenge_method", "S256")
+}
+
+/// Signs `login` in through `browser` for `request`; the code from the
+/// redirect's query.
+async fn code_for(
+    idp: &Idp,
+    browser: &Browser,
+    request: &AuthRequest,
+    login: &str,
+    password: &str,
+) -> String {
+    let reply = browser.sign_in(idp, request, login, password).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    assert_eq!(reply.location().split('?').next(), Some(REDIRECT_URI));
+    reply.query_map()["code"].clone()
+}
+
+/// A token request as a browser app sends it: a form naming the client.
+async fn token_request(idp: &Idp, fields: &[(&str, &str)]) -> reqwest::Response {
+    post_form(&idp.url("/v1/token"), fields, None).await
+}
+
+async fn exchange(idp: &Idp, code: &str, verifier: &str) -> reqwest::Response {
+    token_request(
+        idp,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("code", code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+async fn refresh(idp: &Idp, refresh_token: &str) -> reqwest::Response {
+    token_request(
+        idp,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+fn assert_no_store(response: &reqwest::Response) {
+    assert_eq!(header(response, "cache-control"), Some("no-store"));
+    assert_eq!(header(response, "pragma"), Some("no-cache"));
+}
+
+/// A token answer: `200`, never cached, JSON.
+async fn tokens_of(response: reqwest::Response) -> Value {
+    assert_no_store(&response);
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// A refusal: `status`, never cached, RFC 6749 §5.2's JSON; its `error`
+/// and `error_description`.
+async fn refusal_of(response: reqwest::Response, status: StatusCode) -> (String, String) {
+    assert_no_store(&response);
+    assert_eq!(header(&response, "content-type"), Some("application/json"));
+    let actual = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(keys_of(&body), set(&["error", "error_description"]));
+    (
+        body["error"].as_str().unwrap().to_owned(),
+        body["error_description"].as_str().unwrap().to_owned(),
+    )
+}
+
+const CODE_INVALID: &str = "The authorization code is invalid or has expired.";
+const REFRESH_INVALID: &str = "The refresh token is invalid or expired.";
+
+/// Signs `login` in with a code request and exchanges the code.
+async fn code_flow(idp: &Idp, state: &str, login: &str, password: &str) -> Value {
+    let verifier = new_verifier();
+    let code = code_for(
+        idp,
+        &Browser::new(),
+        &code_request(state, &verifier),
+        login,
+        password,
+    )
+    .await;
+    tokens_of(exchange(idp, &code, &verifier).await).await
+}
+
+fn str_of<'a>(value: &'a Value, name: &str) -> &'a str {
+    value[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {value}"))
+}
+
+async fn is_active(idp: &Idp, token: &str) -> bool {
+    introspect(idp, token, CLIENT_ID).await["active"] == true
+}
+
+#[test]
+fn the_independent_s256_matches_rfc_7636_appendix_b() {
+    assert_eq!(independent_s256(RFC_VERIFIER), RFC_CHALLENGE);
+}
+
+#[tokio::test]
+async fn code_flow_with_pkce_gives_okta_shaped_tokens_and_a_refresh_token() {
+    let idp = shared();
+    let browser = Browser::new();
+    // The RFC's own pair, so the server's S256 is checked against the RFC.
+    let request = AuthRequest::new("c-happy")
+        .set("response_type", "code")
+        .set("scope", "openid profile email offline_access")
+        .set("code_challenge", RFC_CHALLENGE)
+        .set("code_challenge_method", "S256");
+    let reply = browser
+        .sign_in(&idp, &request, "alice@example.com", "alice-password")
+        .await;
+    assert_eq!(reply.status, StatusCode::FOUND, "{}", reply.body);
+    // Okta's default for code: the query, with the code and state only.
+    let query = reply.query_map();
+    assert_eq!(keys_of(&json!(query)), set(&["code", "state"]));
+    assert_eq!(query["state"], "c-happy");
+    assert_eq!(reply.location().split('?').next(), Some(REDIRECT_URI));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    let code = &query["code"];
+    let code_bytes = URL_SAFE_NO_PAD.decode(code).expect("a base64url code");
+    assert!(code_bytes.len() * 8 >= 128, "{} bits", code_bytes.len() * 8);
+
+    let response = exchange(&idp, code, RFC_VERIFIER).await;
+    let tokens = tokens_of(response).await;
+    assert_eq!(
+        keys_of(&tokens),
+        set(&[
+            "token_type",
+            "expires_in",
+            "access_token",
+            "scope",
+            "id_token",
+            "refresh_token"
+        ])
+    );
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    assert_eq!(tokens["scope"], "openid profile email offline_access");
+
+    let access = verify(&idp, str_of(&tokens, "access_token"), "api://default")
+        .await
+        .unwrap();
+    assert_eq!(access["cid"], CLIENT_ID);
+    assert_eq!(access["sub"], "alice@example.com");
+    assert_eq!(
+        access["scp"],
+        json!(["openid", "profile", "email", "offline_access"])
+    );
+    assert!(access["jti"].as_str().unwrap().starts_with("AT."));
+
+    let id = verify(&idp, str_of(&tokens, "id_token"), CLIENT_ID)
+        .await
+        .unwrap();
+    assert_eq!(id["sub"], "00ualicedev000000001");
+    assert_eq!(id["nonce"], "nonce-c-happy", "the authorization request's");
+    assert!(id.get("at_hash").is_none(), "optional in the code flow");
+    assert_eq!(id["name"], "Alice Example");
+    assert_eq!(id["email"], "alice@example.com");
+    assert!(id["auth_time"].as_u64().unwrap() <= now());
+
+    // The access token works; the refresh token is opaque and live.
+    let bearer = format!("Bearer {}", str_of(&tokens, "access_token"));
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&bearer)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let refresh_token = str_of(&tokens, "refresh_token");
+    assert!(!refresh_token.contains('.'), "opaque, not a JWT");
+    assert!(is_active(&idp, refresh_token).await);
+
+    // Without offline_access, no refresh token.
+    let verifier = new_verifier();
+    let request = code_request("c-no-offline", &verifier).set("scope", "openid email");
+    // The browser is signed in: the code comes at once.
+    let code = browser.get(&request.url(&idp)).await.query_map()["code"].clone();
+    let tokens = tokens_of(exchange(&idp, &code, &verifier).await).await;
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+    assert_eq!(tokens["scope"], "openid email");
+}
+
+#[tokio::test]
+async fn codes_come_in_the_fragment_or_a_posted_message_when_asked_and_silently_with_a_session() {
+    let idp = shared();
+    let browser = Browser::new();
+    let verifier = new_verifier();
+    let request = code_request("c-frag", &verifier).set("response_mode", "fragment");
+    let reply = browser
+        .sign_in(&idp, &request, "bob@example.com", "bob-password")
+        .await;
+    assert_eq!(reply.location_base(), REDIRECT_URI);
+    let fragment = reply.fragment_map();
+    assert_eq!(keys_of(&json!(fragment)), set(&["code", "state"]));
+    tokens_of(exchange(&idp, &fragment["code"], &verifier).await).await;
+
+    // prompt=none with the session: a code at once, as okta-auth-js's
+    // getWithoutPrompt asks for it.
+    let verifier = new_verifier();
+    let silent = code_request("c-silent", &verifier)
+        .set("prompt", "none")
+        .set("response_mode", "okta_post_message");
+    let page = post_message_page(&browser.get(&silent.url(&idp)).await);
+    assert_eq!(page.target_origin, APP_ORIGIN);
+    assert_eq!(keys_of(&page.message), set(&["code", "state"]));
+    assert_eq!(page.message["state"], "c-silent");
+    let code = page.message["code"].as_str().unwrap();
+    tokens_of(exchange(&idp, code, &verifier).await).await;
+
+    // prompt=none without a session: login_required, in the query.
+    let reply = Browser::new()
+        .get(
+            &code_request("c-none", &new_verifier())
+                .set("prompt", "none")
+                .url(&idp),
+        )
+        .await;
+    let query = reply.query_map();
+    assert_eq!(query["error"], "login_required");
+    assert_eq!(query["state"], "c-none");
+
+    // prompt=login with a session: the form again.
+    let reply = browser
+        .get(
+            &code_request("c-login", &new_verifier())
+                .set("prompt", "login")
+                .url(&idp),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(!reply.request_id().is_empty());
+}
+
+#[tokio::test]
+async fn a_code_request_without_an_s256_challenge_is_refused_as_okta_refuses_it() {
+    let idp = shared();
+    let browser = Browser::new();
+    let base = code_request("c-pkce", &new_verifier());
+    let cases = [
+        (
+            base.clone().without("code_challenge"),
+            "PKCE code challenge is required when the token endpoint authentication method is 'NONE'.",
+        ),
+        (
+            base.clone()
+                .without("code_challenge")
+                .without("code_challenge_method"),
+            "PKCE code challenge is required when the token endpoint authentication method is 'NONE'.",
+        ),
+        (
+            base.clone().set("code_challenge_method", "plain"),
+            "The 'code_challenge_method' must be 'S256': 'plain' and other methods are not supported.",
+        ),
+        (
+            // No method means plain (RFC 7636 §4.3).
+            base.clone().without("code_challenge_method"),
+            "The 'code_challenge_method' must be 'S256': 'plain' and other methods are not supported.",
+        ),
+        (
+            base.clone()
+                .set("code_challenge_method", "plain")
+                .set("code_challenge", &new_verifier()[..43]),
+            "The 'code_challenge_method' must be 'S256': 'plain' and other methods are not supported.",
+        ),
+    ];
+    for (request, description) in cases {
+        let reply = browser.get(&request.url(&idp)).await;
+        assert_eq!(reply.status, StatusCode::FOUND, "{request:?}");
+        let query = reply.query_map();
+        assert_eq!(query["error"], "invalid_request", "{request:?}");
+        assert_eq!(query["error_description"], description, "{request:?}");
+        assert_eq!(query["state"], "c-pkce");
+    }
+    // A challenge that is no S256 hash.
+    let reply = browser
+        .get(&base.clone().set("code_challenge", "too-short").url(&idp))
+        .await;
+    assert_eq!(reply.query_map()["error"], "invalid_request");
+    // Asked for the fragment, the refusal comes in the fragment.
+    let reply = browser
+        .get(
+            &base
+                .clone()
+                .without("code_challenge")
+                .set("response_mode", "fragment")
+                .url(&idp),
+        )
+        .await;
+    assert_eq!(reply.fragment_map()["error"], "invalid_request");
+    // Tokens never travel in a query.
+    let reply = browser
+        .get(
+            &AuthRequest::new("c-q")
+                .set("response_mode", "query")
+                .url(&idp),
+        )
+        .await;
+    assert_eq!(reply.fragment_map()["error"], "unsupported_response_mode");
+}
+
+#[tokio::test]
+async fn a_replayed_code_is_refused_and_what_its_exchange_gave_is_revoked() {
+    let idp = shared();
+    let verifier = new_verifier();
+    let code = code_for(
+        &idp,
+        &Browser::new(),
+        &code_request("c-replay", &verifier),
+        "bob@example.com",
+        "bob-password",
+    )
+    .await;
+    let tokens = tokens_of(exchange(&idp, &code, &verifier).await).await;
+    let access_token = str_of(&tokens, "access_token");
+    let refresh_token = str_of(&tokens, "refresh_token");
+    assert!(is_active(&idp, access_token).await);
+    assert!(is_active(&idp, refresh_token).await);
+
+    let (error, description) = refusal_of(
+        exchange(&idp, &code, &verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", CODE_INVALID)
+    );
+
+    assert!(!is_active(&idp, access_token).await);
+    assert!(!is_active(&idp, refresh_token).await);
+    let bearer = format!("Bearer {access_token}");
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&bearer)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (error, _) = refusal_of(refresh(&idp, refresh_token).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+}
+
+/// A server with the demo config and more clients, all registered for
+/// `REDIRECT_URI`: `0oa-other-spa` (everything allowed),
+/// `0oa-implicit-only` (no code) and `0oa-no-refresh` (no offline_access).
+async fn with_more_clients() -> (Idp, server::dev_idp::RunningDevIdp) {
+    own_with_config(|v| {
+        let clients = v["clients"].as_array_mut().unwrap();
+        clients.push(json!({"client_id": "0oa-other-spa", "redirect_uris": [REDIRECT_URI]}));
+        clients.push(json!({
+            "client_id": "0oa-implicit-only",
+            "redirect_uris": [REDIRECT_URI],
+            "response_types": ["id_token", "token"]
+        }));
+        clients.push(json!({
+            "client_id": "0oa-no-refresh",
+            "redirect_uris": [REDIRECT_URI],
+            "scopes": ["openid", "profile", "email"]
+        }));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_wrong_verifier_redirect_uri_or_client_is_refused_and_spends_the_code() {
+    let (idp, running) = with_more_clients().await;
+    let login = |state: &'static str, verifier: String| {
+        let request = code_request(state, &verifier);
+        let idp = &idp;
+        async move {
+            let browser = Browser::new();
+            code_for(
+                idp,
+                &browser,
+                &request,
+                "alice@example.com",
+                "alice-password",
+            )
+            .await
+        }
+    };
+    let exchange_with = |code: String, fields: Vec<(&'static str, String)>| {
+        let idp = &idp;
+        async move {
+            let mut form: Vec<(&str, String)> = vec![
+                ("grant_type", "authorization_code".into()),
+                ("client_id", CLIENT_ID.into()),
+                ("code", code),
+                ("redirect_uri", REDIRECT_URI.into()),
+            ];
+            for (name, value) in fields {
+                form.retain(|(k, _)| *k != name);
+                form.push((name, value));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            token_request(idp, &form).await
+        }
+    };
+
+    // A well-formed verifier that is not the one: PKCE verification failed,
+    // and the code is spent.
+    let verifier = new_verifier();
+    let code = login("c-v", verifier.clone()).await;
+    let (error, description) = refusal_of(
+        exchange_with(code.clone(), vec![("code_verifier", new_verifier())]).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", "PKCE verification failed.")
+    );
+    let (error, description) = refusal_of(
+        exchange(&idp, &code, &verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", CODE_INVALID)
+    );
+
+    // The challenge itself as the verifier (a plain downgrade): refused.
+    let verifier = new_verifier();
+    let code = login("c-plain", verifier.clone()).await;
+    let (_, description) = refusal_of(
+        exchange_with(code, vec![("code_verifier", independent_s256(&verifier))]).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(description, "PKCE verification failed.");
+
+    // Another redirect URI than the authorization request's.
+    let verifier = new_verifier();
+    let code = login("c-r", verifier.clone()).await;
+    let (error, description) = refusal_of(
+        exchange_with(
+            code.clone(),
+            vec![
+                ("code_verifier", verifier.clone()),
+                ("redirect_uri", format!("{REDIRECT_URI}/")),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error, "invalid_grant");
+    assert!(description.contains("redirect_uri"), "{description}");
+    let (_, description) = refusal_of(
+        exchange(&idp, &code, &verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(description, CODE_INVALID);
+
+    // Another client: the code is not its to exchange.
+    let verifier = new_verifier();
+    let code = login("c-c", verifier.clone()).await;
+    let (error, description) = refusal_of(
+        exchange_with(
+            code.clone(),
+            vec![
+                ("code_verifier", verifier.clone()),
+                ("client_id", "0oa-other-spa".into()),
+            ],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", CODE_INVALID)
+    );
+    let (_, description) = refusal_of(
+        exchange(&idp, &code, &verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(description, CODE_INVALID);
+
+    // A malformed request does not spend the code.
+    let verifier = new_verifier();
+    let code = login("c-m", verifier.clone()).await;
+    for (fields, description) in [
+        (vec![], "The 'code_verifier' parameter is required."),
+        (
+            vec![("code_verifier", "a".repeat(42))],
+            "The 'code_verifier' must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~' (RFC 7636).",
+        ),
+        (
+            vec![("code_verifier", format!("{}+", "a".repeat(43)))],
+            "The 'code_verifier' must be 43 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~' (RFC 7636).",
+        ),
+        (
+            vec![("code_verifier", verifier.clone()), ("redirect_uri", String::new())],
+            "The 'redirect_uri' parameter is required.",
+        ),
+    ] {
+        let (error, actual) = refusal_of(
+            exchange_with(code.clone(), fields).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!((error.as_str(), actual.as_str()), ("invalid_request", description));
+    }
+    tokens_of(exchange(&idp, &code, &verifier).await).await;
+
+    // Codes that are no codes.
+    let (error, _) = refusal_of(exchange(&idp, "", &verifier).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_request");
+    for code in ["garbage", &"A".repeat(43), &"x".repeat(5000)] {
+        let response = exchange(&idp, code, &verifier).await;
+        let (error, description) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+        assert_eq!(
+            (error.as_str(), description.as_str()),
+            ("invalid_grant", CODE_INVALID)
+        );
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let (idp, running) =
+        own_with_config(|v| v["authorization_code_lifetime_secs"] = 1.into()).await;
+    let verifier = new_verifier();
+    let code = code_for(
+        &idp,
+        &Browser::new(),
+        &code_request("c-exp", &verifier),
+        "carol@example.com",
+        "carol-password",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let (error, description) = refusal_of(
+        exchange(&idp, &code, &verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", CODE_INVALID)
+    );
+    // A fresh one, exchanged at once, works.
+    let verifier = new_verifier();
+    let code = code_for(
+        &idp,
+        &Browser::new(),
+        &code_request("c-exp2", &verifier),
+        "carol@example.com",
+        "carol-password",
+    )
+    .await;
+    tokens_of(exchange(&idp, &code, &verifier).await).await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_bad_requests_with_oauth_errors_never_cached() {
+    let (idp, running) = with_more_clients().await;
+    let url = idp.url("/v1/token");
+    let refresh_fields = |client: &'static str| {
+        vec![
+            ("grant_type", "refresh_token"),
+            ("client_id", client),
+            ("refresh_token", "x"),
+        ]
+    };
+    /// Form, `Authorization`, and the refusal expected.
+    type Case<'a> = (
+        Vec<(&'a str, &'a str)>,
+        Option<String>,
+        StatusCode,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (vec![("grant_type", "refresh_token")], None, StatusCode::UNAUTHORIZED, "invalid_client", "No client credentials found."),
+        (refresh_fields("0oa-nope"), None, StatusCode::UNAUTHORIZED, "invalid_client", "The client_id is not registered with this server."),
+        (
+            vec![("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("client_secret", "s")],
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "This client is a public client: it has no secret, and sends none.",
+        ),
+        (vec![("client_id", CLIENT_ID)], None, StatusCode::BAD_REQUEST, "invalid_request", "The 'grant_type' parameter is required."),
+        (
+            vec![("grant_type", "password"), ("client_id", CLIENT_ID)],
+            None,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("client_id", CLIENT_ID)],
+            None,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        ),
+        (
+            vec![("grant_type", "authorization_code"), ("client_id", "0oa-implicit-only"), ("code", "x")],
+            None,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "The client is not authorized to use the provided grant type. Configured grant types: [implicit].",
+        ),
+        (
+            refresh_fields("0oa-no-refresh"),
+            None,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "The client is not authorized to use the provided grant type. Configured grant types: [authorization_code, implicit].",
+        ),
+        (
+            vec![("grant_type", "refresh_token"), ("client_id", CLIENT_ID)],
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The 'refresh_token' parameter is required.",
+        ),
+        (refresh_fields(CLIENT_ID), None, StatusCode::BAD_REQUEST, "invalid_grant", REFRESH_INVALID),
+        (
+            vec![("grant_type", "authorization_code"), ("client_id", CLIENT_ID)],
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The 'code' parameter is required.",
+        ),
+        (
+            vec![("grant_type", "refresh_token")],
+            Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("0oa-nope"))),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "The client_id is not registered with this server.",
+        ),
+    ];
+    for (fields, authorization, status, error, description) in cases {
+        let response = post_form(&url, &fields, authorization.as_deref()).await;
+        let (actual_error, actual_description) = refusal_of(response, status).await;
+        assert_eq!(
+            (actual_error.as_str(), actual_description.as_str()),
+            (error, description),
+            "{fields:?}"
+        );
+    }
+
+    // Not a form; a repeated parameter.
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"grant_type":"refresh_token"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (error, _) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_request");
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&client_id=0oa-dev-spa&refresh_token=a&refresh_token=b")
+        .send()
+        .await
+        .unwrap();
+    let (error, description) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_request");
+    assert!(description.contains("refresh_token"), "{description}");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_refresh_token_and_renews_the_tokens() {
+    let idp = shared();
+    let first = code_flow(&idp, "r-rot", "alice@example.com", "alice-password").await;
+    let first_id = payload(str_of(&first, "id_token"));
+    let mut refresh_token = str_of(&first, "refresh_token").to_owned();
+    let mut seen = BTreeSet::from([refresh_token.clone()]);
+    let mut access_jtis =
+        BTreeSet::from([payload(str_of(&first, "access_token"))["jti"].to_string()]);
+    for round in 0..3 {
+        let response = refresh(&idp, &refresh_token).await;
+        let tokens = tokens_of(response).await;
+        assert_eq!(tokens["token_type"], "Bearer", "{round}");
+        assert_eq!(tokens["expires_in"], 3600);
+        assert_eq!(tokens["scope"], "openid profile email offline_access");
+        let next = str_of(&tokens, "refresh_token").to_owned();
+        assert!(seen.insert(next.clone()), "a new refresh token every time");
+        let access = verify(&idp, str_of(&tokens, "access_token"), "api://default")
+            .await
+            .unwrap();
+        assert!(access_jtis.insert(access["jti"].to_string()));
+        let id = verify(&idp, str_of(&tokens, "id_token"), CLIENT_ID)
+            .await
+            .unwrap();
+        // OIDC Core §12.2: the same person, client and authentication.
+        for claim in ["iss", "sub", "aud", "auth_time"] {
+            assert_eq!(id[claim], first_id[claim], "{claim}");
+        }
+        assert!(
+            id.get("nonce").is_none(),
+            "a refresh is no authentication request"
+        );
+        assert!(is_active(&idp, &next).await);
+        refresh_token = next;
+    }
+}
+
+#[tokio::test]
+async fn refresh_may_narrow_the_scope_but_not_widen_it() {
+    let idp = shared();
+    let tokens = code_flow(&idp, "r-scope", "alice@example.com", "alice-password").await;
+    let refresh_token = str_of(&tokens, "refresh_token");
+    let narrow = |token: String, scope: &'static str| {
+        let idp = idp.clone();
+        async move {
+            token_request(
+                &idp,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", CLIENT_ID),
+                    ("refresh_token", &token),
+                    ("scope", scope),
+                ],
+            )
+            .await
+        }
+    };
+    // Wider: refused, and the token stays as it was.
+    for wider in ["openid reports:read", "openid admin"] {
+        let (error, _) = refusal_of(
+            narrow(refresh_token.to_owned(), wider).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        assert_eq!(error, "invalid_scope", "{wider}");
+    }
+    let narrowed = tokens_of(narrow(refresh_token.to_owned(), "email").await).await;
+    assert_eq!(narrowed["scope"], "email");
+    assert_eq!(
+        payload(str_of(&narrowed, "access_token"))["scp"],
+        json!(["email"])
+    );
+    assert!(narrowed.get("id_token").is_none(), "no openid, no ID token");
+    // The refresh token keeps what was granted.
+    let next = str_of(&narrowed, "refresh_token");
+    assert_eq!(
+        introspect(&idp, next, CLIENT_ID).await["scope"],
+        "openid profile email offline_access"
+    );
+    let again = tokens_of(refresh(&idp, next).await).await;
+    assert_eq!(again["scope"], "openid profile email offline_access");
+}
+
+#[tokio::test]
+async fn the_previous_refresh_token_within_the_grace_period_gets_the_current_one() {
+    let idp = shared();
+    let tokens = code_flow(&idp, "r-grace", "bob@example.com", "bob-password").await;
+    let r0 = str_of(&tokens, "refresh_token");
+    let r1 = str_of(&tokens_of(refresh(&idp, r0).await).await, "refresh_token").to_owned();
+    // The answer to r0 was "lost": r0 again, within Okta's default 30 s.
+    let again = tokens_of(refresh(&idp, r0).await).await;
+    assert_eq!(str_of(&again, "refresh_token"), r1);
+    assert!(again["access_token"].is_string());
+    // The family is intact: r1 rotates on, and then r0 is two behind.
+    let r2 = str_of(&tokens_of(refresh(&idp, &r1).await).await, "refresh_token").to_owned();
+    assert_ne!(r2, r1);
+    let (error, _) = refusal_of(refresh(&idp, r0).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+    // That was reuse: the family is gone.
+    let (error, _) = refusal_of(refresh(&idp, &r2).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+}
+
+async fn set_refresh_policy(idp: &Idp, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(idp.url("/dev/refresh-tokens"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_old_refresh_token_after_the_grace_period_revokes_the_whole_family() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    let response = set_refresh_policy(
+        &idp,
+        json!({"login": "carol@example.com", "rotation_grace_secs": 1}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({"login": "carol@example.com", "rotation_grace_secs": 1, "idle_secs": null, "lifetime_secs": null})
+    );
+
+    let tokens = code_flow(&idp, "r-reuse", "carol@example.com", "carol-password").await;
+    let a0 = str_of(&tokens, "access_token").to_owned();
+    let r0 = str_of(&tokens, "refresh_token").to_owned();
+    let renewed = tokens_of(refresh(&idp, &r0).await).await;
+    let a1 = str_of(&renewed, "access_token").to_owned();
+    let r1 = str_of(&renewed, "refresh_token").to_owned();
+    // Another user's family, to see that only this one dies.
+    let bob = code_flow(&idp, "r-bob", "bob@example.com", "bob-password").await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (error, description) = refusal_of(refresh(&idp, &r0).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_grant", REFRESH_INVALID)
+    );
+    for token in [&r1, &a0, &a1] {
+        assert!(!is_active(&idp, token).await);
+    }
+    let (error, _) = refusal_of(refresh(&idp, &r1).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&format!("Bearer {a1}"))).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    tokens_of(refresh(&idp, str_of(&bob, "refresh_token")).await).await;
+
+    // No grace at all: the used token is dead at once.
+    set_refresh_policy(
+        &idp,
+        json!({"login": "carol@example.com", "rotation_grace_secs": 0}),
+    )
+    .await;
+    let tokens = code_flow(&idp, "r-nograce", "carol@example.com", "carol-password").await;
+    let r0 = str_of(&tokens, "refresh_token").to_owned();
+    let r1 = str_of(&tokens_of(refresh(&idp, &r0).await).await, "refresh_token").to_owned();
+    refusal_of(refresh(&idp, &r0).await, StatusCode::BAD_REQUEST).await;
+    refusal_of(refresh(&idp, &r1).await, StatusCode::BAD_REQUEST).await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_die_when_idle_or_past_their_lifetime() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    set_refresh_policy(&idp, json!({"login": "alice@example.com", "idle_secs": 1})).await;
+    let tokens = code_flow(&idp, "r-idle", "alice@example.com", "alice-password").await;
+    let introspected = introspect(&idp, str_of(&tokens, "refresh_token"), CLIENT_ID).await;
+    assert!(introspected["exp"].as_u64().unwrap() <= now() + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (error, _) = refusal_of(
+        refresh(&idp, str_of(&tokens, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error, "invalid_grant");
+
+    // Used before it idles out, it still dies when its lifetime is over.
+    set_refresh_policy(
+        &idp,
+        json!({"login": "alice@example.com", "idle_secs": 2, "lifetime_secs": 3}),
+    )
+    .await;
+    let tokens = code_flow(&idp, "r-life", "alice@example.com", "alice-password").await;
+    // The family began before this instant, so it ends before started + 3 s.
+    let started = std::time::Instant::now();
+    let mut token = str_of(&tokens, "refresh_token").to_owned();
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        token = str_of(
+            &tokens_of(refresh(&idp, &token).await).await,
+            "refresh_token",
+        )
+        .to_owned();
+    }
+    // The last use left it 2 s of idle time, past the lifetime's end.
+    let end = std::time::Duration::from_millis(3200);
+    tokio::time::sleep(end.saturating_sub(started.elapsed())).await;
+    let (error, _) = refusal_of(refresh(&idp, &token).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+
+    // Refused control requests.
+    for (body, status) in [
+        (
+            json!({"login": "alice@example.com", "rotation_grace_secs": 61}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"login": "alice@example.com", "idle_secs": 0}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"login": "nobody@example.com"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"login": "alice@example.com", "colour": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(
+            set_refresh_policy(&idp, body.clone()).await.status(),
+            status,
+            "{body}"
+        );
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_outlive_short_access_tokens() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    set_lifetime(&idp, r#"{"login":"bob@example.com","seconds":1}"#).await;
+    let tokens = code_flow(&idp, "r-short", "bob@example.com", "bob-password").await;
+    assert_eq!(tokens["expires_in"], 1);
+    let exp = payload(str_of(&tokens, "access_token"))["exp"]
+        .as_u64()
+        .unwrap();
+    while now() < exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expired = format!("Bearer {}", str_of(&tokens, "access_token"));
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&expired)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let renewed = tokens_of(refresh(&idp, str_of(&tokens, "refresh_token")).await).await;
+    assert_eq!(renewed["expires_in"], 1);
+    let fresh = format!("Bearer {}", str_of(&renewed, "access_token"));
+    let response = userinfo(&idp, reqwest::Method::GET, Some(&fresh)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_tokens_are_introspected_and_revoked_with_their_family() {
+    let (idp, running) = with_more_clients().await;
+    let tokens = code_flow(&idp, "r-revoke", "alice@example.com", "alice-password").await;
+    let access_token = str_of(&tokens, "access_token");
+    let r0 = str_of(&tokens, "refresh_token");
+    let renewed = tokens_of(refresh(&idp, r0).await).await;
+    let r1 = str_of(&renewed, "refresh_token");
+    let a1 = str_of(&renewed, "access_token");
+
+    let described = introspect(&idp, r1, CLIENT_ID).await;
+    let exp = described["exp"].as_u64().unwrap();
+    let iat = described["iat"].as_u64().unwrap();
+    assert_eq!(
+        described,
+        json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": "openid profile email offline_access",
+            "client_id": CLIENT_ID,
+            "username": "alice@example.com",
+            "exp": exp,
+            "iat": iat,
+            "sub": "alice@example.com",
+            "aud": "api://default",
+            "iss": idp.issuer,
+            "uid": "00ualicedev000000001"
+        })
+    );
+    assert!(iat <= now() && now() <= iat + 1);
+    // Idle for 7 days, unless the 90 days since sign-in end first.
+    assert!(
+        (iat + 7 * 86_400 - 1..=iat + 7 * 86_400).contains(&exp),
+        "{exp}"
+    );
+    // Another client may neither introspect nor revoke it.
+    assert_eq!(
+        introspect(&idp, r1, "0oa-other-spa").await,
+        json!({"active": false})
+    );
+    let response = post_form(
+        &idp.url("/v1/revoke"),
+        &[("client_id", "0oa-other-spa"), ("token", r1)],
+        None,
+    )
+    .await;
+    let (error, _) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+    assert!(is_active(&idp, r1).await);
+
+    // Revoking the previous generation, as okta-auth-js does it, ends the
+    // family and its access tokens.
+    let response = post_form(
+        &idp.url("/v1/revoke"),
+        &[("token_type_hint", "refresh_token"), ("token", r0)],
+        Some(&sdk_basic(CLIENT_ID)),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_no_store(&response);
+    assert!(response.text().await.unwrap().is_empty());
+    for token in [r0, r1, access_token, a1] {
+        assert_eq!(
+            introspect(&idp, token, CLIENT_ID).await,
+            json!({"active": false})
+        );
+    }
+    let (error, _) = refusal_of(refresh(&idp, r1).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+
+    // RFC 7009 §2.2: a dead or unknown refresh token is still a 200.
+    let unknown = URL_SAFE_NO_PAD.encode([7u8; 52]);
+    for token in [r1, unknown.as_str()] {
+        let response = post_form(
+            &idp.url("/v1/revoke"),
+            &[("client_id", CLIENT_ID), ("token", token)],
+            None,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn ending_a_session_revokes_its_refresh_tokens() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    // The control ends all of a user's sessions.
+    let alice = code_flow(&idp, "s-alice", "alice@example.com", "alice-password").await;
+    let bob = code_flow(&idp, "s-bob", "bob@example.com", "bob-password").await;
+    let response = reqwest::Client::new()
+        .post(idp.url("/dev/end-sessions"))
+        .header("content-type", "application/json")
+        .body(r#"{"login":"alice@example.com"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (error, _) = refusal_of(
+        refresh(&idp, str_of(&alice, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error, "invalid_grant");
+    tokens_of(refresh(&idp, str_of(&bob, "refresh_token")).await).await;
+
+    // Signing out ends the browser's session and the refresh tokens it
+    // gave, not another browser's.
+    let carol = Browser::new();
+    let verifier = new_verifier();
+    let code = code_for(
+        &idp,
+        &carol,
+        &code_request("s-carol", &verifier),
+        "carol@example.com",
+        "carol-password",
+    )
+    .await;
+    let tokens = tokens_of(exchange(&idp, &code, &verifier).await).await;
+    let elsewhere = code_flow(&idp, "s-carol2", "carol@example.com", "carol-password").await;
+    // A code issued in the session but not yet exchanged dies with it too.
+    let pending_verifier = new_verifier();
+    let pending = carol
+        .get(&code_request("s-pending", &pending_verifier).url(&idp))
+        .await
+        .query_map()["code"]
+        .clone();
+    let logout = format!(
+        "{}?id_token_hint={}",
+        idp.url("/v1/logout"),
+        str_of(&tokens, "id_token")
+    );
+    carol.get(&logout).await;
+    let (error, _) = refusal_of(
+        refresh(&idp, str_of(&tokens, "refresh_token")).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(error, "invalid_grant");
+    let (_, description) = refusal_of(
+        exchange(&idp, &pending, &pending_verifier).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(description, CODE_INVALID);
+    tokens_of(refresh(&idp, str_of(&elsewhere, "refresh_token")).await).await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_trusted_origins_only() {
+    let idp = shared();
+    let verifier = new_verifier();
+    let code = code_for(
+        &idp,
+        &Browser::new(),
+        &code_request("cors", &verifier),
+        "bob@example.com",
+        "bob-password",
+    )
+    .await;
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("client_id", CLIENT_ID),
+            ("code", &code),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ])
+        .finish();
+    let post = |origin: &'static str| {
+        reqwest::Client::new()
+            .post(idp.url("/v1/token"))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send()
+    };
+    // Another origin: refused before the code is even looked at.
+    let response = post(UNTRUSTED).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(header(&response, "access-control-allow-origin").is_none());
+    // The app's origin: answered, readable.
+    let response = post(TRUSTED).await.unwrap();
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some(TRUSTED)
+    );
+    assert!(header(&response, "access-control-allow-credentials").is_none());
+    tokens_of(response).await;
+    // Errors are readable too, so the app can show them.
+    let response = post(TRUSTED).await.unwrap();
+    assert_eq!(
+        header(&response, "access-control-allow-origin"),
+        Some(TRUSTED)
+    );
+    let (error, _) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "invalid_grant");
+}
+
+#[tokio::test]
+async fn the_implicit_flow_never_grants_offline_access() {
+    let idp = shared();
+    let request = AuthRequest::new("i-offline").set("scope", "openid email offline_access");
+    let reply = Browser::new()
+        .sign_in(&idp, &request, "alice@example.com", "alice-password")
+        .await;
+    let fragment = reply.fragment_map();
+    assert_eq!(fragment["scope"], "openid email");
+    assert!(!fragment.contains_key("refresh_token"));
 }

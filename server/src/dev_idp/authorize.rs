@@ -1,8 +1,9 @@
-//! `{issuer}/v1/authorize`: checks an implicit-flow authorization request
-//! and answers it with the sign-in page, tokens, or an error, following
-//! RFC 6749 §4.2 and OIDC Core §3.2 as Okta does. Tokens and errors reach
-//! the client in the request's `response_mode` ([`super::response_mode`]):
-//! the fragment of a redirect, or Okta's `okta_post_message` page.
+//! `{issuer}/v1/authorize`: checks an authorization request and answers it
+//! with the sign-in page, a code or tokens ([`super::answer`]), or an
+//! error, following RFC 6749 §4.1 and §4.2, RFC 7636 and OIDC Core §3.1
+//! and §3.2 as Okta does. The answer reaches the client in the request's
+//! `response_mode` ([`super::response_mode`]): the query or the fragment of
+//! a redirect, or Okta's `okta_post_message` page.
 //!
 //! Until `client_id` and `redirect_uri` are known good, nothing is sent to
 //! the `redirect_uri` (an error page is shown instead): otherwise the server
@@ -15,106 +16,26 @@
 //! […]"), a known scope that no rule grants the client is `access_denied`
 //! "Policy evaluation failed…", and a scope the server does not define at
 //! all is `invalid_scope`.
+//!
+//! Every client is public (Okta's token endpoint authentication method
+//! `none`), so `response_type=code` needs a PKCE `code_challenge` with
+//! `code_challenge_method=S256` ([`super::pkce`]); a missing challenge and
+//! `plain` (which is also what no method means, RFC 7636 §4.3) are
+//! refused with `invalid_request`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::answer::answer_request;
 use super::config::Config;
 use super::html;
 use super::params::Params;
-use super::response_mode::{deliver, ResponseMode};
-use super::session::Session;
-use super::tokens::{self, Grant, ResponseType};
+use super::pkce;
+use super::request::{AuthorizeRequest, ErrorCode, ErrorResponse, Prompt};
+use super::response_mode::ResponseMode;
+use super::response_type::ResponseType;
 use super::{sign_in, DevIdpEvent, DevIdpState};
-
-/// `prompt`: only the values Okta documents for this flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
-    /// Sign in only if there is no session.
-    Default,
-    /// Never show a page: tokens or `login_required`.
-    None,
-    /// Always ask for the password again.
-    Login,
-}
-
-/// A checked authorization request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthorizeRequest {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub response_type: ResponseType,
-    pub response_mode: ResponseMode,
-    /// Asked-for scopes, all supported, without duplicates, in asked order.
-    pub scopes: Vec<String>,
-    pub state: String,
-    pub nonce: Option<String>,
-    pub prompt: Prompt,
-    pub login_hint: Option<String>,
-}
-
-/// The OAuth 2.0 / OIDC error codes this endpoint sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    UnsupportedResponseType,
-    UnsupportedResponseMode,
-    InvalidScope,
-    LoginRequired,
-    AccessDenied,
-    ServerError,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::UnsupportedResponseMode => "unsupported_response_mode",
-            Self::InvalidScope => "invalid_scope",
-            Self::LoginRequired => "login_required",
-            Self::AccessDenied => "access_denied",
-            Self::ServerError => "server_error",
-        }
-    }
-}
-
-/// An error sent back to the client, in its response mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorResponse {
-    pub redirect_uri: String,
-    pub response_mode: ResponseMode,
-    pub error: ErrorCode,
-    /// ASCII without `"` or `\` (RFC 6749 §4.2.2.1): no user input in it.
-    pub description: String,
-    pub state: Option<String>,
-}
-
-impl ErrorResponse {
-    pub fn new(request: &AuthorizeRequest, error: ErrorCode, description: &str) -> Self {
-        Self {
-            redirect_uri: request.redirect_uri.clone(),
-            response_mode: request.response_mode,
-            error,
-            description: description.to_owned(),
-            state: Some(request.state.clone()),
-        }
-    }
-}
-
-impl IntoResponse for ErrorResponse {
-    fn into_response(self) -> Response {
-        let mut pairs = vec![
-            ("error", self.error.as_str()),
-            ("error_description", self.description.as_str()),
-        ];
-        if let Some(state) = &self.state {
-            pairs.push(("state", state));
-        }
-        deliver(self.response_mode, &self.redirect_uri, &pairs)
-    }
-}
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,20 +87,33 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
     }
 
     // From here on the redirect URI is trusted, so errors go back to it, in
-    // the asked-for response mode if this server speaks it (even when the
-    // request is wrong in other ways: a silent renewal in a hidden iframe
-    // hears only a posted message), else in the fragment.
+    // the asked-for response mode if this server speaks it and it suits the
+    // response type (even when the request is wrong in other ways: a silent
+    // renewal in a hidden iframe hears only a posted message), else in the
+    // response type's default mode (the query for `code`), else in the
+    // fragment.
+    let response_type = params
+        .get("response_type")
+        .ok()
+        .flatten()
+        .and_then(ResponseType::parse);
     let response_mode = match params.get("response_mode") {
         Ok(Some(mode)) => ResponseMode::parse(mode).filter(|mode| {
-            *mode != ResponseMode::OktaPostMessage || html::csp_source(redirect_uri).is_some()
+            (*mode != ResponseMode::OktaPostMessage || html::csp_source(redirect_uri).is_some())
+                && response_type.is_none_or(|t| t.allows_response_mode(*mode))
         }),
-        Ok(None) => Some(ResponseMode::Fragment),
+        Ok(None) => {
+            Some(response_type.map_or(ResponseMode::Fragment, |t| t.default_response_mode()))
+        }
         Err(_) => None,
     };
+    let error_mode = response_mode.unwrap_or_else(|| {
+        response_type.map_or(ResponseMode::Fragment, |t| t.default_response_mode())
+    });
     let fail = |error, description: &str, state: Option<&str>| {
         Rejection::ToClient(ErrorResponse {
             redirect_uri: redirect_uri.to_owned(),
-            response_mode: response_mode.unwrap_or_default(),
+            response_mode: error_mode,
             error,
             description: description.to_owned(),
             state: state.map(str::to_owned),
@@ -218,10 +152,14 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
     let get = |name: &str| params.get(name).ok().flatten();
 
     let Some(response_mode) = response_mode else {
-        return Err(match get("response_mode") {
-            Some("okta_post_message") => fail(
+        return Err(match (get("response_mode"), response_type) {
+            (Some("okta_post_message"), _) => fail(
                 InvalidRequest,
                 "The 'okta_post_message' response mode needs an http or https redirect_uri.",
+            ),
+            (_, Some(ResponseType::Code)) => fail(
+                UnsupportedResponseMode,
+                "The 'response_mode' must be 'query', 'fragment' or 'okta_post_message'.",
             ),
             _ => fail(
                 UnsupportedResponseMode,
@@ -231,19 +169,20 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
         });
     };
 
-    let response_type = match get("response_type") {
-        None => {
+    let response_type = match (get("response_type"), response_type) {
+        (None, _) => {
             return Err(fail(
                 InvalidRequest,
                 "The 'response_type' parameter is required.",
             ))
         }
-        Some(value) => ResponseType::parse(value).ok_or_else(|| {
-            fail(
+        (Some(_), Some(response_type)) => response_type,
+        (Some(_), None) => {
+            return Err(fail(
                 UnsupportedResponseType,
-                "The 'response_type' must be 'token', 'id_token' or 'id_token token'.",
-            )
-        })?,
+                "The 'response_type' must be 'code', 'token', 'id_token' or 'id_token token'.",
+            ))
+        }
     };
     if !client.allows_response_type(response_type) {
         // Okta's wording, listing what the app allows.
@@ -277,12 +216,21 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
     }
 
     let nonce = get("nonce");
-    if response_type.id_token && nonce.is_none() {
+    if response_type.id_token_in_response() && nonce.is_none() {
         return Err(fail(
             InvalidRequest,
             "The 'nonce' parameter is required when an ID token is requested.",
         ));
     }
+
+    let code_challenge = match response_type {
+        ResponseType::Code => Some(
+            check_pkce(get("code_challenge"), get("code_challenge_method"))
+                .map_err(|description| fail(InvalidRequest, description))?,
+        ),
+        // Okta ignores PKCE parameters the implicit flow has no use for.
+        ResponseType::Implicit { .. } => None,
+    };
 
     let prompt = match get("prompt") {
         None => Prompt::Default,
@@ -312,7 +260,23 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
         nonce: nonce.map(str::to_owned),
         prompt,
         login_hint: get("login_hint").map(str::to_owned),
+        code_challenge,
     })
+}
+
+/// The S256 challenge of a code request, or why there is none.
+fn check_pkce(challenge: Option<&str>, method: Option<&str>) -> Result<String, &'static str> {
+    let challenge = challenge.ok_or(pkce::REQUIRED)?;
+    if method != Some(pkce::S256) {
+        return Err(pkce::METHOD_UNSUPPORTED);
+    }
+    if !pkce::is_valid_s256_challenge(challenge) {
+        return Err(
+            "The 'code_challenge' must be the base64url SHA-256 hash of the \
+             code_verifier: 43 characters of A-Z, a-z, 0-9, '-' and '_'.",
+        );
+    }
+    Ok(challenge.to_owned())
 }
 
 /// Short and safe to quote in an `error_description`.
@@ -355,81 +319,8 @@ pub async fn authorize(
             .into_response()
         }
         (Prompt::Login, _) | (Prompt::Default, None) => sign_in::begin(&state, &headers, request),
-        (_, Some(session)) => answer_with_tokens(&state, &request, &session),
+        (_, Some((session_id, session))) => answer_request(&state, &request, &session_id, &session),
     }
-}
-
-/// Issues what the request asked for to the session's user and sends it
-/// to the client in the request's response mode.
-pub fn answer_with_tokens(
-    state: &DevIdpState,
-    request: &AuthorizeRequest,
-    session: &Session,
-) -> Response {
-    let Some(user) = state.config().user_by_login(&session.login) else {
-        return ErrorResponse::new(request, ErrorCode::LoginRequired, "The user is unknown.")
-            .into_response();
-    };
-    // Okta's policies leave out what the user may not have rather than
-    // failing the request.
-    let scopes: Vec<String> = request
-        .scopes
-        .iter()
-        .filter(|s| user.scopes.contains(s))
-        .cloned()
-        .collect();
-    let (access_token_secs, id_token_secs) = state.token_lifetimes(&user.login);
-    let config = state.config();
-    let grant = Grant {
-        issuer: state.issuer(),
-        audience: &config.audience,
-        idp: &config.idp,
-        client_id: &request.client_id,
-        user,
-        scopes: &scopes,
-        nonce: request.nonce.as_deref(),
-        auth_time: session.auth_time,
-        now: tokens::now(),
-        access_token_secs,
-        id_token_secs,
-        response_type: request.response_type,
-    };
-    let key = state.inner.keys.signing_key();
-    let issued = match tokens::issue(&grant, &key) {
-        Ok(issued) => issued,
-        Err(err) => {
-            state.record(DevIdpEvent::ServerError);
-            tracing::error!(%err, "cannot issue tokens");
-            return ErrorResponse::new(
-                request,
-                ErrorCode::ServerError,
-                "The server could not issue the tokens.",
-            )
-            .into_response();
-        }
-    };
-    tracing::info!(
-        login = %user.login,
-        client_id = %request.client_id,
-        scopes = %scopes.join(" "),
-        kid = %key.kid(),
-        "issued tokens"
-    );
-
-    let expires_in = issued.expires_in.to_string();
-    let scope = scopes.join(" ");
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    if let Some(access_token) = &issued.access_token {
-        pairs.push(("access_token", access_token));
-        pairs.push(("token_type", "Bearer"));
-        pairs.push(("expires_in", &expires_in));
-    }
-    pairs.push(("scope", &scope));
-    if let Some(id_token) = &issued.id_token {
-        pairs.push(("id_token", id_token));
-    }
-    pairs.push(("state", &request.state));
-    deliver(request.response_mode, &request.redirect_uri, &pairs)
 }
 
 #[cfg(test)]
@@ -472,7 +363,9 @@ mod tests {
         assert_eq!(r.scopes, ["openid", "profile"]);
         assert_eq!(r.prompt, Prompt::Default);
         assert_eq!(r.nonce.as_deref(), Some("n1"));
-        assert!(r.response_type.id_token && r.response_type.access_token);
+        assert_eq!(r.response_type.words(), ["id_token", "token"]);
+        assert_eq!(r.response_mode, ResponseMode::Fragment);
+        assert_eq!(r.code_challenge, None);
     }
 
     #[test]
@@ -494,7 +387,7 @@ mod tests {
         use ErrorCode::*;
         let cases = [
             (
-                base().replace("id_token%20token", "code"),
+                base().replace("id_token%20token", "code%20id_token"),
                 UnsupportedResponseType,
             ),
             (base().replace("response_type=", "x="), InvalidRequest),
@@ -539,7 +432,7 @@ mod tests {
             .replace("id_token%20token", "token")
             .replace("&nonce=n1", "");
         let r = check(&query).unwrap();
-        assert!(!r.response_type.id_token);
+        assert_eq!(r.response_type.words(), ["token"]);
         assert_eq!(r.nonce, None);
     }
 
@@ -580,13 +473,14 @@ mod tests {
     }
 
     #[test]
-    fn clients_allow_both_implicit_response_types_and_every_scope_by_default() {
-        let config = config();
-        let client = config.client("0oa-dev-spa").unwrap();
-        assert_eq!(client.response_types, ["id_token", "token"]);
+    fn clients_allow_every_response_type_and_scope_by_default() {
+        let config = narrow_config(serde_json::json!({}));
+        let client = config.client("0oa-narrow").unwrap();
+        assert_eq!(client.response_types, ["code", "id_token", "token"]);
         assert_eq!(client.scopes, config.scopes_supported);
         let r = narrow(serde_json::json!({}), &base()).unwrap();
         assert_eq!(r.client_id, "0oa-narrow");
+        assert!(narrow(serde_json::json!({}), &code_base()).is_ok());
     }
 
     #[test]
@@ -639,12 +533,24 @@ mod tests {
     fn client_restrictions_are_checked_when_the_config_is_read() {
         let mut value: serde_json::Value =
             serde_json::from_str(super::super::config::DEMO_CONFIG).unwrap();
-        value["clients"][0]["response_types"] = serde_json::json!(["code"]);
+        value["clients"][0]["response_types"] = serde_json::json!(["code id_token"]);
         assert!(Config::parse(&value.to_string(), "t").is_err());
+        value["clients"][0]["response_types"] = serde_json::json!(["code"]);
+        assert!(Config::parse(&value.to_string(), "t").is_ok());
         value["clients"][0]["response_types"] = serde_json::json!(["token"]);
         value["clients"][0]["scopes"] = serde_json::json!(["openid", "admin"]);
         assert!(Config::parse(&value.to_string(), "t").is_err());
         value["clients"][0]["scopes"] = serde_json::json!(["openid"]);
+        // Refresh token settings for a client that cannot have refresh
+        // tokens are a mistake.
+        assert!(Config::parse(&value.to_string(), "t").is_err());
+        for field in [
+            "refresh_token_lifetime_secs",
+            "refresh_token_idle_secs",
+            "refresh_token_rotation_grace_secs",
+        ] {
+            value["clients"][0].as_object_mut().unwrap().remove(field);
+        }
         assert!(Config::parse(&value.to_string(), "t").is_ok());
     }
 
@@ -691,22 +597,108 @@ mod tests {
         assert_eq!(r.response_mode, ResponseMode::Fragment);
     }
 
+    /// RFC 7636 Appendix B's challenge.
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn code_base() -> String {
+        format!(
+            "client_id=0oa-dev-spa&redirect_uri={}&response_type=code\
+             &scope=openid+profile+offline_access&state=s1\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256",
+            super::super::params::encode_component(CB)
+        )
+    }
+
     #[test]
-    fn error_response_in_fragment_mode_puts_everything_in_the_fragment() {
-        let response = ErrorResponse {
-            redirect_uri: CB.into(),
-            response_mode: ResponseMode::Fragment,
-            error: ErrorCode::AccessDenied,
-            description: "The user cancelled.".into(),
-            state: Some("a b".into()),
-        }
-        .into_response();
-        assert_eq!(response.status(), StatusCode::FOUND);
+    fn accepts_a_code_request_with_an_s256_challenge() {
+        let r = check(&code_base()).unwrap();
+        assert_eq!(r.response_type, ResponseType::Code);
         assert_eq!(
-            response.headers()["location"],
-            "http://app.test/login/callback#error=access_denied\
-             &error_description=The%20user%20cancelled.&state=a%20b"
+            r.response_mode,
+            ResponseMode::Query,
+            "Okta's default for code"
         );
-        assert!(response.headers().get("x-frame-options").is_none());
+        assert_eq!(r.code_challenge.as_deref(), Some(CHALLENGE));
+        assert_eq!(r.nonce, None, "optional in the code flow");
+        assert_eq!(r.scopes, ["openid", "profile", "offline_access"]);
+        for mode in ["query", "fragment", "okta_post_message"] {
+            let r = check(&format!("{}&response_mode={mode}&prompt=none", code_base())).unwrap();
+            assert_eq!(r.response_mode.as_str(), mode);
+            assert_eq!(r.prompt, Prompt::None);
+        }
+    }
+
+    #[test]
+    fn a_code_request_needs_an_s256_challenge() {
+        let cases = [
+            (
+                code_base().replace(&format!("&code_challenge={CHALLENGE}"), ""),
+                pkce::REQUIRED,
+            ),
+            (
+                code_base().replace("S256", "plain"),
+                pkce::METHOD_UNSUPPORTED,
+            ),
+            (
+                code_base().replace("&code_challenge_method=S256", ""),
+                pkce::METHOD_UNSUPPORTED,
+            ),
+            (
+                code_base().replace("S256", "S512"),
+                pkce::METHOD_UNSUPPORTED,
+            ),
+            (
+                code_base().replace("S256", "s256"),
+                pkce::METHOD_UNSUPPORTED,
+            ),
+        ];
+        for (query, description) in cases {
+            let r = redirect_of(check(&query));
+            assert_eq!(r.error, ErrorCode::InvalidRequest, "{query}");
+            assert_eq!(r.description, description, "{query}");
+            assert_eq!(r.response_mode, ResponseMode::Query, "{query}");
+            assert_eq!(r.state.as_deref(), Some("s1"));
+        }
+        let short = code_base().replace(CHALLENGE, &CHALLENGE[..42]);
+        assert_eq!(redirect_of(check(&short)).error, ErrorCode::InvalidRequest);
+        // The implicit flow has no use for PKCE, and is not refused for it.
+        assert!(check(&format!("{}&code_challenge_method=plain", base())).is_ok());
+    }
+
+    #[test]
+    fn errors_of_code_requests_go_to_the_query_unless_another_mode_is_asked() {
+        let no_scope = code_base().replace("&scope=openid+profile+offline_access", "");
+        assert_eq!(
+            redirect_of(check(&no_scope)).response_mode,
+            ResponseMode::Query
+        );
+        let fragment = format!("{no_scope}&response_mode=fragment");
+        assert_eq!(
+            redirect_of(check(&fragment)).response_mode,
+            ResponseMode::Fragment
+        );
+        let r = redirect_of(check(&format!("{}&response_mode=form_post", code_base())));
+        assert_eq!(r.error, ErrorCode::UnsupportedResponseMode);
+        assert_eq!(r.response_mode, ResponseMode::Query);
+        // Tokens never in a query: refused, and said in the fragment.
+        let r = redirect_of(check(&format!("{}&response_mode=query", base())));
+        assert_eq!(r.error, ErrorCode::UnsupportedResponseMode);
+        assert_eq!(r.response_mode, ResponseMode::Fragment);
+    }
+
+    #[test]
+    fn a_client_without_code_or_offline_access_is_refused_as_at_okta() {
+        let implicit_only = serde_json::json!({"response_types": ["id_token", "token"]});
+        let r = redirect_of(narrow(implicit_only, &code_base()));
+        assert_eq!(r.error, ErrorCode::UnsupportedResponseType);
+        assert_eq!(
+            r.description,
+            "The response type is not supported by the authorization server. \
+             Configured response types: [id_token, token]."
+        );
+        let no_offline = serde_json::json!({"scopes": ["openid", "profile"]});
+        let r = redirect_of(narrow(no_offline, &code_base()));
+        assert_eq!(r.error, ErrorCode::AccessDenied);
+        assert_eq!(r.description, POLICY_EVALUATION_FAILED);
     }
 }

@@ -1,7 +1,7 @@
-//! Who is calling revoke or introspect: the client authentication of RFC
-//! 6749 §2.3, for the public clients this server has (SPAs, Okta's
-//! `token_endpoint_auth_method: none`), which identify themselves without
-//! proving anything.
+//! Who is calling the token, revoke or introspect endpoint: the client
+//! authentication of RFC 6749 §2.3, for the public clients this server has
+//! (SPAs, Okta's `token_endpoint_auth_method: none`), which identify
+//! themselves without proving anything.
 //!
 //! A client names itself one of two ways, never both:
 //!

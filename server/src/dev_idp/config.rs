@@ -12,12 +12,16 @@
 //!   "access_token_lifetime_secs": 3600,      // 1..=86400
 //!   "id_token_lifetime_secs": 3600,          // 1..=86400
 //!   "session_lifetime_secs": 28800,          // 60..=604800
+//!   "authorization_code_lifetime_secs": 60,  // 1..=600; Okta's is 60, fixed
 //!   "jwks_max_age_secs": 300,                // Cache-Control of /v1/keys and discovery, 0..=86400
 //!   "trusted_origins": ["http://localhost:8080"], // CORS, besides the redirect URIs' origins (default: none)
 //!   "clients": [{ "client_id": "…", "name": "…", "redirect_uris": ["…"],
 //!                 "post_logout_redirect_uris": ["…"],
-//!                 "response_types": ["id_token", "token"],  // default: both
-//!                 "scopes": ["openid", …] }],               // default: scopes_supported
+//!                 "response_types": ["code", "id_token", "token"], // default: all three
+//!                 "scopes": ["openid", "offline_access", …],       // default: scopes_supported
+//!                 "refresh_token_lifetime_secs": 7776000,   // 60..=157680000 (5 years), default 90 days
+//!                 "refresh_token_idle_secs": 604800,        // 60..=lifetime, default 7 days (or the lifetime)
+//!                 "refresh_token_rotation_grace_secs": 30 }], // 0..=60, default 30
 //!   "users": [{ "id": "00u…", "login": "…", "name": "…", "email": "… (default: login)",
 //!               "password_hash": "pbkdf2-sha256$…", "demo_password": "… (shown on the sign-in page)",
 //!               "scopes": ["openid", …] }]
@@ -27,15 +31,25 @@
 //! errors, so a misspelt field is not silently ignored.
 //!
 //! A client's `response_types` and `scopes` play the part of Okta's app
-//! settings and access policy rule: `response_types` are the app's "Allow ID
-//! Token / Allow Access Token with implicit grant type" boxes (a request is
-//! allowed when each of its words is listed, so both allow `id_token
-//! token`), and `scopes` the scopes the rule lets this client have. Asking
-//! for more is refused as Okta refuses it: `unsupported_response_type`,
-//! and `access_denied` "Policy evaluation failed…".
+//! settings and access policy rule: `response_types` are the app's grant
+//! type boxes ("Authorization Code", and "Allow ID Token / Allow Access
+//! Token with implicit grant type"; a request is allowed when each of its
+//! words is listed, so `id_token` and `token` allow `id_token token`), and
+//! `scopes` the scopes the rule lets this client have. Asking for more is
+//! refused as Okta refuses it: `unsupported_response_type`, and
+//! `access_denied` "Policy evaluation failed…".
+//!
+//! Refresh tokens are Okta's "Refresh Token" grant type with "Rotate token
+//! after every use": a client may have them when it may use `code` and its
+//! `scopes` include `offline_access` (which must then be in
+//! `scopes_supported`). `offline_access` is the client's to grant, not the
+//! user's: users' `scopes` need not list it. The three `refresh_token_*`
+//! fields are the rule's "Refresh token lifetime" and "…but will expire if
+//! not used every", and the app's "Grace period for token rotation"; they
+//! are only accepted for a client that may have refresh tokens.
 //!
 //! The origins that may call the endpoints a browser app reads with
-//! `fetch` (discovery, keys, userinfo, revoke, introspect) are Okta's
+//! `fetch` (discovery, keys, token, userinfo, revoke, introspect) are Okta's
 //! *Trusted Origins* of type CORS: here every client's redirect URIs'
 //! origins, plus `trusted_origins` for pages that sign in elsewhere but
 //! call these endpoints (see [`super::cors`]).
@@ -46,10 +60,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::password::{PasswordHash, PasswordHashError};
-use super::tokens::ResponseType;
+use super::response_type::ResponseType;
 
 /// The demo configuration, built in so the server runs with no file.
 pub const DEMO_CONFIG: &str = include_str!("../../dev-idp.json");
+
+/// The scope that asks for a refresh token (OIDC Core §11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -87,6 +104,8 @@ struct ConfigFile {
     id_token_lifetime_secs: u64,
     #[serde(default = "default_session_lifetime")]
     session_lifetime_secs: u64,
+    #[serde(default = "default_code_lifetime")]
+    authorization_code_lifetime_secs: u64,
     #[serde(default = "default_jwks_max_age")]
     jwks_max_age_secs: u64,
     #[serde(default)]
@@ -105,12 +124,18 @@ struct ClientFile {
     redirect_uris: Vec<String>,
     #[serde(default)]
     post_logout_redirect_uris: Vec<String>,
-    /// Default: `id_token` and `token`.
+    /// Default: `code`, `id_token` and `token`.
     #[serde(default)]
     response_types: Option<Vec<String>>,
     /// Default: every scope in `scopes_supported`.
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    refresh_token_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    refresh_token_idle_secs: Option<u64>,
+    #[serde(default)]
+    refresh_token_rotation_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +167,21 @@ fn default_session_lifetime() -> u64 {
 fn default_jwks_max_age() -> u64 {
     300
 }
+fn default_code_lifetime() -> u64 {
+    60
+}
+
+/// Okta's defaults for a refresh token: it lives as long as the rule
+/// allows ("unlimited" at Okta; bounded here, since everything is kept in
+/// memory) but dies when not used for 7 days, and a rotated token stays
+/// good for 30 s.
+const DEFAULT_REFRESH_LIFETIME_SECS: u64 = 90 * 86_400;
+const DEFAULT_REFRESH_IDLE_SECS: u64 = 7 * 86_400;
+const DEFAULT_ROTATION_GRACE_SECS: u64 = 30;
+/// Okta allows a refresh token lifetime of up to five years.
+const MAX_REFRESH_LIFETIME_SECS: u64 = 5 * 365 * 86_400;
+/// Okta's range for the grace period for token rotation.
+pub const MAX_ROTATION_GRACE_SECS: u64 = 60;
 
 /// A registered client (an Okta "app integration").
 #[derive(Debug, Clone)]
@@ -150,11 +190,28 @@ pub struct Client {
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
-    /// The implicit response types it may ask for, as words (`id_token`,
+    /// The response types it may ask for, as words (`code`, `id_token`,
     /// `token`), in the file's order.
     pub response_types: Vec<String>,
     /// The scopes its access policy rule allows.
     pub scopes: Vec<String>,
+    /// Its refresh tokens' lifetimes, if it may have refresh tokens.
+    pub refresh: Option<RefreshPolicy>,
+}
+
+/// How long a client's refresh tokens live (Okta's access policy rule and
+/// the app's rotation setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// From the sign-in, whatever the use: the rule's "Refresh token
+    /// lifetime".
+    pub lifetime_secs: u64,
+    /// Each token dies when not used this long after it was issued: the
+    /// rule's "…but will expire if not used every".
+    pub idle_secs: u64,
+    /// A rotated token stays good this long, so that a client whose answer
+    /// was lost can ask again: the app's "Grace period for token rotation".
+    pub rotation_grace_secs: u64,
 }
 
 impl Client {
@@ -180,6 +237,24 @@ impl Client {
     pub fn allows_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
+
+    /// Its grant types, as Okta names them in "Configured grant types":
+    /// `authorization_code` with `code`, `implicit` with `token` or
+    /// `id_token`, `refresh_token` with refresh tokens.
+    pub fn grant_types(&self) -> Vec<&'static str> {
+        let has = |word: &str| self.response_types.iter().any(|r| r == word);
+        let mut grants = Vec::new();
+        if has("code") {
+            grants.push("authorization_code");
+        }
+        if has("token") || has("id_token") {
+            grants.push("implicit");
+        }
+        if self.refresh.is_some() {
+            grants.push("refresh_token");
+        }
+        grants
+    }
 }
 
 /// A user who can sign in.
@@ -203,6 +278,7 @@ pub struct Lifetimes {
     pub access_token_secs: u64,
     pub id_token_secs: u64,
     pub session_secs: u64,
+    pub authorization_code_secs: u64,
     pub jwks_max_age_secs: u64,
 }
 
@@ -349,22 +425,70 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The words of a client's `response_types` (default: both implicit ones).
-/// An entry may name both (`"id_token token"`); each word counts alone.
+/// The words of a client's `response_types` (default: all three). An
+/// entry may name both implicit ones (`"id_token token"`); each word counts
+/// alone.
 fn client_response_types(listed: Option<Vec<String>>) -> Result<Vec<String>, String> {
     let Some(listed) = listed else {
-        return Ok(vec!["id_token".into(), "token".into()]);
+        return Ok(vec!["code".into(), "id_token".into(), "token".into()]);
     };
     let mut words: Vec<String> = Vec::new();
     for entry in &listed {
         let parsed = ResponseType::parse(entry).ok_or_else(|| {
-            format!("{entry:?} is not an implicit response type (id_token, token)")
+            format!("{entry:?} is not a response type this server speaks (code, id_token, token)")
         })?;
         for word in parsed.words() {
             push_unique(&mut words, (*word).to_owned());
         }
     }
     Ok(words)
+}
+
+/// A client's `refresh_token_*` fields, as given.
+#[derive(Debug, Clone, Copy)]
+struct RefreshFields {
+    lifetime_secs: Option<u64>,
+    idle_secs: Option<u64>,
+    rotation_grace_secs: Option<u64>,
+}
+
+/// The refresh token settings of a client, which may have refresh tokens
+/// when `offline` (see the module's documentation).
+fn client_refresh_policy(c: RefreshFields, offline: bool) -> Result<Option<RefreshPolicy>, String> {
+    let given =
+        c.lifetime_secs.is_some() || c.idle_secs.is_some() || c.rotation_grace_secs.is_some();
+    if !offline {
+        if given {
+            return Err("refresh_token_* settings need \"code\" in response_types \
+                        and \"offline_access\" in scopes"
+                .into());
+        }
+        return Ok(None);
+    }
+    let lifetime_secs = check_range(
+        "refresh_token_lifetime_secs",
+        c.lifetime_secs.unwrap_or(DEFAULT_REFRESH_LIFETIME_SECS),
+        60,
+        MAX_REFRESH_LIFETIME_SECS,
+    )?;
+    let idle_secs = check_range(
+        "refresh_token_idle_secs",
+        c.idle_secs
+            .unwrap_or(DEFAULT_REFRESH_IDLE_SECS.min(lifetime_secs)),
+        60,
+        lifetime_secs,
+    )?;
+    let rotation_grace_secs = check_range(
+        "refresh_token_rotation_grace_secs",
+        c.rotation_grace_secs.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),
+        0,
+        MAX_ROTATION_GRACE_SECS,
+    )?;
+    Ok(Some(RefreshPolicy {
+        lifetime_secs,
+        idle_secs,
+        rotation_grace_secs,
+    }))
 }
 
 fn check_range(name: &str, value: u64, min: u64, max: u64) -> Result<u64, String> {
@@ -397,6 +521,12 @@ impl ConfigFile {
                 self.session_lifetime_secs,
                 60,
                 7 * 86_400,
+            )?,
+            authorization_code_secs: check_range(
+                "authorization_code_lifetime_secs",
+                self.authorization_code_lifetime_secs,
+                1,
+                600,
             )?,
             jwks_max_age_secs: check_range("jwks_max_age_secs", self.jwks_max_age_secs, 0, 86_400)?,
         };
@@ -441,6 +571,11 @@ impl ConfigFile {
             }
             let response_types = client_response_types(c.response_types)
                 .map_err(|e| format!("client {}: response_types: {e}", c.client_id))?;
+            let refresh_fields = RefreshFields {
+                lifetime_secs: c.refresh_token_lifetime_secs,
+                idle_secs: c.refresh_token_idle_secs,
+                rotation_grace_secs: c.refresh_token_rotation_grace_secs,
+            };
             let scopes = c.scopes.unwrap_or_else(|| self.scopes_supported.clone());
             if let Some(bad) = scopes.iter().find(|s| !supported.contains(s.as_str())) {
                 return Err(format!(
@@ -448,6 +583,10 @@ impl ConfigFile {
                     c.client_id
                 ));
             }
+            let offline = response_types.iter().any(|r| r == "code")
+                && scopes.iter().any(|s| s == OFFLINE_ACCESS);
+            let refresh = client_refresh_policy(refresh_fields, offline)
+                .map_err(|e| format!("client {}: {e}", c.client_id))?;
             clients.push(Client {
                 name: c.name.unwrap_or_else(|| c.client_id.clone()),
                 client_id: c.client_id,
@@ -455,6 +594,7 @@ impl ConfigFile {
                 post_logout_redirect_uris: c.post_logout_redirect_uris,
                 response_types,
                 scopes,
+                refresh,
             });
         }
         if !client_ids.contains(&self.app_client_id) {
@@ -637,6 +777,88 @@ mod tests {
             assert!(
                 with(|v| v["trusted_origins"] = serde_json::json!([bad])).is_err(),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn refresh_tokens_need_code_and_offline_access_and_sane_lifetimes() {
+        let demo = Config::demo().unwrap();
+        assert_eq!(demo.lifetimes.authorization_code_secs, 60);
+        let app = demo.client("0oa-dev-spa").unwrap();
+        assert_eq!(
+            app.refresh,
+            Some(RefreshPolicy {
+                lifetime_secs: 90 * 86_400,
+                idle_secs: 7 * 86_400,
+                rotation_grace_secs: 30,
+            })
+        );
+        assert_eq!(
+            app.grant_types(),
+            ["authorization_code", "implicit", "refresh_token"]
+        );
+
+        let fields = [
+            "refresh_token_lifetime_secs",
+            "refresh_token_idle_secs",
+            "refresh_token_rotation_grace_secs",
+        ];
+        let set = |pairs: &[(&str, u64)]| {
+            with(|v| {
+                let client = v["clients"][0].as_object_mut().unwrap();
+                for field in fields {
+                    client.remove(field);
+                }
+                for (k, n) in pairs {
+                    client.insert((*k).to_owned(), (*n).into());
+                }
+            })
+        };
+        let defaults = set(&[]).unwrap();
+        assert_eq!(defaults.clients[0].refresh, app.refresh);
+        // A short lifetime shortens the default idle time with it.
+        let short = set(&[("refresh_token_lifetime_secs", 3600)]).unwrap();
+        assert_eq!(
+            short.clients[0]
+                .refresh
+                .map(|p| (p.lifetime_secs, p.idle_secs)),
+            Some((3600, 3600))
+        );
+        for bad in [
+            &[("refresh_token_rotation_grace_secs", 61)][..],
+            &[("refresh_token_lifetime_secs", 59)],
+            &[
+                ("refresh_token_lifetime_secs", 3600),
+                ("refresh_token_idle_secs", 3601),
+            ],
+            &[("refresh_token_idle_secs", 0)],
+        ] {
+            assert!(set(bad).is_err(), "{bad:?}");
+        }
+        assert!(set(&[("refresh_token_rotation_grace_secs", 0)]).is_ok());
+
+        // Without offline_access, or without code, no refresh tokens.
+        let no_offline = with(|v| {
+            let client = v["clients"][0].as_object_mut().unwrap();
+            for field in fields {
+                client.remove(field);
+            }
+            client.insert("scopes".into(), serde_json::json!(["openid"]));
+        })
+        .unwrap();
+        assert_eq!(no_offline.clients[0].refresh, None);
+        assert_eq!(
+            no_offline.clients[0].grant_types(),
+            ["authorization_code", "implicit"]
+        );
+        let implicit_only = with(|v| {
+            v["clients"][0]["response_types"] = serde_json::json!(["id_token token"]);
+        });
+        assert!(implicit_only.is_err(), "refresh settings without code");
+        for code_lifetime in [0, 601] {
+            assert!(
+                with(|v| v["authorization_code_lifetime_secs"] = code_lifetime.into()).is_err()
             );
         }
     }

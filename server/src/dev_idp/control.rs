@@ -8,15 +8,26 @@
 //! - `/dev/token-lifetime` with `{"login": "carol@example.com", "seconds": 20}`:
 //!   access and ID tokens issued to that user from now on live that long;
 //!   `"seconds": null` goes back to the configured lifetimes.
+//!   Tokens from the token endpoint follow it too, so a test can renew with
+//!   a refresh token every few seconds.
+//! - `/dev/refresh-tokens` with `{"login": "dave@example.com",
+//!   "rotation_grace_secs": 0, "idle_secs": 5, "lifetime_secs": 60}`: that
+//!   user's refresh tokens (of any client) use these instead of the
+//!   client's settings from now on: the grace period at each use, the idle
+//!   time at each rotation, the lifetime for families started from now.
+//!   Each field may be left out or `null` (the client's setting). Per user
+//!   rather than per client, so tests running in parallel against one
+//!   server, each with a user of its own, do not change each other's
+//!   clients. Answers with the values set.
 //! - `/dev/end-sessions` with `{"login": "alice@example.com"}`: ends that
 //!   user's sessions here, as an expired or revoked Okta session: the next
-//!   `prompt=none` request answers `login_required`. Answers
-//!   `{"login": "…", "ended": n}`.
+//!   `prompt=none` request answers `login_required`, and the user's refresh
+//!   tokens are revoked. Answers `{"login": "…", "ended": n}`.
 //!
 //! The key calls answer `{"signing_kid": "…", "published_kids": ["…", …]}`.
 //! A request carrying an `Origin` other than this server's is refused, and
-//! `token-lifetime` needs a JSON content type, so a web page cannot drive
-//! these from a browser.
+//! the calls with a body need a JSON content type, so a web page cannot
+//! drive these from a browser.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -27,9 +38,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::config::MAX_ROTATION_GRACE_SECS;
 use super::keys::SigningKey;
 use super::params::Params;
-use super::DevIdpState;
+use super::{DevIdpState, RefreshOverride};
 
 /// Longest lifetime the control sets: one day, as Okta's maximum.
 const MAX_LIFETIME_SECS: u64 = 86_400;
@@ -39,6 +51,7 @@ pub fn routes() -> Router<DevIdpState> {
         .route("/dev/rotate-keys", post(rotate_keys))
         .route("/dev/drop-old-keys", post(drop_old_keys))
         .route("/dev/token-lifetime", post(token_lifetime))
+        .route("/dev/refresh-tokens", post(refresh_tokens))
         .route("/dev/end-sessions", post(end_sessions))
 }
 
@@ -182,6 +195,72 @@ async fn token_lifetime(
     state.set_token_lifetime(&user.login, request.seconds);
     tracing::info!(login = %user.login, seconds = ?request.seconds, "token lifetime set");
     Json(json!({ "login": user.login, "seconds": request.seconds })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshTokensRequest {
+    login: String,
+    #[serde(default)]
+    rotation_grace_secs: Option<u64>,
+    #[serde(default)]
+    idle_secs: Option<u64>,
+    #[serde(default)]
+    lifetime_secs: Option<u64>,
+}
+
+/// Longest refresh token lifetime or idle time the control sets: as the
+/// config's longest.
+const MAX_REFRESH_SECS: u64 = 5 * 365 * 86_400;
+
+async fn refresh_tokens(
+    State(state): State<DevIdpState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request: RefreshTokensRequest = match json_request(
+        &state,
+        &headers,
+        &body,
+        "{\"login\": \"…\", \"rotation_grace_secs\": 0 to 60 or null, \
+         \"idle_secs\": seconds or null, \"lifetime_secs\": seconds or null}",
+    ) {
+        Ok(request) => request,
+        Err(refused) => return refused,
+    };
+    if request
+        .rotation_grace_secs
+        .is_some_and(|s| s > MAX_ROTATION_GRACE_SECS)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "rotation_grace_secs must be between 0 and 60, or null.",
+        );
+    }
+    let out_of_range = |s: Option<u64>| s.is_some_and(|s| !(1..=MAX_REFRESH_SECS).contains(&s));
+    if out_of_range(request.idle_secs) || out_of_range(request.lifetime_secs) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "idle_secs and lifetime_secs must be between 1 and 157680000, or null.",
+        );
+    }
+    let Some(user) = state.config().user_by_login(&request.login) else {
+        return error(StatusCode::NOT_FOUND, "There is no user with that login.");
+    };
+    let value = RefreshOverride {
+        lifetime_secs: request.lifetime_secs,
+        idle_secs: request.idle_secs,
+        rotation_grace_secs: request.rotation_grace_secs,
+    };
+    state.set_refresh_override(&user.login, value);
+    tracing::info!(login = %user.login, ?value, "refresh token lifetimes set");
+    Json(json!({
+        "login": user.login,
+        "rotation_grace_secs": request.rotation_grace_secs,
+        "idle_secs": request.idle_secs,
+        "lifetime_secs": request.lifetime_secs,
+    }))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -53,8 +53,7 @@ const MAX_AGE_SECS: &str = "600";
 const EXPOSED_HEADERS: &str = "WWW-Authenticate";
 
 /// The methods each CORS endpoint allows, by path under the issuer; `None`
-/// for every path that is not a CORS endpoint. Okta's `/v1/token` belongs
-/// here (POST) once this server has one.
+/// for every path that is not a CORS endpoint.
 pub fn policy(path: &str) -> Option<&'static [Method]> {
     const GET: &[Method] = &[Method::GET];
     const GET_POST: &[Method] = &[Method::GET, Method::POST];
@@ -64,7 +63,7 @@ pub fn policy(path: &str) -> Option<&'static [Method]> {
         | "/.well-known/oauth-authorization-server"
         | "/v1/keys" => Some(GET),
         "/v1/userinfo" => Some(GET_POST),
-        "/v1/revoke" | "/v1/introspect" => Some(POST),
+        "/v1/token" | "/v1/revoke" | "/v1/introspect" => Some(POST),
         _ => None,
     }
 }
@@ -248,6 +247,7 @@ mod tests {
             policy("/v1/userinfo"),
             Some(&[Method::GET, Method::POST][..])
         );
+        assert_eq!(policy("/v1/token"), Some(&[Method::POST][..]));
         assert_eq!(policy("/v1/revoke"), Some(&[Method::POST][..]));
         assert_eq!(policy("/v1/introspect"), Some(&[Method::POST][..]));
         assert!(policy("/.well-known/openid-configuration").is_some());
@@ -256,7 +256,7 @@ mod tests {
             "/v1/authorize",
             "/v1/sign-in",
             "/v1/logout",
-            "/v1/token",
+            "/v1/token/",
             "/dev/rotate-keys",
             "/v1/keys/",
             "",

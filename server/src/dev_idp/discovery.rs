@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::pkce;
 use super::response_mode::ResponseMode;
 use super::DevIdpState;
 
@@ -36,10 +37,10 @@ const CLAIMS_SUPPORTED: &[&str] = &[
     "preferred_username",
 ];
 
-/// The fields of Okta's metadata that apply to this server. There is no
-/// token endpoint: only the implicit flow is implemented. Revoke and
-/// introspect take public clients only, which name themselves without a
-/// secret (`none`).
+/// The fields of Okta's metadata that apply to this server, listing what
+/// it does and nothing more. The token, revoke and introspect endpoints
+/// take public clients only, which name themselves without a secret
+/// (`none`); PKCE is S256 only.
 fn metadata(state: &DevIdpState) -> Value {
     let issuer = state.issuer();
     let response_modes: Vec<&str> = ResponseMode::ALL.iter().map(|m| m.as_str()).collect();
@@ -47,15 +48,18 @@ fn metadata(state: &DevIdpState) -> Value {
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/v1/authorize"),
         "userinfo_endpoint": format!("{issuer}/v1/userinfo"),
+        "token_endpoint": format!("{issuer}/v1/token"),
+        "token_endpoint_auth_methods_supported": ["none"],
         "jwks_uri": format!("{issuer}/v1/keys"),
         "end_session_endpoint": format!("{issuer}/v1/logout"),
         "revocation_endpoint": format!("{issuer}/v1/revoke"),
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint": format!("{issuer}/v1/introspect"),
         "introspection_endpoint_auth_methods_supported": ["none"],
-        "response_types_supported": ["id_token", "token", "id_token token"],
+        "response_types_supported": ["code", "id_token", "token", "id_token token"],
         "response_modes_supported": response_modes,
-        "grant_types_supported": ["implicit"],
+        "grant_types_supported": ["authorization_code", "implicit", "refresh_token"],
+        "code_challenge_methods_supported": [pkce::S256],
         "subject_types_supported": ["public"],
         "scopes_supported": state.config().scopes_supported,
         "id_token_signing_alg_values_supported": ["RS256"],

@@ -1,5 +1,5 @@
 //! `POST {issuer}/v1/introspect`: token introspection (RFC 7662) as Okta
-//! does it, for access tokens.
+//! does it, for access tokens and refresh tokens.
 //!
 //! The client names itself ([`super::client_auth`]) and sends `token` (and
 //! optionally `token_type_hint`, a hint only: RFC 7662 §2.1 says the server
@@ -13,10 +13,17 @@
 //!  "iss": "http://localhost:3100/oauth2/default", "jti": "AT.…", "uid": "00u…"}
 //! ```
 //!
+//! A usable refresh token of that client (its family's current one, or the
+//! previous one within the grace period) is described the same way, with
+//! `"token_type": "refresh_token"`, the scopes granted at sign-in, and the
+//! `exp` after which it is dead unless used (idle time or lifetime,
+//! whichever comes first); it has no `jti`.
+//!
 //! Anything else is `{"active": false}` and nothing more (§2.2): unknown,
-//! malformed, expired and revoked tokens, ID tokens, and tokens of another
-//! client, which, as at Okta, a client may not introspect. Errors are for
-//! the request itself: `401 invalid_client`, `400 invalid_request`.
+//! malformed, expired and revoked tokens, rotated refresh tokens past
+//! their grace period, ID tokens, and tokens of another client, which, as
+//! at Okta, a client may not introspect. Errors are for the request
+//! itself: `401 invalid_client`, `400 invalid_request`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -26,9 +33,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::client_auth::authenticate;
+use super::config::Client;
 use super::oauth_error::{bad_form, no_store, oauth_error};
 use super::params::parse_form;
-use super::token_check::check_access_token;
+use super::refresh;
+use super::token_check::{check_access_token, TokenProblem};
 use super::tokens::{self, AccessTokenClaims};
 use super::DevIdpState;
 
@@ -61,6 +70,10 @@ pub async fn introspect(
             tracing::debug!(client_id = %client.client_id, "introspect: another client's token");
             inactive()
         }
+        Err(TokenProblem::NotOurs) => refresh_token(&state, client, token).unwrap_or_else(|| {
+            tracing::debug!(client_id = %client.client_id, "introspect: not a live token");
+            inactive()
+        }),
         Err(problem) => {
             tracing::debug!(client_id = %client.client_id, %problem, "introspect: inactive");
             inactive()
@@ -87,6 +100,32 @@ pub fn active(claims: &AccessTokenClaims) -> Value {
         "jti": claims.jti,
         "uid": claims.uid,
     })
+}
+
+/// The introspection response for a usable refresh token of `client`.
+fn refresh_token(state: &DevIdpState, client: &Client, token: &str) -> Option<Value> {
+    let configured = client.refresh?;
+    let described =
+        state
+            .inner
+            .refresh
+            .describe(token, &client.client_id, refresh::now_ms(), |login| {
+                state.refresh_policy(configured, login)
+            })?;
+    let user = state.config().user_by_login(&described.grant.login)?;
+    Some(json!({
+        "active": true,
+        "token_type": "refresh_token",
+        "scope": described.grant.scopes.join(" "),
+        "client_id": described.grant.client_id,
+        "username": user.login,
+        "exp": described.exp,
+        "iat": described.iat,
+        "sub": user.login,
+        "aud": state.config().audience,
+        "iss": state.issuer(),
+        "uid": user.id,
+    }))
 }
 
 /// RFC 7662 §2.2: an inactive token gets `active` alone, so the answer

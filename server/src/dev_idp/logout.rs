@@ -1,6 +1,6 @@
 //! `GET {issuer}/v1/logout`: RP-initiated logout as Okta does it. Ends the
-//! browser's session and sends it back to a registered
-//! `post_logout_redirect_uri` with `state`.
+//! browser's session, and with it the refresh tokens it gave, and sends it
+//! back to a registered `post_logout_redirect_uri` with `state`.
 //!
 //! The `id_token_hint` must be an ID token this server signed (expired is
 //! fine: that is the usual case) and names the client whose registered
@@ -76,7 +76,7 @@ pub async fn logout(
     };
 
     if let Some(id) = session::read_cookie(&headers, &state.inner.session_cookie) {
-        state.inner.sessions.remove(id);
+        state.end_session(id);
     }
     let mut response = match target.map(|t| HeaderValue::from_str(&t)) {
         Some(Ok(location)) => {

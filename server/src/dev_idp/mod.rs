@@ -1,10 +1,11 @@
 //! The embedded Okta-compatible development authorization server.
 //!
-//! It behaves like Okta's custom authorization server for the implicit flow,
-//! so the app signs in on a fresh machine with no Okta account, the browser
-//! tests sign in over real HTTP redirects, and Okta's own browser SDK
-//! (okta-auth-js) works against it unchanged. The app's server starts it
-//! with [`start`] when `ISSUER` is unset; `cargo run -p server --bin
+//! It behaves like Okta's custom authorization server for the implicit
+//! flow and for the authorization code flow with PKCE and rotating refresh
+//! tokens, so the app signs in on a fresh machine with no Okta account, the
+//! browser tests sign in over real HTTP redirects, and Okta's own browser
+//! SDK (okta-auth-js) works against it unchanged. The app's server starts
+//! it with [`start`] when `ISSUER` is unset; `cargo run -p server --bin
 //! dev-idp` runs it on its own. Under the issuer
 //! `http://{DEV_IDP_ADDR}/oauth2/default` it serves:
 //!
@@ -13,6 +14,7 @@
 //! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | discovery ([`discovery`]) |
 //! | `/v1/authorize` (GET) | the authorization endpoint ([`authorize`]), answering in a [`response_mode`] ([`post_message`] for `okta_post_message`) |
 //! | `/v1/sign-in` (POST) | the sign-in form's target ([`sign_in`]) |
+//! | `/v1/token` (POST) | the token endpoint: codes and refresh tokens ([`token_endpoint`]) |
 //! | `/v1/keys` | the JWKS ([`keys`]) |
 //! | `/v1/userinfo` (GET, POST) | the OpenID Connect UserInfo endpoint ([`userinfo`]) |
 //! | `/v1/revoke` (POST) | token revocation, RFC 7009 ([`revoke`]) |
@@ -20,17 +22,47 @@
 //! | `/v1/logout` (GET) | RP-initiated logout ([`logout`]) |
 //! | `/dev/…` (POST) | test controls, only with `enable_control` ([`control`]) |
 //!
-//! Around them, [`cors`] answers the trusted origins on the endpoints a
-//! browser app reads with `fetch`. Userinfo, revoke and introspect share
-//! [`token_check`] (is this a live access token of ours?); revoke and
-//! introspect identify the calling client with [`client_auth`] and answer
-//! errors with [`oauth_error`].
+//! The files, in the order a sign-in passes through them (the code flow's
+//! steps are marked *code*):
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the clients, users, scopes and lifetimes (`dev-idp.json`) |
+//! | [`cors`] | CORS for the trusted origins, around every fetch endpoint |
+//! | [`discovery`] | the discovery documents and the JWKS document |
+//! | [`params`] | strict reading of query strings and form bodies |
+//! | [`authorize`] | checking an authorization request |
+//! | [`response_type`] | what `response_type` asks for: `code`, or tokens |
+//! | [`pkce`] | *code*: the S256 challenge and its verifier |
+//! | [`request`] | the checked request, and the error redirect that answers it |
+//! | [`sign_in`] | the sign-in form and its post |
+//! | [`html`] | the sign-in, error and signed-out pages |
+//! | [`password`] | the users' password hashes |
+//! | [`session`] | sessions and pending sign-ins, by random id, bounded |
+//! | [`answer`] | answering a request for a signed-in session: a code, or tokens |
+//! | [`codes`] | *code*: the authorization codes, single use, bounded |
+//! | [`tokens`] | the access and ID tokens, signed |
+//! | [`keys`] | the signing keys, their rotation and the JWKS |
+//! | [`response_mode`] | how the answer reaches the client: a query or fragment redirect, or [`post_message`] |
+//! | [`post_message`] | the `okta_post_message` page |
+//! | [`token_endpoint`] | *code*: exchanging the code, and refreshing |
+//! | [`client_auth`] | which client calls the token, revoke or introspect endpoint |
+//! | [`oauth_error`] | the JSON errors of the endpoints a client calls |
+//! | [`refresh`] | *code*: refresh token families: rotation, grace, reuse, bounded |
+//! | [`token_check`] | is this a live access token of ours? (and the revoked ones) |
+//! | [`userinfo`] | the claims an access token releases |
+//! | [`introspect`] | what a token is (RFC 7662) |
+//! | [`revoke`] | revoking a token (RFC 7009) |
+//! | [`logout`] | ending the session, and its refresh tokens |
+//! | [`control`] | the test controls |
 //!
 //! It is for development only: it shows its demo users' passwords on the
 //! sign-in page, keeps everything in memory and speaks plain HTTP.
 
+mod answer;
 mod authorize;
 mod client_auth;
+mod codes;
 mod config;
 mod control;
 mod cors;
@@ -42,12 +74,17 @@ mod logout;
 mod oauth_error;
 mod params;
 mod password;
+mod pkce;
 mod post_message;
+mod refresh;
+mod request;
 mod response_mode;
+mod response_type;
 mod revoke;
 mod session;
 mod sign_in;
 mod token_check;
+mod token_endpoint;
 mod tokens;
 mod userinfo;
 
@@ -71,13 +108,15 @@ use crate::serve::{
     bind as listen, default_max_connections, descriptor_limit, ServeOptions, Server,
 };
 
-pub use config::{Client, Config, ConfigError, Lifetimes, User, DEMO_CONFIG};
+pub use config::{Client, Config, ConfigError, Lifetimes, RefreshPolicy, User, DEMO_CONFIG};
 pub use keys::KeyError;
 pub use password::hash_password;
 pub use tokens::{AccessTokenClaims, IdTokenClaims};
 
+use codes::CodeStore;
 use cors::TrustedOrigins;
 use keys::{KeyStore, SigningKey};
+use refresh::RefreshStore;
 use session::{ExpiringMap, Session};
 use sign_in::PendingSignIn;
 use token_check::RevokedTokens;
@@ -93,6 +132,12 @@ const MAX_SESSIONS: usize = 10_000;
 /// At most this many sign-in pages are open at once; each holds a request
 /// of up to 8 KiB, so this bounds their memory to a few MiB.
 const MAX_PENDING_SIGN_INS: usize = 1_000;
+/// At most this many authorization codes are kept, live or recently spent;
+/// each holds a request's worth of text, like a pending sign-in.
+const MAX_CODES: usize = 10_000;
+/// At most this many refresh token families are live: a few hundred bytes
+/// each, and a few KiB with their access tokens.
+const MAX_REFRESH_FAMILIES: usize = 10_000;
 
 /// How to run the dev authorization server.
 #[derive(Debug, Clone)]
@@ -139,6 +184,8 @@ pub enum DevIdpError {
     Origin(String),
     #[error("the dev authorization server's start-up task failed: {0}")]
     Task(String),
+    #[error("the system random generator failed")]
+    Random,
 }
 
 /// What the dev server counts, for the app's metrics.
@@ -218,8 +265,14 @@ struct Inner {
     keys: KeyStore,
     sessions: ExpiringMap<Session>,
     pending: ExpiringMap<PendingSignIn>,
+    /// Authorization codes, live and recently spent.
+    codes: CodeStore,
+    /// Refresh token families.
+    refresh: RefreshStore,
     /// Token lifetimes set through the control, by login.
     lifetime_overrides: Mutex<HashMap<String, u64>>,
+    /// Refresh token lifetimes set through the control, by login.
+    refresh_overrides: Mutex<HashMap<String, RefreshOverride>>,
     /// The origins the CORS endpoints answer.
     cors: TrustedOrigins,
     /// Access tokens revoked before their expiry.
@@ -245,6 +298,8 @@ impl DevIdpState {
         let origin = url.origin().ascii_serialization();
         let key = SigningKey::generate()?;
         let session_ttl = Duration::from_secs(config.lifetimes.session_secs);
+        let code_ttl = Duration::from_secs(config.lifetimes.authorization_code_secs);
+        let refresh = RefreshStore::new(MAX_REFRESH_FAMILIES).ok_or(DevIdpError::Random)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 issuer: format!("{origin}{ISSUER_PATH}"),
@@ -252,7 +307,10 @@ impl DevIdpState {
                 keys: KeyStore::new(key),
                 sessions: ExpiringMap::new(session_ttl, MAX_SESSIONS),
                 pending: ExpiringMap::new(PENDING_SIGN_IN_TTL, MAX_PENDING_SIGN_INS),
+                codes: CodeStore::new(code_ttl, MAX_CODES),
+                refresh,
                 lifetime_overrides: Mutex::new(HashMap::new()),
+                refresh_overrides: Mutex::new(HashMap::new()),
                 cors: TrustedOrigins::from_config(&config),
                 revoked: RevokedTokens::new(token_check::MAX_REVOKED),
                 enable_control,
@@ -295,15 +353,79 @@ impl DevIdpState {
         !host.is_empty() && origin.strip_prefix("http://") == Some(host)
     }
 
-    /// The browser's live session, if its cookie names one.
-    fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        session::read_cookie(headers, &self.inner.session_cookie)
-            .and_then(|id| self.inner.sessions.get(id))
+    /// The browser's live session and its id, if its cookie names one.
+    fn session(&self, headers: &HeaderMap) -> Option<(String, Session)> {
+        let id = session::read_cookie(headers, &self.inner.session_cookie)?;
+        let session = self.inner.sessions.get(id)?;
+        Some((id.to_owned(), session))
     }
 
-    /// Ends every session of `login`; returns how many there were.
+    /// Ends the session `id` (a sign-out): its codes not yet exchanged and
+    /// its refresh tokens die with it.
+    fn end_session(&self, id: &str) {
+        self.inner.sessions.remove(id);
+        self.inner.codes.spend_where(|g| g.session_id == id);
+        let revoked = self.inner.refresh.revoke_where(|g| g.session_id == id);
+        if revoked > 0 {
+            tracing::info!(
+                families = revoked,
+                "refresh tokens revoked with their session"
+            );
+        }
+    }
+
+    /// Ends every session of `login`, as an expired or revoked Okta
+    /// session, with the user's codes not yet exchanged and refresh tokens;
+    /// returns how many sessions there were.
     fn end_sessions_of(&self, login: &str) -> usize {
-        self.inner.sessions.remove_where(|s| s.login == login)
+        let ended = self.inner.sessions.remove_where(|s| s.login == login);
+        self.inner.codes.spend_where(|g| g.login == login);
+        let revoked = self.inner.refresh.revoke_where(|g| g.login == login);
+        if revoked > 0 {
+            tracing::info!(%login, families = revoked, "refresh tokens revoked with their sessions");
+        }
+        ended
+    }
+
+    /// The refresh token policy for `login`'s tokens of a client whose
+    /// policy is `configured`: with what the control set for the user on
+    /// top.
+    fn refresh_policy(&self, configured: RefreshPolicy, login: &str) -> RefreshPolicy {
+        let overrides = self
+            .inner
+            .refresh_overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match overrides.get(login) {
+            Some(o) => o.apply(configured),
+            None => configured,
+        }
+    }
+
+    /// Revokes access tokens (`jti`, `exp`) before their expiry, as a
+    /// revoked refresh token's family takes its access tokens with it.
+    fn revoke_access_tokens(&self, tokens: &[(String, u64)]) {
+        let now = tokens::now();
+        for (jti, exp) in tokens {
+            if let Err(err) = self.inner.revoked.revoke(jti, *exp, now) {
+                // The token stays valid until its `exp`; the list frees up
+                // as the revoked tokens expire.
+                tracing::error!(%err, %jti, "cannot record a revocation");
+            }
+        }
+    }
+
+    fn set_refresh_override(&self, login: &str, value: RefreshOverride) {
+        let mut overrides = self
+            .inner
+            .refresh_overrides
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if value == RefreshOverride::default() {
+            overrides.remove(login);
+        } else {
+            overrides.insert(login.to_owned(), value);
+        }
     }
 
     /// (access token, ID token) lifetimes in seconds for `login`.
@@ -335,6 +457,27 @@ impl DevIdpState {
     }
 }
 
+/// Refresh token lifetimes the test control sets for one user's tokens;
+/// `None` keeps the client's setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RefreshOverride {
+    lifetime_secs: Option<u64>,
+    idle_secs: Option<u64>,
+    rotation_grace_secs: Option<u64>,
+}
+
+impl RefreshOverride {
+    fn apply(self, policy: RefreshPolicy) -> RefreshPolicy {
+        RefreshPolicy {
+            lifetime_secs: self.lifetime_secs.unwrap_or(policy.lifetime_secs),
+            idle_secs: self.idle_secs.unwrap_or(policy.idle_secs),
+            rotation_grace_secs: self
+                .rotation_grace_secs
+                .unwrap_or(policy.rotation_grace_secs),
+        }
+    }
+}
+
 /// The routes, for [`start`] or to drive with `tower::ServiceExt::oneshot`.
 pub fn router(state: DevIdpState) -> Router {
     let mut issuer_routes = Router::new()
@@ -357,6 +500,10 @@ pub fn router(state: DevIdpState) -> Router {
             get(userinfo::userinfo)
                 .post(userinfo::userinfo)
                 .layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
+        )
+        .route(
+            "/v1/token",
+            post(token_endpoint::token).layer(DefaultBodyLimit::max(params::MAX_INPUT_BYTES)),
         )
         .route(
             "/v1/revoke",

@@ -1,6 +1,6 @@
-//! The JSON error answers of the endpoints a client calls directly (revoke,
-//! introspect): RFC 6749 §5.2's `{"error", "error_description"}`, never
-//! cached, as Okta sends them.
+//! The JSON error answers of the endpoints a client calls directly (token,
+//! revoke, introspect): RFC 6749 §5.2's `{"error", "error_description"}`,
+//! never cached, as Okta sends them.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,5 +1,9 @@
 //! `POST {issuer}/v1/revoke`: token revocation (RFC 7009) as Okta does it,
-//! for access tokens (refresh tokens do not exist here yet).
+//! for access tokens and refresh tokens. Revoking a refresh token (of any
+//! generation) revokes its whole family, and the access tokens it issued
+//! (§2.1: "SHOULD also invalidate all access tokens based on the same
+//! authorization grant"); revoking an access token leaves the refresh
+//! token alone, as at Okta.
 //!
 //! The client names itself ([`super::client_auth`]) and sends `token` (and
 //! optionally `token_type_hint`, which is only a hint: RFC 7009 §2.1 says an
@@ -12,7 +16,7 @@
 //! |---|---|
 //! | no client, unknown client, a secret sent | `401 invalid_client` |
 //! | not a form, no `token`, a repeated parameter | `400 invalid_request` |
-//! | a live access token of another client | `400 invalid_grant` (RFC 6749 §5.2: "issued to another client"); not revoked |
+//! | a live access or refresh token of another client | `400 invalid_grant` (RFC 6749 §5.2: "issued to another client"); not revoked |
 //! | one of our ID tokens | `400 unsupported_token_type`: ID tokens cannot be revoked |
 //! | the revocation list is full | `503 temporarily_unavailable` with `Retry-After`: the client must assume the token is still valid (§2.2.1) |
 
@@ -24,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use super::client_auth::authenticate;
 use super::oauth_error::{bad_form, no_store, oauth_error};
 use super::params::parse_form;
+use super::refresh::Revocation;
 use super::token_check::{check_access_token, TokenProblem};
 use super::{tokens, DevIdpState};
 
@@ -47,6 +52,26 @@ pub async fn revoke(State(state): State<DevIdpState>, headers: HeaderMap, body: 
         );
     };
 
+    // token_type_hint is only a hint (§2.1): the token says what it is.
+    if state.inner.refresh.is_ours(token) {
+        return match state.inner.refresh.revoke(token, &client.client_id) {
+            Revocation::Gone => {
+                tracing::debug!(client_id = %client.client_id, "revoke: a dead refresh token");
+                revoked()
+            }
+            Revocation::OtherClient => another_clients(),
+            Revocation::Revoked(access_tokens) => {
+                state.revoke_access_tokens(&access_tokens);
+                tracing::info!(
+                    client_id = %client.client_id,
+                    access_tokens = access_tokens.len(),
+                    "refresh token revoked, with its family"
+                );
+                revoked()
+            }
+        };
+    }
+
     let now = tokens::now();
     let claims = match check_access_token(&state, token, now) {
         Ok(claims) => claims,
@@ -63,11 +88,7 @@ pub async fn revoke(State(state): State<DevIdpState>, headers: HeaderMap, body: 
         }
     };
     if claims.cid != client.client_id {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "The token was issued to another client.",
-        );
+        return another_clients();
     }
     if let Err(err) = state.inner.revoked.revoke(&claims.jti, claims.exp, now) {
         tracing::error!(%err, "cannot record a revocation");
@@ -84,6 +105,14 @@ pub async fn revoke(State(state): State<DevIdpState>, headers: HeaderMap, body: 
     // The jti identifies the token without being usable as one.
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "access token revoked");
     revoked()
+}
+
+fn another_clients() -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "The token was issued to another client.",
+    )
 }
 
 /// `200` with an empty body, never cached.

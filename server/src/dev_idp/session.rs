@@ -11,10 +11,11 @@ use axum::http::HeaderMap;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
-/// 256 bits from the system CSPRNG, base64url: 43 characters.
+/// 256 bits from the operating system's CSPRNG (getrandom), base64url:
+/// 43 characters. Session ids, sign-in bindings and authorization codes.
 pub fn random_id() -> Option<String> {
     let mut bytes = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    getrandom::fill(&mut bytes).ok()?;
     Some(URL_SAFE_NO_PAD.encode(bytes))
 }
 

@@ -13,10 +13,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::authorize::{answer_with_tokens, AuthorizeRequest, ErrorCode, ErrorResponse};
+use super::answer::answer_request;
 use super::html::{self, DemoUser, SignInView};
 use super::params::Params;
 use super::password::dummy_hash;
+use super::request::{AuthorizeRequest, ErrorCode, ErrorResponse};
 use super::session::{self, Session};
 use super::{tokens, DevIdpEvent, DevIdpState, ISSUER_PATH};
 
@@ -212,7 +213,7 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
             };
             state.record(DevIdpEvent::SignedIn);
             tracing::info!(login = %session.login, "signed in");
-            let mut response = answer_with_tokens(&state, &request, &session);
+            let mut response = answer_request(&state, &request, &session_id, &session);
             let cookie = session::set_cookie(&state.inner.session_cookie, &session_id, "Lax", "/");
             append_cookie(&mut response, &cookie);
             response

@@ -1,5 +1,7 @@
 //! The tokens: Okta's access token and ID token claims, RS256 signing with
-//! the current key, and `at_hash`.
+//! the current key, and `at_hash`. The authorization endpoint signs them
+//! for the implicit flow, the token endpoint for the code and refresh
+//! grants.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,48 +17,6 @@ pub enum TokenError {
     Random,
     #[error("cannot sign a token: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
-}
-
-/// What `response_type` asked for. `code` and the hybrid types are not
-/// implemented: this server only speaks the implicit flow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseType {
-    pub access_token: bool,
-    pub id_token: bool,
-}
-
-impl ResponseType {
-    /// `token`, `id_token`, or both in either order (RFC 6749 §3.1.1: the
-    /// order of space-delimited values does not matter).
-    pub fn parse(value: &str) -> Option<Self> {
-        let mut words: Vec<&str> = value.split(' ').collect();
-        words.sort_unstable();
-        match words.as_slice() {
-            ["token"] => Some(Self {
-                access_token: true,
-                id_token: false,
-            }),
-            ["id_token"] => Some(Self {
-                access_token: false,
-                id_token: true,
-            }),
-            ["id_token", "token"] => Some(Self {
-                access_token: true,
-                id_token: true,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The words it is made of, `id_token` first.
-    pub fn words(self) -> &'static [&'static str] {
-        match (self.id_token, self.access_token) {
-            (true, true) => &["id_token", "token"],
-            (true, false) => &["id_token"],
-            (false, true) => &["token"],
-            (false, false) => &[],
-        }
-    }
 }
 
 /// Okta's access token claims, in Okta's order.
@@ -114,16 +74,35 @@ pub struct Grant<'a> {
     pub now: u64,
     pub access_token_secs: u64,
     pub id_token_secs: u64,
-    pub response_type: ResponseType,
+    pub wanted: Wanted,
 }
 
-/// The signed tokens for one authorization response.
+/// Which tokens to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub access_token: bool,
+    pub id_token: bool,
+    /// Whether an ID token issued with an access token carries its
+    /// `at_hash`: required in the implicit flow (OIDC Core §3.2.2.10),
+    /// optional from the token endpoint (§3.1.3.6), where it is left out.
+    pub at_hash: bool,
+}
+
+/// The signed tokens for one grant.
 #[derive(Debug)]
 pub struct Issued {
-    pub access_token: Option<String>,
+    pub access_token: Option<IssuedAccessToken>,
     pub id_token: Option<String>,
     /// Lifetime of the access token, for `expires_in`.
     pub expires_in: u64,
+}
+
+/// An access token, with what it takes to revoke it later.
+#[derive(Debug)]
+pub struct IssuedAccessToken {
+    pub token: String,
+    pub jti: String,
+    pub exp: u64,
 }
 
 pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> {
@@ -132,7 +111,7 @@ pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> 
     // Okta's tokens carry only `kid` and `alg`.
     header.typ = None;
 
-    let access_token = if grant.response_type.access_token {
+    let access_token = if grant.wanted.access_token {
         let claims = AccessTokenClaims {
             ver: 1,
             jti: format!("AT.{}", random_token_id()?),
@@ -145,12 +124,16 @@ pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> 
             scp: grant.scopes.to_vec(),
             sub: grant.user.login.clone(),
         };
-        Some(jsonwebtoken::encode(&header, &claims, key.encoding())?)
+        Some(IssuedAccessToken {
+            token: jsonwebtoken::encode(&header, &claims, key.encoding())?,
+            jti: claims.jti,
+            exp: claims.exp,
+        })
     } else {
         None
     };
 
-    let id_token = if grant.response_type.id_token {
+    let id_token = if grant.wanted.id_token {
         let has = |scope: &str| grant.scopes.iter().any(|s| s == scope);
         let claims = IdTokenClaims {
             ver: 1,
@@ -164,7 +147,10 @@ pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> 
             idp: grant.idp.to_owned(),
             auth_time: grant.auth_time,
             nonce: grant.nonce.map(str::to_owned),
-            at_hash: access_token.as_deref().map(at_hash),
+            at_hash: access_token
+                .as_ref()
+                .filter(|_| grant.wanted.at_hash)
+                .map(|access| at_hash(&access.token)),
             name: has("profile").then(|| grant.user.name.clone()),
             email: has("email").then(|| grant.user.email.clone()),
             preferred_username: has("profile").then(|| grant.user.login.clone()),
@@ -184,10 +170,11 @@ pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> 
 /// OIDC Core §3.2.2.9, the same function the browser checks with.
 pub use app::auth::id_token::at_hash;
 
-/// 128 random bits, base64url, for `jti`.
+/// 128 random bits from the operating system (getrandom), base64url, for
+/// `jti`.
 fn random_token_id() -> Result<String, TokenError> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| TokenError::Random)?;
+    getrandom::fill(&mut bytes).map_err(|_| TokenError::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
@@ -202,28 +189,6 @@ pub fn now() -> u64 {
 mod tests {
     use super::*;
     use crate::dev_idp::config::Config;
-
-    #[test]
-    fn response_types() {
-        let both = Some(ResponseType {
-            access_token: true,
-            id_token: true,
-        });
-        assert_eq!(ResponseType::parse("id_token token"), both);
-        assert_eq!(ResponseType::parse("token id_token"), both);
-        assert!(ResponseType::parse("token").unwrap().access_token);
-        assert!(!ResponseType::parse("id_token").unwrap().access_token);
-        for bad in [
-            "code",
-            "",
-            "token token",
-            "id_token  token",
-            "code id_token",
-            "TOKEN",
-        ] {
-            assert_eq!(ResponseType::parse(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn claims_follow_response_type_and_scopes() {
@@ -243,10 +208,17 @@ mod tests {
             now: 200,
             access_token_secs: 60,
             id_token_secs: 30,
-            response_type: ResponseType::parse("id_token token").unwrap(),
+            wanted: Wanted {
+                access_token: true,
+                id_token: true,
+                at_hash: true,
+            },
         };
         let issued = issue(&grant, &key).unwrap();
         let access = issued.access_token.unwrap();
+        let at: AccessTokenClaims = decode_unverified(&access.token);
+        assert_eq!((at.jti.as_str(), at.exp), (access.jti.as_str(), access.exp));
+        let access = access.token;
         let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
         assert_eq!(id.at_hash.as_deref(), Some(at_hash(&access).as_str()));
         assert_eq!(id.exp, 230);
@@ -257,11 +229,23 @@ mod tests {
         assert_eq!(at.scp, scopes);
         assert!(at.jti.starts_with("AT.") && at.jti.len() == 25);
 
-        grant.response_type = ResponseType::parse("id_token").unwrap();
+        grant.wanted.access_token = false;
         let issued = issue(&grant, &key).unwrap();
         assert!(issued.access_token.is_none());
         let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
         assert_eq!(id.at_hash, None);
+
+        // The token endpoint's: both tokens, no at_hash, no nonce.
+        grant.wanted = Wanted {
+            access_token: true,
+            id_token: true,
+            at_hash: false,
+        };
+        grant.nonce = None;
+        let issued = issue(&grant, &key).unwrap();
+        assert!(issued.access_token.is_some());
+        let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
+        assert_eq!((id.at_hash, id.nonce), (None, None));
     }
 
     fn decode_unverified<T: serde::de::DeserializeOwned>(token: &str) -> T {

@@ -194,6 +194,15 @@ impl Reply {
         self.fragment().into_iter().collect()
     }
 
+    /// The query of `Location`, decoded.
+    pub fn query_map(&self) -> BTreeMap<String, String> {
+        let location = self.location();
+        let url = url::Url::parse(location)
+            .unwrap_or_else(|e| panic!("Location {location} is not a URL: {e}"));
+        assert!(url.fragment().is_none(), "a fragment in {location}");
+        url.query_pairs().into_owned().collect()
+    }
+
     /// `Location` up to the fragment.
     pub fn location_base(&self) -> &str {
         self.location().split('#').next().unwrap_or_default()
