@@ -3465,3 +3465,139 @@ async fn the_implicit_flow_never_grants_offline_access() {
     assert_eq!(fragment["scope"], "openid email");
     assert!(!fragment.contains_key("refresh_token"));
 }
+
+#[tokio::test]
+async fn the_token_endpoint_refuses_odd_bodies_without_a_crash() {
+    let idp = shared();
+    let url = idp.url("/v1/token");
+    let form = "application/x-www-form-urlencoded";
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (form, vec![0xFF, 0xFE]),
+        (form, b"grant_type=%FF&client_id=0oa-dev-spa".to_vec()),
+        (form, b"grant_type=%zz".to_vec()),
+        (form, b"&&&=&=".to_vec()),
+        (form, Vec::new()),
+        (form, format!("grant_type=refresh_token&client_id={CLIENT_ID}&refresh_token=%E2%80%AE").into_bytes()),
+        (form, format!("grant_type=authorization_code&client_id={CLIENT_ID}&code=%00&redirect_uri=x&code_verifier={}", "a".repeat(43)).into_bytes()),
+        (form, format!("grant_type=refresh_token&client_id={CLIENT_ID}&refresh_token={}", "x".repeat(9 * 1024)).into_bytes()),
+        ("text/plain", b"grant_type=refresh_token".to_vec()),
+        ("multipart/form-data; boundary=x", b"--x--".to_vec()),
+    ];
+    for (content_type, body) in cases {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert!(
+            status.is_client_error(),
+            "{status} for {:?}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_no_store(&response);
+    }
+    let huge = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", form)
+        .body(format!(
+            "grant_type=refresh_token&x={}",
+            "y".repeat(64 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (error, _) = refusal_of(huge, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(error, "invalid_request");
+    // Still serving.
+    let tokens = code_flow(&idp, "odd", "bob@example.com", "bob-password").await;
+    tokens_of(refresh(&idp, str_of(&tokens, "refresh_token")).await).await;
+}
+
+/// Everything the server logs while `test` runs on this thread (the
+/// `#[tokio::test]` runtime runs the server's tasks here too).
+async fn logs_of<F: std::future::Future<Output = ()>>(test: F) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    test.await;
+    drop(guard);
+    let logs = sink.0.lock().unwrap().clone();
+    String::from_utf8(logs).unwrap()
+}
+
+#[tokio::test]
+async fn reuse_and_replay_are_logged_as_warnings_without_any_token() {
+    let (idp, running) = own("127.0.0.1:0", true).await;
+    set_refresh_policy(
+        &idp,
+        json!({"login": "bob@example.com", "rotation_grace_secs": 0}),
+    )
+    .await;
+    let secrets = std::sync::Mutex::new(Vec::<String>::new());
+    let logs = logs_of(async {
+        let verifier = new_verifier();
+        let code = code_for(
+            &idp,
+            &Browser::new(),
+            &code_request("log", &verifier),
+            "bob@example.com",
+            "bob-password",
+        )
+        .await;
+        let tokens = tokens_of(exchange(&idp, &code, &verifier).await).await;
+        let r0 = str_of(&tokens, "refresh_token").to_owned();
+        let renewed = tokens_of(refresh(&idp, &r0).await).await;
+        refusal_of(refresh(&idp, &r0).await, StatusCode::BAD_REQUEST).await;
+        refusal_of(
+            exchange(&idp, &code, &verifier).await,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+        let mut secrets = secrets.lock().unwrap();
+        secrets.extend([code, verifier, r0]);
+        for body in [&tokens, &renewed] {
+            for name in ["access_token", "refresh_token", "id_token"] {
+                secrets.push(str_of(body, name).to_owned());
+            }
+        }
+    })
+    .await;
+    assert!(
+        logs.contains("WARN") && logs.contains("refresh token reuse"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("an authorization code was presented again"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("bob@example.com"),
+        "who, for the operator: {logs}"
+    );
+    for secret in secrets.lock().unwrap().iter() {
+        // The signature part alone is enough to recognise a JWT.
+        let tail = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(tail), "a token or code in the logs: {logs}");
+    }
+    running.shutdown().await;
+}

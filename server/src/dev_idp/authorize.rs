@@ -228,7 +228,8 @@ pub fn validate(params: &Params, config: &Config) -> Result<AuthorizeRequest, Re
             check_pkce(get("code_challenge"), get("code_challenge_method"))
                 .map_err(|description| fail(InvalidRequest, description))?,
         ),
-        // Okta ignores PKCE parameters the implicit flow has no use for.
+        // The implicit flow has no use for PKCE: its parameters are
+        // ignored, not refused.
         ResponseType::Implicit { .. } => None,
     };
 

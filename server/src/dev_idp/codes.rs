@@ -3,8 +3,10 @@
 //!
 //! A code is 256 random bits (base64url, 43 characters), good for the
 //! config's `authorization_code_lifetime_secs` (Okta: 60 s) and for one
-//! token request, whatever that request's outcome: a wrong verifier or
-//! redirect URI spends it too, so nobody gets a second guess. It is bound
+//! token request that presents it, whatever that request's outcome: a
+//! wrong verifier or redirect URI spends it too, so nobody gets a second
+//! guess (a request refused as malformed before the code is looked at does
+//! not). It is bound
 //! to everything the token request must match or carry on: the client, the
 //! redirect URI, the PKCE challenge, and the nonce, scopes, user and
 //! session of the authorization.

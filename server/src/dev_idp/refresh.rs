@@ -100,7 +100,7 @@ impl Family {
 }
 
 /// What using a refresh token gives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Refreshed {
     pub family: FamilyId,
     /// The refresh token to answer with: the next generation, or, for the
@@ -109,6 +109,18 @@ pub struct Refreshed {
     /// Whether a new generation was made.
     pub rotated: bool,
     pub grant: Grant,
+}
+
+// By hand, so that the token never reaches a log through `{:?}`.
+impl std::fmt::Debug for Refreshed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refreshed")
+            .field("family", &self.family)
+            .field("refresh_token", &"…")
+            .field("rotated", &self.rotated)
+            .field("grant", &self.grant)
+            .finish()
+    }
 }
 
 /// Why a refresh token was refused.

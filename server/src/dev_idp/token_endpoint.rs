@@ -21,6 +21,7 @@
 //! |---|---|
 //! | no client, an unknown client, a secret sent | `401 invalid_client` |
 //! | not a form; a parameter missing or repeated; a malformed `code_verifier` | `400 invalid_request` |
+//! | a body past 8 KiB | `413 invalid_request` |
 //! | a grant type this server does not have | `400 unsupported_grant_type` |
 //! | a grant type the client may not use | `400 unauthorized_client`, Okta's "Configured grant types: […]" |
 //! | a code unknown, expired, spent, or another client's | `400 invalid_grant`, "The authorization code is invalid or has expired." |
@@ -37,6 +38,7 @@
 use std::borrow::Cow;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,7 +49,7 @@ use super::client_auth::authenticate;
 use super::codes::{self, Redemption};
 use super::config::{Client, User, OFFLINE_ACCESS};
 use super::oauth_error::{bad_form, no_store, oauth_error};
-use super::params::{parse_form, Params};
+use super::params::{parse_form, Params, MAX_INPUT_BYTES};
 use super::pkce;
 use super::refresh::{self, RefreshError};
 use super::tokens::{self, Grant, Issued, Wanted};
@@ -133,7 +135,26 @@ impl IntoResponse for Tokens {
 }
 
 /// `POST {issuer}/v1/token`.
-pub async fn token(State(state): State<DevIdpState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<DevIdpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // Even a body past the limit gets a token endpoint's answer: JSON,
+    // never cached.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return oauth_error(
+                rejection.status(),
+                "invalid_request",
+                &format!(
+                    "The request body could not be read; it must be a form of at most {} bytes.",
+                    MAX_INPUT_BYTES
+                ),
+            )
+        }
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());

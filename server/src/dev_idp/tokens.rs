@@ -89,7 +89,6 @@ pub struct Wanted {
 }
 
 /// The signed tokens for one grant.
-#[derive(Debug)]
 pub struct Issued {
     pub access_token: Option<IssuedAccessToken>,
     pub id_token: Option<String>,
@@ -97,12 +96,33 @@ pub struct Issued {
     pub expires_in: u64,
 }
 
+// By hand, so that no token reaches a log through `{:?}`.
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("access_token", &self.access_token)
+            .field("id_token", &self.id_token.as_ref().map(|_| "…"))
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
 /// An access token, with what it takes to revoke it later.
-#[derive(Debug)]
 pub struct IssuedAccessToken {
     pub token: String,
     pub jti: String,
     pub exp: u64,
+}
+
+// By hand, so that the token never reaches a log through `{:?}`.
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("token", &"…")
+            .field("jti", &self.jti)
+            .field("exp", &self.exp)
+            .finish()
+    }
 }
 
 pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> {
