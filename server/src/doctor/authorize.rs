@@ -3,9 +3,19 @@
 //! scopes, the request a signed-out browser's silent renewal sends
 //! (following no redirect, sending no cookie), and what its answer says:
 //! `login_required` back at `REDIRECT_URI` means the issuer accepts them
-//! all; an error there, or an error page of the issuer's own, names the
-//! setting to change.
+//! all; an error there, or an error page of the issuer's own
+//! ([`super::error_page`]), names the setting to change.
+//!
+//! With `RESPONSE_TYPE=code` the probe is the code flow's request: a fresh
+//! PKCE challenge (S256) and the configured `response_mode`, whose answer
+//! must come back where that mode puts it. When `SCOPES` has
+//! `offline_access` and the answer refuses a scope, a second probe without
+//! `offline_access` tells whether that is the one refused (Okta refuses it
+//! for an app without the Refresh Token grant or a rule without the scope).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::bearer::fetch::{checked_url, error_chain};
@@ -13,10 +23,15 @@ use crate::bearer::HttpOptions;
 use crate::config::Config;
 
 use super::discovery::Metadata;
-use super::report::{printable, Check};
+use super::error_page::error_page;
+use super::http;
+use super::report::{printable, Check, Status};
 
 /// Most bytes of an authorize answer read (error pages are a few KiB).
 const MAX_PAGE_BYTES: usize = 64 * 1024;
+
+/// The scope that asks for a refresh token.
+const OFFLINE_ACCESS: &str = "offline_access";
 
 /// What the authorize endpoint answered, as far as the checks need it.
 #[derive(Clone, Debug, Default)]
@@ -34,72 +49,162 @@ pub struct ProbeRequest<'a> {
     pub state: &'a str,
     pub client_id: &'a str,
     pub response_type: &'a str,
+    /// `fragment` in the implicit flow; `RESPONSE_MODE` with `code`.
+    pub response_mode: &'a str,
     pub scopes: &'a str,
+    /// The S256 PKCE challenge, with `code` only.
+    pub code_challenge: Option<&'a str>,
+    /// `offline_access` was taken out of `SCOPES` for this probe, to learn
+    /// whether it is the scope refused.
+    pub without_offline_access: bool,
+}
+
+impl ProbeRequest<'_> {
+    fn is_code(&self) -> bool {
+        self.response_type == "code"
+    }
 }
 
 /// The `prompt=none` authorization request a signed-out browser's silent
 /// renewal sends.
 pub fn probe_url(endpoint: &Url, request: &ProbeRequest<'_>, nonce: &str) -> Url {
     let mut url = endpoint.clone();
-    url.query_pairs_mut()
+    let mut query = url.query_pairs_mut();
+    query
         .append_pair("client_id", request.client_id)
         .append_pair("response_type", request.response_type)
-        .append_pair("response_mode", "fragment")
+        .append_pair("response_mode", request.response_mode)
         .append_pair("scope", request.scopes)
         .append_pair("redirect_uri", request.redirect_uri)
         .append_pair("state", request.state)
-        .append_pair("nonce", nonce)
-        .append_pair("prompt", "none");
+        .append_pair("nonce", nonce);
+    if let Some(challenge) = request.code_challenge {
+        query
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+    }
+    query.append_pair("prompt", "none");
+    drop(query);
     url
 }
 
-/// Sends the probe for `client_id` and the settings in `config` to the
-/// authorize endpoint of `doc`, and reads its answer.
-pub async fn probe(doc: &Metadata, client_id: &str, config: &Config, http: &HttpOptions) -> Check {
-    let Some(raw) = doc.authorization_endpoint.as_deref() else {
-        return Check::fail(
+/// The S256 `code_challenge` of a PKCE `verifier` (RFC 7636 §4.2).
+pub fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// A fresh PKCE verifier as the app makes them: 32 random bytes in
+/// base64url, 43 characters (RFC 7636 §4.1). The probe never redeems a
+/// code, but an issuer may check the challenge's shape.
+fn pkce_verifier() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
+/// The lines of the authorize probe for `client_id` and the settings in
+/// `config`, at the authorize endpoint of `doc`: the request's, and with
+/// `RESPONSE_TYPE=code` one about `offline_access`.
+pub async fn checks(
+    doc: &Metadata,
+    client_id: &str,
+    config: &Config,
+    http: &HttpOptions,
+) -> Vec<Check> {
+    let endpoint = match authorization_endpoint(doc) {
+        Ok(endpoint) => endpoint,
+        Err(check) => return vec![check],
+    };
+    let first = probe(&endpoint, client_id, config, &config.scopes, http).await;
+    if !config.response_type.is_code() {
+        return vec![first.check];
+    }
+    if !asks_offline_access(&config.scopes) {
+        return vec![first.check, offline_access_not_asked()];
+    }
+    if first.check.status == Status::Pass {
+        return vec![first.check, offline_access_accepted()];
+    }
+    let Some(refusal) = first.scope_refusal.clone() else {
+        return vec![first.check, offline_access_unknown()];
+    };
+    let without = without_offline_access(&config.scopes);
+    let second = probe(&endpoint, client_id, config, &without, http).await;
+    if second.check.status == Status::Pass {
+        vec![second.check, offline_access_refused(&refusal)]
+    } else {
+        vec![first.check, offline_access_unknown()]
+    }
+}
+
+/// The authorize endpoint of `doc`, or the line that says why there is
+/// none to probe.
+fn authorization_endpoint(doc: &Metadata) -> Result<Url, Check> {
+    let raw = doc.authorization_endpoint.as_deref().ok_or_else(|| {
+        Check::fail(
             "the discovery document has no authorization_endpoint, so browsers cannot sign in",
             "ISSUER must be an authorization server that signs people in with a browser",
-        );
-    };
-    let endpoint = match checked_url("authorization_endpoint", raw) {
-        Ok(url) => url,
-        Err(err) => {
-            return Check::fail(
-                err.to_string(),
-                "the issuer must serve its authorize endpoint over https",
-            )
-        }
-    };
+        )
+    })?;
+    checked_url("authorization_endpoint", raw).map_err(|err| {
+        Check::fail(
+            err.to_string(),
+            "the issuer must serve its authorize endpoint over https",
+        )
+    })
+}
+
+/// One probe's line, and the refusal of a scope it met, if any.
+struct Probed {
+    check: Check,
+    /// `invalid_scope` or `access_denied` (with its description) at
+    /// `REDIRECT_URI`: what Okta answers for a scope the client may not
+    /// have.
+    scope_refusal: Option<String>,
+}
+
+/// Sends one probe asking for `scopes` and reads its answer.
+async fn probe(
+    endpoint: &Url,
+    client_id: &str,
+    config: &Config,
+    scopes: &str,
+    http: &HttpOptions,
+) -> Probed {
     let state = format!("doctor-{:032x}", rand::random::<u128>());
     let nonce = format!("{:032x}", rand::random::<u128>());
+    let challenge = config
+        .response_type
+        .is_code()
+        .then(|| s256_challenge(&pkce_verifier()));
     let request = ProbeRequest {
         redirect_uri: &config.redirect_uri,
         state: &state,
         client_id,
         response_type: config.response_type.as_str(),
-        scopes: &config.scopes,
+        response_mode: config.response_mode.as_str(),
+        scopes,
+        code_challenge: challenge.as_deref(),
+        without_offline_access: scopes != config.scopes,
     };
-    let url = probe_url(&endpoint, &request, &nonce);
+    let url = probe_url(endpoint, &request, &nonce);
     match send_probe(url, http).await {
-        Ok(answer) => interpret_probe(&answer, &request),
-        Err(reason) => Check::fail(
-            format!("cannot reach the authorize endpoint {endpoint}: {reason}"),
-            "the authorization_endpoint of the discovery document must be reachable",
-        ),
+        Ok(answer) => Probed {
+            check: interpret_probe(&answer, &request),
+            scope_refusal: scope_refusal(&answer, &request),
+        },
+        Err(reason) => Probed {
+            check: Check::fail(
+                format!("cannot reach the authorize endpoint {endpoint}: {reason}"),
+                "the authorization_endpoint of the discovery document must be reachable",
+            ),
+            scope_refusal: None,
+        },
     }
 }
 
 /// One GET, no redirect followed, no cookie sent.
 async fn send_probe(url: Url, http: &HttpOptions) -> Result<ProbeAnswer, String> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(http.connect_timeout)
-        .timeout(http.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("okta-implicit-doctor/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| err.to_string())?;
-    let mut response = client
+    let client = http::client(http)?;
+    let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "text/html")
         .send()
@@ -111,19 +216,10 @@ async fn send_probe(url: Url, http: &HttpOptions) -> Result<ProbeAnswer, String>
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut body = Vec::new();
-    while body.len() < MAX_PAGE_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            Ok(None) => break,
-            Err(err) => return Err(error_chain(&err)),
-        }
-    }
-    body.truncate(MAX_PAGE_BYTES);
     Ok(ProbeAnswer {
         status,
         location,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: http::body_start(response, MAX_PAGE_BYTES).await?,
     })
 }
 
@@ -131,7 +227,12 @@ async fn send_probe(url: Url, http: &HttpOptions) -> Result<ProbeAnswer, String>
 /// redirect URI, grant and scopes.
 pub fn interpret_probe(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Check {
     if !(300..400).contains(&answer.status) {
-        return error_page(answer, request);
+        return error_page(
+            answer.status,
+            &answer.body,
+            request.client_id,
+            request.redirect_uri,
+        );
     }
     let Some(location) = answer.location.as_deref() else {
         return Check::fail(
@@ -142,7 +243,7 @@ pub fn interpret_probe(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Chec
             "the issuer is misbehaving; check ISSUER",
         );
     };
-    let Some(params) = callback_params(location, request.redirect_uri) else {
+    let Some(callback) = callback_params(location, request.redirect_uri) else {
         return Check::fail(
             format!(
                 "the authorize endpoint sent the browser to {} instead of back to REDIRECT_URI",
@@ -151,12 +252,16 @@ pub fn interpret_probe(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Chec
             "a prompt=none request must come back to REDIRECT_URI; check that ISSUER is the authorization server itself (Okta: /oauth2/<id>)",
         );
     };
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    if request.is_code() {
+        interpret_code(&callback, request)
+    } else {
+        interpret_implicit(&callback.params, request)
+    }
+}
+
+/// The implicit flow's answer, from the fragment or the query.
+fn interpret_implicit(params: &[(String, String)], request: &ProbeRequest<'_>) -> Check {
+    let get = |name: &str| param(params, name);
     let description = get("error_description").map(printable).unwrap_or_default();
     let said = |error: &str| {
         if description.is_empty() {
@@ -186,36 +291,220 @@ pub fn interpret_probe(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Chec
             "the authorize endpoint came back to REDIRECT_URI with neither tokens nor an error",
             "the issuer is misbehaving; check ISSUER",
         ),
-        Some("consent_required") => Check::warn(
-            format!("the issuer wants the user's consent: {}", said("consent_required")),
-            "silent renewal cannot show a consent screen; turn consent off for this app's scopes (Okta: the app's User consent, the scopes' Require user consent)",
-        ),
+        Some("consent_required") => consent_required(&said("consent_required")),
         Some("access_denied") if description.contains("Policy evaluation failed") => Check::fail(
             format!("no access policy rule of the authorization server lets CLIENT_ID have SCOPES {scopes:?} with the implicit grant: {}", said("access_denied")),
             "add a rule for this client that allows the Implicit grant and every scope in SCOPES (Okta: Security > API > Authorization Servers > Access Policies, docs/okta.md § 2.5), or ask for fewer SCOPES",
         ),
-        Some("access_denied") => Check::fail(
-            format!("the issuer refused the request: {}", said("access_denied")),
-            "the issuer's log gives the reason (Okta: Reports > System Log)",
-        ),
+        Some("access_denied") => refused(&said("access_denied")),
         Some(error @ ("unsupported_response_type" | "unauthorized_client")) => Check::fail(
             format!("the client may not use RESPONSE_TYPE {response_type:?}: {}", said(error)),
             "allow it on the client (Okta: the app's General tab, Grant type Implicit (hybrid) with Allow ID Token and Allow Access Token with implicit grant type), or set RESPONSE_TYPE to what the client allows",
         ),
-        Some("invalid_scope") => Check::fail(
-            format!("the authorization server refuses SCOPES {scopes:?}: {}", said("invalid_scope")),
-            "create the missing scope on the authorization server (Okta: Authorization Servers > Scopes > Add Scope) or remove it from SCOPES",
-        ),
-        Some(error) => Check::fail(
-            format!("the authorize endpoint answered {}", said(&printable(error))),
-            "docs/okta.md § 6 says what each error means and which setting to change",
-        ),
+        Some("invalid_scope") => invalid_scope(scopes, &said("invalid_scope")),
+        Some(error) => other_error(&said(&printable(error))),
     }
+}
+
+/// The code flow's answer: it must come where `response_mode` put it (the
+/// app's callback reads only there), with the state, and a code or
+/// `login_required`.
+fn interpret_code(callback: &Callback, request: &ProbeRequest<'_>) -> Check {
+    let mode = request.response_mode;
+    let get = |name: &str| param(&callback.params, name);
+    let description = get("error_description").map(printable).unwrap_or_default();
+    let said = |error: &str| {
+        if description.is_empty() {
+            error.to_owned()
+        } else {
+            format!("{error} ({description})")
+        }
+    };
+    let scopes = request.scopes;
+    let scopes_named = if request.without_offline_access {
+        format!("SCOPES without offline_access ({scopes:?})")
+    } else {
+        format!("SCOPES {scopes:?}")
+    };
+    // An error is reported wherever it came (its cause is the news); an
+    // answer the app would act on must come where the app reads it.
+    let accepted = |what: &str| {
+        let came_in = callback.place.as_str();
+        if came_in != mode {
+            return Check::fail(
+                format!("the authorize endpoint answered in the {came_in}, but RESPONSE_MODE is {mode}: the app reads the answer in the {mode} only"),
+                format!("set RESPONSE_MODE to where the issuer answers (query or fragment), or use an issuer that honours response_mode={mode}"),
+            );
+        }
+        if get("state") != Some(request.state) {
+            return Check::fail(
+                "the issuer answered the authorization request without sending its state back",
+                "the issuer must return state unchanged (RFC 6749 §4.1.2); the app refuses answers without it",
+            );
+        }
+        Check::pass(format!(
+            "the authorize endpoint accepts CLIENT_ID, REDIRECT_URI, RESPONSE_TYPE \"code\" with a PKCE S256 challenge, and {scopes_named} (a prompt=none request came back with {what}, in the {mode} as RESPONSE_MODE says)"
+        ))
+    };
+    match get("error") {
+        Some(error @ ("login_required" | "interaction_required")) => accepted(error),
+        // A browser with a session at the issuer; the code is never shown.
+        None if get("code").is_some() => accepted("a code"),
+        None => Check::fail(
+            "the authorize endpoint came back to REDIRECT_URI with neither a code nor an error",
+            "the issuer is misbehaving; check ISSUER",
+        ),
+        Some("consent_required") => consent_required(&said("consent_required")),
+        Some("access_denied") if description.contains("Policy evaluation failed") => Check::fail(
+            format!("no access policy rule of the authorization server lets CLIENT_ID have {scopes_named} with the authorization code grant: {}", said("access_denied")),
+            "add a rule for this client that allows the Authorization Code grant and every scope in SCOPES (Okta: Security > API > Authorization Servers > Access Policies, docs/okta.md § 8), or ask for fewer SCOPES",
+        ),
+        Some("access_denied") => refused(&said("access_denied")),
+        Some(error @ ("unsupported_response_type" | "unauthorized_client")) => Check::fail(
+            format!("the client may not use the authorization code flow (RESPONSE_TYPE \"code\"): {}", said(error)),
+            "allow it on the client (Okta: the app's General tab, Grant type Authorization Code, on a Single-Page Application, docs/okta.md § 8), or set RESPONSE_TYPE back to \"id_token token\"",
+        ),
+        Some("invalid_request") if mentions_pkce(&description) => Check::fail(
+            format!("the issuer refuses the PKCE challenge (S256): {}", said("invalid_request")),
+            "the app sends S256 challenges only; use an authorization server that supports code_challenge_method=S256 (Okta's do)",
+        ),
+        Some("unsupported_response_mode") => Check::fail(
+            format!("the issuer does not accept RESPONSE_MODE {mode} with the authorization code flow: {}", said("unsupported_response_mode")),
+            "set RESPONSE_MODE to one the issuer accepts for code (query or fragment), or use an authorization server that offers the code flow",
+        ),
+        Some("invalid_scope") => invalid_scope(scopes, &said("invalid_scope")),
+        Some(error) => other_error(&said(&printable(error))),
+    }
+}
+
+fn mentions_pkce(description: &str) -> bool {
+    let text = description.to_ascii_lowercase();
+    text.contains("pkce") || text.contains("code_challenge")
+}
+
+fn consent_required(said: &str) -> Check {
+    Check::warn(
+        format!("the issuer wants the user's consent: {said}"),
+        "silent renewal cannot show a consent screen; turn consent off for this app's scopes (Okta: the app's User consent, the scopes' Require user consent)",
+    )
+}
+
+fn refused(said: &str) -> Check {
+    Check::fail(
+        format!("the issuer refused the request: {said}"),
+        "the issuer's log gives the reason (Okta: Reports > System Log)",
+    )
+}
+
+fn invalid_scope(scopes: &str, said: &str) -> Check {
+    Check::fail(
+        format!("the authorization server refuses SCOPES {scopes:?}: {said}"),
+        "create the missing scope on the authorization server (Okta: Authorization Servers > Scopes > Add Scope) or remove it from SCOPES",
+    )
+}
+
+fn other_error(said: &str) -> Check {
+    Check::fail(
+        format!("the authorize endpoint answered {said}"),
+        "docs/okta.md § 6 says what each error means and which setting to change",
+    )
+}
+
+/// `invalid_scope` or `access_denied` at `REDIRECT_URI` with the probe's
+/// state, as `error (error_description)`: how Okta refuses a scope the
+/// client may not have.
+fn scope_refusal(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Option<String> {
+    let callback = callback_params(answer.location.as_deref()?, request.redirect_uri)?;
+    let get = |name: &str| param(&callback.params, name);
+    if get("state") != Some(request.state) {
+        return None;
+    }
+    let error = get("error").filter(|e| matches!(*e, "invalid_scope" | "access_denied"))?;
+    Some(match get("error_description") {
+        Some(description) if !description.is_empty() => {
+            format!("{error} ({})", printable(description))
+        }
+        _ => error.to_owned(),
+    })
+}
+
+/// Whether `scopes` asks for a refresh token.
+pub fn asks_offline_access(scopes: &str) -> bool {
+    scopes.split(' ').any(|s| s == OFFLINE_ACCESS)
+}
+
+fn without_offline_access(scopes: &str) -> String {
+    scopes
+        .split(' ')
+        .filter(|s| !s.is_empty() && *s != OFFLINE_ACCESS)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `offline_access` was in the accepted request.
+fn offline_access_accepted() -> Check {
+    Check::pass(
+        "the authorize endpoint accepts offline_access for CLIENT_ID (it was in the request above): sign-ins ask the token endpoint for a refresh token",
+    )
+}
+
+/// The request was refused with `refusal`, and accepted without
+/// `offline_access`.
+fn offline_access_refused(refusal: &str) -> Check {
+    Check::fail(
+        format!("the authorization server refuses offline_access for CLIENT_ID: {refusal} (the same request without offline_access is accepted)"),
+        "enable the Refresh Token grant for the app (Okta: the app's General tab, Grant type Refresh Token) and allow offline_access in the access policy rule (Scopes requested: Any scopes, or offline_access among them; docs/okta.md § 8), or drop offline_access from SCOPES",
+    )
+}
+
+fn offline_access_unknown() -> Check {
+    Check::info(
+        "whether offline_access is allowed cannot be told while the authorize endpoint refuses the request for another reason (above)",
+    )
+}
+
+fn offline_access_not_asked() -> Check {
+    Check::warn(
+        "SCOPES has no offline_access: sign-ins get no refresh token, so sessions are renewed by the hidden prompt=none iframe, which needs the issuer's session cookie as a third-party cookie",
+        "add offline_access to SCOPES (and allow it at the issuer, docs/okta.md § 8) so that sessions last in browsers that block third-party cookies",
+    )
+}
+
+/// Where in `Location` the answer came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    Fragment,
+    Query,
+    /// Neither: the redirect URI alone.
+    Nowhere,
+}
+
+impl Place {
+    fn as_str(self) -> &'static str {
+        match self {
+            Place::Fragment => "fragment",
+            Place::Query => "query",
+            Place::Nowhere => "nowhere",
+        }
+    }
+}
+
+/// The answer's parameters, and where they came.
+struct Callback {
+    params: Vec<(String, String)>,
+    place: Place,
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The parameters of `location` if it leads back to `redirect_uri`: from
 /// the fragment, else from the query.
-fn callback_params(location: &str, redirect_uri: &str) -> Option<Vec<(String, String)>> {
+fn callback_params(location: &str, redirect_uri: &str) -> Option<Callback> {
     let rest = location.strip_prefix(redirect_uri)?;
     let (base_extra, fragment) = match rest.split_once('#') {
         Some((before, fragment)) => (before, Some(fragment)),
@@ -231,107 +520,23 @@ fn callback_params(location: &str, redirect_uri: &str) -> Option<Vec<(String, St
         }
         _ => return None,
     };
-    let encoded = fragment.or(query).unwrap_or("");
-    Some(
-        url::form_urlencoded::parse(encoded.as_bytes())
+    let (encoded, place) = match (fragment, query) {
+        (Some(fragment), _) => (fragment, Place::Fragment),
+        (None, Some(query)) => (query, Place::Query),
+        (None, None) => ("", Place::Nowhere),
+    };
+    Some(Callback {
+        params: url::form_urlencoded::parse(encoded.as_bytes())
             .into_owned()
             .collect(),
-    )
+        place,
+    })
 }
 
 /// `scheme://host/path` of `location`, without what follows.
 fn without_query(location: &str) -> String {
     let end = location.find(['?', '#']).unwrap_or(location.len());
     printable(&location[..end])
-}
-
-/// Which setting an error page of the authorize endpoint blames.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Blame {
-    ClientId,
-    RedirectUri,
-    Either,
-}
-
-/// Reads an error page: Okta's "Invalid value for 'client_id' parameter."
-/// and "The 'redirect_uri' parameter must be a Login redirect URI…", the
-/// dev server's "The client_id is not registered…" and "The redirect_uri
-/// is not registered…", else whichever of the two names it mentions.
-pub fn blame(page: &str) -> Blame {
-    let text = page.to_ascii_lowercase();
-    let client = text.contains("client_id");
-    let redirect = text.contains("redirect_uri");
-    if text.contains("must be a login redirect uri")
-        || text.contains("redirect_uri is not registered")
-    {
-        Blame::RedirectUri
-    } else if text.contains("invalid value for 'client_id'")
-        || text.contains("client_id is not registered")
-    {
-        Blame::ClientId
-    } else if redirect && !client {
-        Blame::RedirectUri
-    } else if client && !redirect {
-        Blame::ClientId
-    } else {
-        Blame::Either
-    }
-}
-
-fn error_page(answer: &ProbeAnswer, request: &ProbeRequest<'_>) -> Check {
-    let status = answer.status;
-    if answer.body.contains("E0000015") {
-        return Check::fail(
-            format!("the authorize endpoint answered HTTP {status} E0000015: the org has no API Access Management"),
-            "use an Okta org with API Access Management, such as an Integrator Free Plan org (docs/okta.md § 1)",
-        );
-    }
-    if (200..300).contains(&status) {
-        return Check::fail(
-            format!("the authorize endpoint showed a page (HTTP {status}) instead of answering a prompt=none request"),
-            "the issuer ignores prompt=none, so silent renewal cannot work; use an authorization server that supports it (Okta's do)",
-        );
-    }
-    if status >= 500 {
-        return Check::fail(
-            format!("the authorize endpoint answered HTTP {status}"),
-            "the issuer is having trouble; try again later",
-        );
-    }
-    let says = alert_text(&answer.body)
-        .map(|text| format!(" (the page says: {text})"))
-        .unwrap_or_default();
-    let client_id = printable(request.client_id);
-    let redirect_uri = printable(request.redirect_uri);
-    match blame(&answer.body) {
-        Blame::ClientId => Check::fail(
-            format!("the issuer shows an error page (HTTP {status}): CLIENT_ID {client_id:?} is unknown{says}"),
-            "set CLIENT_ID to the client id of the app at this issuer (Okta: the app's General tab, Client Credentials)",
-        ),
-        Blame::RedirectUri => Check::fail(
-            format!("the issuer shows an error page (HTTP {status}): REDIRECT_URI {redirect_uri:?} is not registered for CLIENT_ID{says}"),
-            "add REDIRECT_URI exactly to the app's sign-in redirect URIs (Okta: the app's General tab, Sign-in redirect URIs), or set REDIRECT_URI or PUBLIC_ORIGIN to a registered one",
-        ),
-        Blame::Either => Check::fail(
-            format!("the issuer shows an error page (HTTP {status}): CLIENT_ID {client_id:?} unknown or REDIRECT_URI {redirect_uri:?} not registered{says}"),
-            "check CLIENT_ID against the app's client id and add REDIRECT_URI exactly to its sign-in redirect URIs",
-        ),
-    }
-}
-
-/// The text of the dev server's `role="alert"` element, if any.
-fn alert_text(page: &str) -> Option<String> {
-    let start = page.find("role=\"alert\"")?;
-    let open_end = start + page[start..].find('>')? + 1;
-    let close = open_end + page[open_end..].find('<')?;
-    let text = page[open_end..close]
-        .replace("&#39;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    let text = printable(text.trim());
-    (!text.is_empty()).then_some(text)
 }
 
 #[cfg(test)]
@@ -348,7 +553,28 @@ mod tests {
             state: "doctor-1",
             client_id: "0oa1b2c3d4e5f6g7h8i9",
             response_type: "id_token token",
+            response_mode: "fragment",
             scopes: "openid profile email",
+            code_challenge: None,
+            without_offline_access: false,
+        }
+    }
+
+    fn code_request(mode: &'static str) -> ProbeRequest<'static> {
+        ProbeRequest {
+            response_type: "code",
+            response_mode: mode,
+            scopes: "openid profile offline_access",
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+            ..request()
+        }
+    }
+
+    fn to(separator: char, answer: &str) -> ProbeAnswer {
+        ProbeAnswer {
+            status: 302,
+            location: Some(format!("{CB}{separator}{answer}")),
+            body: String::new(),
         }
     }
 
@@ -443,12 +669,8 @@ mod tests {
     }
 
     #[test]
-    fn error_pages_blame_the_client_or_the_redirect_uri() {
+    fn error_pages_name_the_setting() {
         let okta_client = "<h1>400 Bad Request</h1><p>Error Code: invalid_client</p><p>Description: Invalid value for 'client_id' parameter.</p>";
-        let okta_redirect = "<p>Error Code: invalid_request</p><p>Description: The 'redirect_uri' parameter must be a Login redirect URI in the client app settings: https://x-admin.okta.com/admin/app/oidc_client/instance/0oa1#tab-general</p>";
-        assert_eq!(blame(okta_client), Blame::ClientId);
-        assert_eq!(blame(okta_redirect), Blame::RedirectUri);
-        assert_eq!(blame("<p>Something went wrong</p>"), Blame::Either);
         let dev = r#"<p id="error" role="alert" class="error">The redirect_uri is not registered for this client.</p>"#;
         let check = interpret_probe(&page(400, dev), &request());
         assert!(check.line.contains("REDIRECT_URI"), "{check}");
@@ -476,5 +698,183 @@ mod tests {
         assert!(check.line.contains("prompt=none"), "{check}");
         let check = interpret_probe(&page(503, ""), &request());
         assert!(check.line.contains("HTTP 503"), "{check}");
+    }
+
+    #[test]
+    fn pkce_is_s256_as_rfc_7636_computes_it() {
+        // RFC 7636 Appendix B.
+        assert_eq!(
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let verifier = pkce_verifier();
+        assert_eq!(verifier.len(), 43);
+        assert_ne!(verifier, pkce_verifier());
+    }
+
+    #[test]
+    fn the_code_probe_carries_pkce_and_the_response_mode() {
+        let endpoint = Url::parse(&format!("{ISS}/v1/authorize")).unwrap();
+        let url = probe_url(&endpoint, &code_request("query"), "n1");
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("response_type"), Some("code"));
+        assert_eq!(get("response_mode"), Some("query"));
+        assert_eq!(get("prompt"), Some("none"));
+        assert_eq!(get("code_challenge_method"), Some("S256"));
+        assert_eq!(
+            get("code_challenge"),
+            Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+        );
+        assert_eq!(get("scope"), Some("openid profile offline_access"));
+        // The implicit probe has no challenge.
+        let url = probe_url(&endpoint, &request(), "n1");
+        assert!(!url.as_str().contains("code_challenge"), "{url}");
+    }
+
+    #[test]
+    fn the_code_answer_must_come_where_response_mode_says() {
+        let query = to('?', "error=login_required&state=doctor-1");
+        let check = interpret_probe(&query, &code_request("query"));
+        assert_eq!(check.status, Status::Pass, "{check}");
+        assert!(check.line.contains("RESPONSE_TYPE \"code\" with a PKCE S256 challenge, and SCOPES \"openid profile offline_access\""), "{check}");
+        assert!(
+            check
+                .line
+                .ends_with("came back with login_required, in the query as RESPONSE_MODE says)"),
+            "{check}"
+        );
+
+        let fragment = to('#', "error=login_required&state=doctor-1");
+        assert_eq!(
+            interpret_probe(&fragment, &code_request("fragment")).status,
+            Status::Pass
+        );
+        let check = interpret_probe(&fragment, &code_request("query"));
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check
+                .line
+                .contains("answered in the fragment, but RESPONSE_MODE is query"),
+            "{check}"
+        );
+        let check = interpret_probe(&query, &code_request("fragment"));
+        assert!(
+            check
+                .line
+                .contains("answered in the query, but RESPONSE_MODE is fragment"),
+            "{check}"
+        );
+
+        // A code (a browser with a session) passes and is never shown.
+        let code = to('?', "code=SECRETCODE&state=doctor-1");
+        let check = interpret_probe(&code, &code_request("query"));
+        assert_eq!(check.status, Status::Pass, "{check}");
+        assert!(!check.to_string().contains("SECRETCODE"));
+        // Tokens are not the code flow's answer.
+        let tokens = to('?', "access_token=SECRET&state=doctor-1");
+        assert_eq!(
+            interpret_probe(&tokens, &code_request("query")).status,
+            Status::Fail
+        );
+        let wrong_state = to('?', "error=login_required&state=other");
+        assert_eq!(
+            interpret_probe(&wrong_state, &code_request("query")).status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn code_refusals_name_the_code_flow_settings() {
+        let cases = [
+            (
+                "error=unsupported_response_type&error_description=The+response+type+is+not+supported+by+the+authorization+server.+Configured+response+types%3A+%5Bid_token%2C+token%5D.&state=doctor-1",
+                "may not use the authorization code flow",
+                "Grant type Authorization Code",
+            ),
+            (
+                "error=access_denied&error_description=Policy+evaluation+failed+for+this+request%2C+please+check+the+policy+configurations.&state=doctor-1",
+                "with the authorization code grant",
+                "allows the Authorization Code grant",
+            ),
+            (
+                "error=invalid_request&error_description=PKCE+code+challenge+is+required+when+the+token+endpoint+authentication+method+is+%27NONE%27.&state=doctor-1",
+                "refuses the PKCE challenge",
+                "S256",
+            ),
+            (
+                "error=invalid_scope&error_description=One+or+more+scopes+are+not+configured.&state=doctor-1",
+                "refuses SCOPES",
+                "Add Scope",
+            ),
+        ];
+        for (answer, line, fix) in cases {
+            // Errors are read wherever they came.
+            for place in ['?', '#'] {
+                let check = interpret_probe(&to(place, answer), &code_request("query"));
+                assert_eq!(check.status, Status::Fail, "{answer}");
+                assert!(check.line.contains(line), "{check}");
+                assert!(check.fix.as_deref().unwrap().contains(fix), "{check}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_scope_is_told_apart() {
+        let refused = to(
+            '?',
+            "error=invalid_scope&error_description=The+requested+scope+is+invalid.&state=doctor-1",
+        );
+        assert_eq!(
+            scope_refusal(&refused, &code_request("query")).as_deref(),
+            Some("invalid_scope (The requested scope is invalid.)")
+        );
+        let denied = to('?', "error=access_denied&state=doctor-1");
+        assert_eq!(
+            scope_refusal(&denied, &code_request("query")).as_deref(),
+            Some("access_denied")
+        );
+        for other in [
+            "error=login_required&state=doctor-1",
+            "error=unsupported_response_type&state=doctor-1",
+            "error=invalid_scope&state=someone-else",
+        ] {
+            assert_eq!(scope_refusal(&to('?', other), &code_request("query")), None);
+        }
+        assert_eq!(scope_refusal(&page(400, "x"), &code_request("query")), None);
+
+        assert!(asks_offline_access("openid offline_access"));
+        assert!(!asks_offline_access("openid offline_access_x"));
+        assert_eq!(
+            without_offline_access("openid offline_access  profile"),
+            "openid profile"
+        );
+        let request = ProbeRequest {
+            scopes: "openid profile",
+            without_offline_access: true,
+            ..code_request("query")
+        };
+        let check = interpret_probe(&to('?', "error=login_required&state=doctor-1"), &request);
+        assert!(
+            check
+                .line
+                .contains("SCOPES without offline_access (\"openid profile\")"),
+            "{check}"
+        );
+    }
+
+    #[test]
+    fn offline_access_lines() {
+        assert_eq!(offline_access_accepted().status, Status::Pass);
+        let refused = offline_access_refused("invalid_scope (x)");
+        assert_eq!(refused.status, Status::Fail);
+        assert!(refused
+            .line
+            .contains("refuses offline_access for CLIENT_ID: invalid_scope (x)"));
+        let fix = refused.fix.unwrap();
+        assert!(fix.contains("Refresh Token grant"), "{fix}");
+        assert!(fix.contains("access policy rule"), "{fix}");
+        assert_eq!(offline_access_unknown().status, Status::Info);
+        assert_eq!(offline_access_not_asked().status, Status::Warn);
     }
 }

@@ -17,8 +17,9 @@ use crate::bearer::HttpOptions;
 use crate::config::Config;
 use crate::dev_idp::{self, DevIdpOptions};
 
+use super::authorize::asks_offline_access;
 use super::report::{Check, Report, Sink};
-use super::{authorize, discovery, keys, settings, token};
+use super::{authorize, code_flow, discovery, keys, settings, token};
 
 /// What a run needs besides the configuration.
 #[derive(Clone, Default)]
@@ -146,6 +147,18 @@ async fn check_issuer(target: &Target, config: &Config, options: &Options, sink:
         sink.push_all(settings::org_authorization_server(issuer_url, Some(&doc)));
     }
     sink.push_all(discovery::metadata_checks(&doc, config));
+    let code = config.response_type.is_code();
+    let token_endpoint = if code {
+        let (check, token_endpoint) = code_flow::token_endpoint(&doc);
+        sink.push(check);
+        sink.push(code_flow::revocation_endpoint(
+            &doc,
+            asks_offline_access(&config.scopes),
+        ));
+        token_endpoint
+    } else {
+        None
+    };
 
     // Keys.
     let jwks_uri = match keys::jwks_uri(&doc) {
@@ -159,8 +172,16 @@ async fn check_issuer(target: &Target, config: &Config, options: &Options, sink:
         sink.push_all(keys::fetch(&http, jwks_uri).await);
     }
 
+    // The token endpoint, from the app's origin.
+    if code {
+        sink.push(match &token_endpoint {
+            Some(endpoint) => code_flow::cors(endpoint, &config.public_origin, &options.http).await,
+            None => code_flow::cors_not_checked(),
+        });
+    }
+
     // The authorize endpoint.
-    sink.push(authorize::probe(&doc, &target.client_id, config, &options.http).await);
+    sink.push_all(authorize::checks(&doc, &target.client_id, config, &options.http).await);
 
     // Audience, and the token if there is one.
     sink.push(settings::audience_check(

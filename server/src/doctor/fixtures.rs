@@ -34,6 +34,8 @@ pub fn okta_doc() -> Metadata {
             "authorization_endpoint": format!("{ISS}/v1/authorize"),
             "jwks_uri": format!("{ISS}/v1/keys"),
             "end_session_endpoint": format!("{ISS}/v1/logout"),
+            "token_endpoint": format!("{ISS}/v1/token"),
+            "revocation_endpoint": format!("{ISS}/v1/revoke"),
             "response_types_supported": ["code", "id_token", "code id_token", "code token", "id_token token", "code id_token token"],
             "response_modes_supported": ["query", "fragment", "form_post", "okta_post_message"],
             "scopes_supported": ["openid", "profile", "email", "address", "phone", "offline_access"],
