@@ -147,6 +147,8 @@ async fn check_issuer(target: &Target, config: &Config, options: &Options, sink:
         sink.push_all(settings::org_authorization_server(issuer_url, Some(&doc)));
     }
     sink.push_all(discovery::metadata_checks(&doc, config));
+
+    // The code flow's own endpoints, which its browser calls by itself.
     let code = config.response_type.is_code();
     let token_endpoint = if code {
         let (check, token_endpoint) = code_flow::token_endpoint(&doc);
