@@ -12,7 +12,7 @@
 //! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
 //! listening prints one line naming it and exits with status 2.
 //! `server doctor` checks that configuration against the issuer instead
-//! (`server/src/doctor.rs`).
+//! (`server/src/doctor/`).
 
 use std::fmt::Display;
 use std::process::ExitCode;

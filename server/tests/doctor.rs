@@ -467,6 +467,335 @@ async fn an_org_authorization_server_layout_is_warned_about() {
     assert!(warning.contains("/oauth2/default"), "{warning}");
 }
 
+// ------------------------------------------------- the code flow
+
+/// A stub issuer of the authorization code flow, answering as an Okta
+/// custom authorization server answers a signed-out browser.
+#[derive(Clone)]
+struct CodeIssuer {
+    token_endpoint: bool,
+    revocation_endpoint: bool,
+    /// The origins its token endpoint answers CORS for (Okta's Trusted
+    /// Origins of type CORS).
+    trusted_origins: Vec<&'static str>,
+    /// How it refuses `offline_access` (`invalid_scope`, `access_denied`),
+    /// or `None` when the client may have it.
+    offline_access_refused_with: Option<&'static str>,
+    /// Answers in the query whatever `response_mode` asks.
+    ignores_response_mode: bool,
+}
+
+impl Default for CodeIssuer {
+    fn default() -> Self {
+        CodeIssuer {
+            token_endpoint: true,
+            revocation_endpoint: true,
+            trusted_origins: vec![APP_ORIGIN],
+            offline_access_refused_with: None,
+            ignores_response_mode: false,
+        }
+    }
+}
+
+/// The answer of `stub` to a signed-out `prompt=none` authorize request:
+/// its redirect back, with the error where the request's response mode
+/// puts it.
+fn code_authorize(stub: &CodeIssuer, query: &HashMap<String, String>) -> axum::response::Response {
+    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    let error = if param("response_type") != "code" {
+        "error=unsupported_response_type".to_owned()
+    } else if param("code_challenge_method") != "S256"
+        || param("code_challenge").len() != 43
+        || URL_SAFE_NO_PAD
+            .decode(param("code_challenge"))
+            .map(|d| d.len())
+            != Ok(32)
+    {
+        "error=invalid_request&error_description=PKCE+code+challenge+is+required+when+the+token+endpoint+authentication+method+is+%27NONE%27.".to_owned()
+    } else if let Some(refusal) = stub
+        .offline_access_refused_with
+        .filter(|_| param("scope").split(' ').any(|s| s == "offline_access"))
+    {
+        format!("error={refusal}&error_description=The+client+may+not+have+offline_access.")
+    } else if param("prompt") == "none" {
+        "error=login_required&error_description=The+client+specified+not+to+prompt%2C+but+the+user+is+not+logged+in.".to_owned()
+    } else {
+        return StatusCode::OK.into_response();
+    };
+    let separator = match param("response_mode") {
+        "fragment" if !stub.ignores_response_mode => '#',
+        _ => '?',
+    };
+    let location = format!(
+        "{}{separator}{error}&state={}",
+        param("redirect_uri"),
+        param("state")
+    );
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// The token endpoint's answer to a CORS preflight: the Allow headers for
+/// a trusted origin, 403 without them for any other.
+fn token_preflight(stub: &CodeIssuer, headers: &axum::http::HeaderMap) -> axum::response::Response {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !stub.trusted_origins.contains(&origin.as_str()) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, origin),
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "POST, OPTIONS".to_owned(),
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "content-type, accept".to_owned(),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+/// Serves `stub` on 127.0.0.1 as `/oauth2/default`; returns the issuer.
+async fn serve_code_issuer(stub: CodeIssuer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let issuer = format!("http://{addr}/oauth2/default");
+    let mut discovery = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/v1/authorize"),
+        "jwks_uri": format!("{issuer}/v1/keys"),
+        "end_session_endpoint": format!("{issuer}/v1/logout"),
+        "response_types_supported": ["code", "id_token", "id_token token"],
+        "response_modes_supported": ["query", "fragment"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "code_challenge_methods_supported": ["S256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    if stub.token_endpoint {
+        discovery["token_endpoint"] = json!(format!("{issuer}/v1/token"));
+    }
+    if stub.revocation_endpoint {
+        discovery["revocation_endpoint"] = json!(format!("{issuer}/v1/revoke"));
+    }
+    let (authorize_stub, token_stub) = (stub.clone(), stub);
+    let app = Router::new()
+        .route(
+            "/oauth2/default/.well-known/openid-configuration",
+            get(move || async move { Json(discovery) }),
+        )
+        .route(
+            "/oauth2/default/v1/keys",
+            get(|| async { Json(json!({"keys": [rsa_jwk("k1")]})) }),
+        )
+        .route(
+            "/oauth2/default/v1/authorize",
+            get(
+                move |Query(query): Query<HashMap<String, String>>| async move {
+                    code_authorize(&authorize_stub, &query)
+                },
+            ),
+        )
+        .route(
+            "/oauth2/default/v1/token",
+            axum::routing::options(move |headers: axum::http::HeaderMap| async move {
+                token_preflight(&token_stub, &headers)
+            }),
+        );
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    issuer
+}
+
+/// The code flow's settings against `issuer`, with `extra` on top.
+fn code_flow(issuer: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        ("ISSUER", issuer),
+        ("CLIENT_ID", "my-spa"),
+        ("PUBLIC_ORIGIN", APP_ORIGIN),
+        ("RESPONSE_TYPE", "code"),
+        ("SCOPES", "openid profile email offline_access"),
+    ];
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.extend_from_slice(extra);
+    config(&vars)
+}
+
+#[tokio::test]
+async fn the_code_flow_passes_against_an_issuer_set_up_for_it() {
+    let issuer = serve_code_issuer(CodeIssuer::default()).await;
+    let run = run(&code_flow(&issuer, &[]), None).await;
+    assert_eq!(run.exit, 0, "{:#?}", run.lines);
+    run.line_starting("✓ the issuer supports RESPONSE_TYPE \"code\"");
+    run.line_starting("✓ the issuer supports RESPONSE_MODE query");
+    let token = run.line_starting(&format!("✓ token_endpoint {issuer}/v1/token"));
+    assert!(token.contains("exchanges the code"), "{token}");
+    run.line_starting(&format!(
+        "✓ revocation_endpoint {issuer}/v1/revoke: sign-out revokes the refresh token there"
+    ));
+    run.line_starting(&format!(
+        "✓ the token endpoint allows CORS from the app's origin {APP_ORIGIN} (a preflight for its POST was answered with Access-Control-Allow-Origin: {APP_ORIGIN})"
+    ));
+    let probe = run.line_starting(
+        "✓ the authorize endpoint accepts CLIENT_ID, REDIRECT_URI, RESPONSE_TYPE \"code\" with a PKCE S256 challenge, and SCOPES \"openid profile email offline_access\"",
+    );
+    assert!(
+        probe.ends_with("(a prompt=none request came back with login_required, in the query as RESPONSE_MODE says)"),
+        "{probe}"
+    );
+    run.line_starting("✓ the authorize endpoint accepts offline_access for CLIENT_ID");
+    // In this order: discovery, the code flow's endpoints, keys, CORS,
+    // the probe, offline_access.
+    let at = |start: &str| run.lines.iter().position(|l| l.starts_with(start)).unwrap();
+    let order = [
+        "✓ the issuer signs ID tokens",
+        "✓ token_endpoint",
+        "✓ revocation_endpoint",
+        "✓ the JWKS at",
+        "✓ the token endpoint allows CORS",
+        "✓ the authorize endpoint accepts CLIENT_ID",
+        "✓ the authorize endpoint accepts offline_access",
+    ];
+    for pair in order.windows(2) {
+        assert!(at(pair[0]) < at(pair[1]), "{pair:?}: {:#?}", run.lines);
+    }
+
+    let run = self::run(&code_flow(&issuer, &[("RESPONSE_MODE", "fragment")]), None).await;
+    assert_eq!(run.exit, 0, "{:#?}", run.lines);
+    run.line_starting("✓ the issuer supports RESPONSE_MODE fragment");
+    let probe = run.line_starting("✓ the authorize endpoint accepts CLIENT_ID");
+    assert!(
+        probe.contains("in the fragment as RESPONSE_MODE says"),
+        "{probe}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_does_not_allow_the_app_origin() {
+    let issuer = serve_code_issuer(CodeIssuer {
+        trusted_origins: vec!["http://other.test"],
+        ..CodeIssuer::default()
+    })
+    .await;
+    let run = run(&code_flow(&issuer, &[]), None).await;
+    run.assert_one_failure(&[
+        &format!("the token endpoint does not allow the app's origin {APP_ORIGIN}"),
+        "got HTTP 403 without Access-Control-Allow-Origin",
+        &format!("add {APP_ORIGIN} (PUBLIC_ORIGIN) to the issuer's Trusted Origins with CORS"),
+    ]);
+}
+
+#[tokio::test]
+async fn offline_access_the_client_may_not_have() {
+    for refusal in ["invalid_scope", "access_denied"] {
+        let issuer = serve_code_issuer(CodeIssuer {
+            offline_access_refused_with: Some(refusal),
+            ..CodeIssuer::default()
+        })
+        .await;
+        let run = run(&code_flow(&issuer, &[]), None).await;
+        run.assert_one_failure(&[
+            &format!("the authorization server refuses offline_access for CLIENT_ID: {refusal} (The client may not have offline_access.)"),
+            "(the same request without offline_access is accepted)",
+            "enable the Refresh Token grant for the app",
+            "allow offline_access in the access policy rule",
+        ]);
+        // The rest of the request is accepted, and said so.
+        run.line_starting("✓ the authorize endpoint accepts CLIENT_ID, REDIRECT_URI, RESPONSE_TYPE \"code\" with a PKCE S256 challenge, and SCOPES without offline_access (\"openid profile email\")");
+    }
+}
+
+#[tokio::test]
+async fn without_offline_access_sessions_depend_on_third_party_cookies() {
+    let issuer = serve_code_issuer(CodeIssuer::default()).await;
+    let run = run(
+        &code_flow(&issuer, &[("SCOPES", "openid profile email")]),
+        None,
+    )
+    .await;
+    assert_eq!(run.exit, 0, "{:#?}", run.lines);
+    let warning = run.line_starting("! SCOPES has no offline_access");
+    assert!(warning.contains("third-party cookie"), "{warning}");
+}
+
+#[tokio::test]
+async fn an_issuer_without_a_token_endpoint() {
+    let issuer = serve_code_issuer(CodeIssuer {
+        token_endpoint: false,
+        ..CodeIssuer::default()
+    })
+    .await;
+    let run = run(&code_flow(&issuer, &[]), None).await;
+    run.assert_one_failure(&[
+        "the discovery document has no token_endpoint, which RESPONSE_TYPE=code needs",
+        "set RESPONSE_TYPE back to \"id_token token\"",
+    ]);
+    run.line_starting("· the token endpoint's CORS cannot be checked");
+}
+
+#[tokio::test]
+async fn an_issuer_without_a_revocation_endpoint() {
+    let issuer = serve_code_issuer(CodeIssuer {
+        revocation_endpoint: false,
+        ..CodeIssuer::default()
+    })
+    .await;
+    let run = run(&code_flow(&issuer, &[]), None).await;
+    assert_eq!(run.exit, 0, "a warning does not fail: {:#?}", run.lines);
+    run.line_starting(
+        "! the issuer has no revocation_endpoint: sign-out cannot revoke refresh tokens",
+    );
+}
+
+#[tokio::test]
+async fn an_issuer_that_ignores_response_mode() {
+    let issuer = serve_code_issuer(CodeIssuer {
+        ignores_response_mode: true,
+        ..CodeIssuer::default()
+    })
+    .await;
+    let run = run(&code_flow(&issuer, &[("RESPONSE_MODE", "fragment")]), None).await;
+    run.assert_one_failure(&[
+        "answered in the query, but RESPONSE_MODE is fragment",
+        "the app reads the answer in the fragment only",
+    ]);
+}
+
+#[tokio::test]
+async fn the_code_flow_against_the_dev_server() {
+    // The dev server's endpoints for the code flow are checked line by
+    // line whatever it offers of the flow so far; its revocation endpoint
+    // and the fragment response mode are there already.
+    let run = run(
+        &against_idp(&[
+            ("RESPONSE_TYPE", "code"),
+            ("RESPONSE_MODE", "fragment"),
+            ("SCOPES", "openid profile email"),
+        ]),
+        None,
+    )
+    .await;
+    run.line_starting(&format!("✓ revocation_endpoint {}/v1/revoke", idp().issuer));
+    run.line_starting("✓ the issuer supports RESPONSE_MODE fragment");
+    run.line_starting("! SCOPES has no offline_access");
+    for start in [
+        "✓ token_endpoint",
+        "✗ the discovery document has no token_endpoint",
+    ] {
+        if run.lines.iter().any(|l| l.starts_with(start)) {
+            return;
+        }
+    }
+    panic!("no token_endpoint line: {:#?}", run.lines);
+}
+
 // ----------------------------------------------------- the real binary
 
 fn doctor_command() -> Command {
