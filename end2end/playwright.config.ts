@@ -18,6 +18,7 @@ import type { AppOptions } from './tests/fixtures';
 // | rt-code-fragment               | 3050 | localhost:3150 | `RESPONSE_TYPE=code`, `RESPONSE_MODE=fragment`, no refresh token (iframe renewal) |
 // | third-party-code               | 3060 | 127.0.0.1:3160 | the issuer on another site, third-party cookies blocked; `code` + `offline_access` |
 // | third-party-implicit           | 3070 | 127.0.0.1:3170 | the same with `id_token token` |
+// | third-party-implicit-allowed   | 3070 | 127.0.0.1:3170 | the same, third-party cookies allowed (the control) |
 //
 // APP_URL runs the default project against a server you started yourself
 // (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
@@ -85,25 +86,14 @@ const chromium = {
   },
 };
 
-function project(name: string, server: Server, options: Partial<AppOptions>, match: RegExp, browser = chromium) {
+function project(name: string, server: Server, options: Partial<AppOptions>, match: RegExp) {
   const baseURL = server === servers.default ? defaultURL : appURL(server.port);
   return {
     name,
     testMatch: match,
-    use: { ...browser, baseURL, idp: server === servers.default && process.env.IDP_URL ? process.env.IDP_URL : idpURL(server), ...options },
+    use: { ...chromium, baseURL, idp: server === servers.default && process.env.IDP_URL ? process.env.IDP_URL : idpURL(server), ...options },
   };
 }
-
-// Chromium as a browser that blocks third-party cookies (Safari, Firefox's
-// Enhanced Tracking Protection, Brave, and Chrome with the setting on):
-// `--test-third-party-cookie-phaseout` turns on Chrome's own blocking.
-const chromiumWithoutThirdPartyCookies = {
-  ...chromium,
-  launchOptions: {
-    ...chromium.launchOptions,
-    args: [...chromium.launchOptions.args, '--test-third-party-cookie-phaseout'],
-  },
-};
 
 const perResponseType = /response-types\.spec\.ts/;
 export default defineConfig<AppOptions>({
@@ -134,10 +124,11 @@ export default defineConfig<AppOptions>({
     project('rt-code', servers.code, { responseType: 'code', refreshTokens: true }, perResponseType),
     project('rt-code-fragment', servers.codeFragment, { responseType: 'code' }, perResponseType),
     project('code', servers.code, { responseType: 'code', refreshTokens: true }, /(sessions|code)\.spec\.ts/),
-    project('third-party-code', servers.thirdPartyCode, { responseType: 'code', refreshTokens: true },
-      /third-party\.spec\.ts/, chromiumWithoutThirdPartyCookies),
-    project('third-party-implicit', servers.thirdPartyImplicit, {}, /third-party\.spec\.ts/,
-      chromiumWithoutThirdPartyCookies),
+    project('third-party-code', servers.thirdPartyCode,
+      { responseType: 'code', refreshTokens: true, thirdPartyCookies: 'blocked' }, /third-party\.spec\.ts/),
+    project('third-party-implicit', servers.thirdPartyImplicit, { thirdPartyCookies: 'blocked' }, /third-party\.spec\.ts/),
+    project('third-party-implicit-allowed', servers.thirdPartyImplicit, { thirdPartyCookies: 'allowed' },
+      /third-party\.spec\.ts/),
   ],
   webServer: process.env.APP_URL
     ? undefined

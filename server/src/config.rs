@@ -787,7 +787,10 @@ mod tests {
             failing_var(&[("ISSUER", "https://dev-1.okta.com/oauth2/default")]),
             "CLIENT_ID"
         );
-        assert_eq!(failing_var(&[("RESPONSE_TYPE", "code")]), "RESPONSE_TYPE");
+        assert_eq!(
+            failing_var(&[("RESPONSE_TYPE", "code token")]),
+            "RESPONSE_TYPE"
+        );
         assert_eq!(failing_var(&[("SCOPES", "profile email")]), "SCOPES");
         assert_eq!(failing_var(&[("SCOPES", "openid \"x\"")]), "SCOPES");
         assert_eq!(
@@ -845,7 +848,7 @@ mod tests {
 
     #[test]
     fn the_error_is_one_line_naming_the_variable() {
-        let err = config(&[("RESPONSE_TYPE", "code")])
+        let err = config(&[("RESPONSE_TYPE", "code id_token")])
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("RESPONSE_TYPE is not valid"), "{err}");

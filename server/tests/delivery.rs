@@ -201,7 +201,9 @@ async fn only_the_callback_may_be_framed_and_only_by_the_app() {
     assert_eq!(header(&headers, header::CACHE_CONTROL), "no-store");
     assert!(header(&headers, header::VARY).contains("sec-fetch-dest"));
     let page = String::from_utf8(body).unwrap();
-    assert!(page.contains("parent.postMessage('okta-implicit.silent-callback'+h,location.origin)"));
+    // It hands over the query (a code) and the fragment (tokens) alike.
+    assert!(page.contains("var a=location.search+location.hash"));
+    assert!(page.contains("parent.postMessage('okta-implicit.silent-callback'+a,location.origin)"));
     assert!(!page.contains("/pkg/"), "the small page loads no app code");
 
     // The callback as a top-level page: the app, frameable by the app only.

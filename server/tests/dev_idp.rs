@@ -394,7 +394,9 @@ async fn id_token_token_gives_both_tokens_with_okta_claims() {
     let session = reply
         .set_cookie("dev_idp_session_")
         .expect("session cookie");
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+    // As Okta's: sent with a hidden iframe's request from another site,
+    // unless the browser blocks third-party cookies.
+    for attribute in ["HttpOnly", "SameSite=None", "Secure", "Path=/"] {
         assert!(session.contains(attribute), "{session}");
     }
     let id_len = session

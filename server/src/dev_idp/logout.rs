@@ -94,7 +94,11 @@ pub async fn logout(
         // should it not be, the person still learns they are signed out.
         Some(Err(_)) | None => html::signed_out_page(),
     };
-    let clear = session::clear_cookie(&state.inner.session_cookie, "Lax", "/");
+    let clear = session::clear_cookie(
+        &state.inner.session_cookie,
+        state.inner.session_same_site,
+        "/",
+    );
     if let Ok(value) = HeaderValue::from_str(&clear) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

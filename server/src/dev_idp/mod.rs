@@ -282,6 +282,9 @@ struct Inner {
     /// servers on one host must not read each other's cookies.
     session_cookie: String,
     binding_cookie: String,
+    /// The session cookie's `SameSite` (and `Secure`), as Okta's: see
+    /// [`session::session_same_site`].
+    session_same_site: &'static str,
     stats: DevIdpStats,
 }
 
@@ -316,6 +319,7 @@ impl DevIdpState {
                 enable_control,
                 session_cookie: format!("dev_idp_session_{port}"),
                 binding_cookie: format!("dev_idp_signin_{port}"),
+                session_same_site: session::session_same_site(&url),
                 stats: DevIdpStats::default(),
                 config,
             }),

@@ -133,9 +133,29 @@ pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
-/// `Set-Cookie` for a cookie that holds a random id. No `Secure`: this
-/// server speaks plain HTTP on loopback. No `Max-Age`: it dies with the
-/// browser, and the server side expires it anyway.
+/// The session cookie's `SameSite` attribute (with `Secure` where it can
+/// have it), as Okta sets its own: `None; Secure`, so it goes with the
+/// hidden renewal iframe's request even when the app is another site than
+/// the issuer, unless the browser blocks third-party cookies; that is the
+/// behaviour the app must live with against a real org. Browsers take a
+/// `Secure` cookie over plain http only from loopback, so a server reached
+/// over http elsewhere (`DEV_IDP=1`) keeps `Lax`.
+pub fn session_same_site(origin: &url::Url) -> &'static str {
+    let loopback = match origin.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if origin.scheme() == "https" || loopback {
+        "None; Secure"
+    } else {
+        "Lax"
+    }
+}
+
+/// `Set-Cookie` for a cookie that holds a random id. No `Max-Age`: it dies
+/// with the browser, and the server side expires it anyway.
 pub fn set_cookie(name: &str, value: &str, same_site: &str, path: &str) -> String {
     format!("{name}={value}; HttpOnly; SameSite={same_site}; Path={path}")
 }
@@ -148,6 +168,20 @@ pub fn clear_cookie(name: &str, same_site: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_session_cookie_is_cross_site_like_oktas_where_browsers_allow_it() {
+        let same_site = |origin: &str| session_same_site(&url::Url::parse(origin).unwrap());
+        assert_eq!(same_site("http://localhost:3100/"), "None; Secure");
+        assert_eq!(same_site("http://127.0.0.1:3160/"), "None; Secure");
+        assert_eq!(same_site("http://[::1]:3100/"), "None; Secure");
+        assert_eq!(same_site("https://idp.example/"), "None; Secure");
+        assert_eq!(same_site("http://192.168.1.5:3100/"), "Lax");
+        assert_eq!(
+            set_cookie("sid", "abc", "None; Secure", "/"),
+            "sid=abc; HttpOnly; SameSite=None; Secure; Path=/"
+        );
+    }
 
     #[test]
     fn ids_are_random_and_well_formed() {

@@ -214,7 +214,12 @@ pub async fn submit(State(state): State<DevIdpState>, headers: HeaderMap, body: 
             state.record(DevIdpEvent::SignedIn);
             tracing::info!(login = %session.login, "signed in");
             let mut response = answer_request(&state, &request, &session_id, &session);
-            let cookie = session::set_cookie(&state.inner.session_cookie, &session_id, "Lax", "/");
+            let cookie = session::set_cookie(
+                &state.inner.session_cookie,
+                &session_id,
+                state.inner.session_same_site,
+                "/",
+            );
             append_cookie(&mut response, &cookie);
             response
         }
