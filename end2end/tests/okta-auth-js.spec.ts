@@ -7,8 +7,8 @@ import { users, submitLogin } from './helpers';
 // Okta's own browser SDK, @okta/okta-auth-js (the version end2end/package.json
 // pins), against the embedded authorization server, used as its README says:
 // a plain page, the SDK's browser build from its package's dist/, the
-// issuer, the client and a redirect URI, and the implicit flow (the code
-// flow is not there yet). The page is served by the test itself on
+// issuer, the client and a redirect URI, once with the implicit flow and
+// once with the authorization code flow (PKCE, refresh tokens). The page is served by the test itself on
 // http://localhost:3999, an origin nothing listens on: every request to it
 // is answered here. end2end/dev-idp.json registers it for the app's client,
 // which makes it a trusted CORS origin of the authorization server. The
@@ -30,15 +30,15 @@ const SDK_BUNDLE = path.join(SDK_PACKAGE, 'dist', 'okta-auth-js.min.js');
 const user = users.bob;
 const USER_ID = '00ubobdev00000000002';
 
+type Flow = 'implicit' | 'code';
+
 /** The test page: the SDK, and an `OktaAuth` for `issuer` in `window.authClient`. */
-function testPage(issuer: string): string {
-  const config = {
-    issuer,
-    clientId: CLIENT_ID,
-    redirectUri: REDIRECT_URI,
-    responseType: ['id_token', 'token'],
-    pkce: false,
-  };
+function testPage(issuer: string, flow: Flow): string {
+  const config = flow === 'implicit'
+    ? { issuer, clientId: CLIENT_ID, redirectUri: REDIRECT_URI, responseType: ['id_token', 'token'], pkce: false }
+    // The SDK's defaults for a SPA: code with PKCE; offline_access for a
+    // refresh token, which its token manager then renews with.
+    : { issuer, clientId: CLIENT_ID, redirectUri: REDIRECT_URI, scopes: ['openid', 'email', 'offline_access'] };
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>okta-auth-js</title>
 <script src="/okta-auth-js.min.js"></script>
@@ -51,14 +51,14 @@ function testPage(issuer: string): string {
  * the authorization server's redirects to SDK_ORIGIN into navigations (see
  * the top of the file). Returns the redirects it turned, in order.
  */
-async function serveTestPage(context: BrowserContext, issuer: string): Promise<URL[]> {
+async function serveTestPage(context: BrowserContext, issuer: string, flow: Flow = 'implicit'): Promise<URL[]> {
   const bundle = fs.readFileSync(SDK_BUNDLE);
   await context.route(`${SDK_ORIGIN}/**`, (route) => {
     const { pathname } = new URL(route.request().url());
     if (pathname === '/okta-auth-js.min.js') {
       return route.fulfill({ status: 200, contentType: 'application/javascript', body: bundle });
     }
-    return route.fulfill({ status: 200, contentType: 'text/html', body: testPage(issuer) });
+    return route.fulfill({ status: 200, contentType: 'text/html', body: testPage(issuer, flow) });
   });
   const redirects: URL[] = [];
   const redirectsToTestPage = (url: URL) =>
@@ -283,6 +283,117 @@ test.describe('okta-auth-js against the embedded authorization server', () => {
 
     // The session at the issuer is gone: a silent renewal hears
     // login_required.
+    const failure = await page.evaluate(async () => {
+      try {
+        await window.authClient.token.getWithoutPrompt();
+        return null;
+      } catch (e) {
+        const err = e as { name: string; errorCode: string };
+        return { name: err.name, errorCode: err.errorCode };
+      }
+    });
+    expect(failure).toEqual({ name: 'OAuthError', errorCode: 'login_required' });
+    expect(errors).toEqual([]);
+  });
+});
+
+test.describe('okta-auth-js with the authorization code flow, PKCE and refresh tokens', () => {
+  let context: BrowserContext;
+  let page: Page;
+  let errors: string[];
+  let redirects: URL[];
+  /** Every POST to the token endpoint, with its form. */
+  let tokenRequests: URLSearchParams[];
+  let signedIn: { accessToken: string; refreshToken: string };
+
+  test.beforeAll(async ({ browser }) => {
+    context = await browser.newContext();
+    await context.grantPermissions(['local-network-access'], { origin: SDK_ORIGIN });
+    page = await context.newPage();
+    errors = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    tokenRequests = [];
+    context.on('request', (r) => {
+      if (new URL(r.url()).pathname.endsWith('/v1/token') && r.method() === 'POST') {
+        tokenRequests.push(new URLSearchParams(r.postData() ?? ''));
+      }
+    });
+  });
+
+  test.afterAll(async () => {
+    await context.close();
+  });
+
+  test('signs in with getWithRedirect() and parseFromUrl(): the code, with its verifier, exchanged at /v1/token', async ({ idp, request, baseURL }) => {
+    redirects = await serveTestPage(context, idp, 'code');
+    await page.goto(`${SDK_ORIGIN}/`);
+    await expect(page.locator('#ready')).toHaveText('ready');
+    const authorize = page.waitForRequest((r) => new URL(r.url()).pathname.endsWith('/v1/authorize'));
+    await page.evaluate(() => { void window.authClient.token.getWithRedirect(); });
+    const authorizeUrl = new URL((await authorize).url());
+    expect(authorizeUrl.searchParams.get('response_type')).toBe('code');
+    expect(authorizeUrl.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorizeUrl.searchParams.get('code_challenge')).toMatch(/^[\w-]{43}$/);
+    await submitLogin(page, user);
+    await onTestPage(page, '/callback');
+    expect(redirects[0].searchParams.get('code')).toBeTruthy();
+
+    const result = await page.evaluate(async () => {
+      const { tokens } = await window.authClient.token.parseFromUrl();
+      window.authClient.tokenManager.setTokens(tokens);
+      return {
+        sub: tokens.idToken.claims.sub,
+        accessToken: tokens.accessToken.accessToken,
+        refreshToken: tokens.refreshToken?.refreshToken,
+        scopes: tokens.accessToken.scopes,
+      };
+    });
+    expect(result.sub).toBe(USER_ID);
+    expect(result.refreshToken).toBeTruthy();
+    expect(result.scopes).toEqual(['openid', 'email', 'offline_access']);
+    // One exchange, with the verifier whose S256 the authorize request sent.
+    expect(tokenRequests).toHaveLength(1);
+    const exchange = tokenRequests[0];
+    expect(exchange.get('grant_type')).toBe('authorization_code');
+    expect(exchange.get('code')).toBe(redirects[0].searchParams.get('code'));
+    const verifier = exchange.get('code_verifier')!;
+    const crypto = await import('node:crypto');
+    expect(crypto.createHash('sha256').update(verifier).digest('base64url'))
+      .toBe(authorizeUrl.searchParams.get('code_challenge'));
+
+    // The app's API takes the SDK's access token.
+    const res = await whoami(request, baseURL!, result.accessToken);
+    expect(res.status(), await res.text()).toBe(200);
+    expect((await res.json()).sub).toBe(user.login);
+    signedIn = { accessToken: result.accessToken, refreshToken: result.refreshToken };
+  });
+
+  test('tokenManager.renew() renews with the refresh token, which rotates', async ({ request, baseURL }) => {
+    const before = tokenRequests.length;
+    const renewed = await page.evaluate(async () => {
+      await window.authClient.tokenManager.renew('accessToken');
+      const tokens = await window.authClient.tokenManager.getTokens();
+      return { accessToken: tokens.accessToken.accessToken, refreshToken: tokens.refreshToken.refreshToken };
+    });
+    const refreshes = tokenRequests.slice(before);
+    expect(refreshes.map((f) => f.get('grant_type'))).toEqual(['refresh_token']);
+    expect(refreshes[0].get('refresh_token')).toBe(signedIn.refreshToken);
+    expect(renewed.accessToken).not.toBe(signedIn.accessToken);
+    expect(renewed.refreshToken).not.toBe(signedIn.refreshToken);
+    expect((await whoami(request, baseURL!, renewed.accessToken)).status()).toBe(200);
+    signedIn = renewed;
+  });
+
+  test('signOut() revokes the tokens and ends the session at the issuer', async ({ idp, request }) => {
+    const revoked: URLSearchParams[] = [];
+    page.on('request', (r) => {
+      if (r.url() === `${idp}/v1/revoke` && r.method() === 'POST') revoked.push(new URLSearchParams(r.postData() ?? ''));
+    });
+    await page.evaluate(() => { void window.authClient.signOut(); });
+    await onTestPage(page, '/');
+    expect(revoked.map((f) => f.get('token_type_hint')).sort()).toEqual(['access_token', 'refresh_token']);
+    expect(await introspect(request, idp, signedIn.refreshToken)).toEqual({ active: false });
+    expect(await introspect(request, idp, signedIn.accessToken)).toEqual({ active: false });
     const failure = await page.evaluate(async () => {
       try {
         await window.authClient.token.getWithoutPrompt();
