@@ -14,7 +14,7 @@ import type { AppOptions } from './tests/fixtures';
 // | rt-token                       | 3010 | localhost:3110 | `RESPONSE_TYPE=token` |
 // | rt-id_token                    | 3020 | localhost:3120 | `RESPONSE_TYPE=id_token` |
 // | memory                         | 3030 | localhost:3130 | `TOKEN_STORAGE=memory` |
-// | code, rt-code                  | 3040 | localhost:3140 | `RESPONSE_TYPE=code`, `offline_access` (refresh tokens) |
+// | code, rt-code                  | 3040 | localhost:3140 | `RESPONSE_TYPE=code`, `offline_access` (refresh tokens); `code` runs the sessions, code-flow and timing specs |
 // | rt-code-fragment               | 3050 | localhost:3150 | `RESPONSE_TYPE=code`, `RESPONSE_MODE=fragment`, no refresh token (iframe renewal) |
 // | third-party-code               | 3060 | 127.0.0.1:3160 | the issuer on another site, third-party cookies blocked; `code` + `offline_access` |
 // | third-party-implicit           | 3070 | 127.0.0.1:3170 | the same with `id_token token` |
@@ -123,7 +123,7 @@ export default defineConfig<AppOptions>({
     project('memory', servers.memory, { tokenStorage: 'memory' }, /memory\.spec\.ts/),
     project('rt-code', servers.code, { responseType: 'code', refreshTokens: true }, perResponseType),
     project('rt-code-fragment', servers.codeFragment, { responseType: 'code' }, perResponseType),
-    project('code', servers.code, { responseType: 'code', refreshTokens: true }, /(sessions|code)\.spec\.ts/),
+    project('code', servers.code, { responseType: 'code', refreshTokens: true }, /(sessions|code|timing)\.spec\.ts/),
     project('third-party-code', servers.thirdPartyCode,
       { responseType: 'code', refreshTokens: true, thirdPartyCookies: 'blocked' }, /third-party\.spec\.ts/),
     project('third-party-implicit', servers.thirdPartyImplicit, { thirdPartyCookies: 'blocked' }, /third-party\.spec\.ts/),

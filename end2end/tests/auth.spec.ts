@@ -234,8 +234,8 @@ test('the tokens leave the address bar and history while the page is parsed, eve
   const urls = await historyUrls(context, page);
   expect(urls.some((u) => u.includes('/login/callback'))).toBe(true);
   for (const url of urls) expect(url).not.toMatch(TOKEN_IN_URL);
-  // The fragment is kept for the wasm in the page's memory only.
-  const kept = await page.evaluate(() => (window as unknown as Record<string, string>).__oktaCallbackFragment);
+  // The answer is kept for the wasm in the page's memory only.
+  const kept = await page.evaluate(() => (window as unknown as Record<string, string>).__oktaCallbackAnswer);
   expect(kept).toMatch(/access_token=/);
   expect(await storedSession(page)).toBeNull();
 });
