@@ -39,12 +39,7 @@ thread_local! {
     static SIGNED_OUT_AT: Cell<Option<i64>> = const { Cell::new(None) };
 }
 
-pub use super::current::now;
-
-/// Milliseconds on the browser's clock.
-pub fn now_ms() -> i64 {
-    js_sys::Date::now() as i64
-}
+pub use super::clock::{now, now_ms};
 
 /// A User Timing mark (`performance.mark`): the steps of a sign-in show
 /// in the browser's performance panel, and `end2end/tests/timing.spec.ts`
@@ -269,7 +264,7 @@ pub async fn sign_out_at_issuer(
         use futures::future::{select, Either};
         let (platform, form) = (BrowserPlatform, code::revocation_form(cfg, token));
         let revoke = Box::pin(platform.post_form(endpoint, &form));
-        let timeout = Box::pin(super::tabs::sleep(REVOKE_TIMEOUT_MS));
+        let timeout = Box::pin(super::clock::sleep(REVOKE_TIMEOUT_MS));
         let outcome = match select(revoke, timeout).await {
             Either::Left((Ok((200, _)), _)) => None,
             Either::Left((Ok((status, _)), _)) => {

@@ -4,16 +4,12 @@
 //! that the client, which the server functions name, does not depend on
 //! the rest of the browser glue.
 
+use super::clock::now;
 use super::session::Session;
 use std::cell::RefCell;
 
 thread_local! {
     static CURRENT: RefCell<Option<Session>> = const { RefCell::new(None) };
-}
-
-/// Unix seconds on the browser's clock.
-pub fn now() -> i64 {
-    (js_sys::Date::now() / 1000.0) as i64
 }
 
 /// The session the tab holds (expired or not).

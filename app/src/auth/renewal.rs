@@ -2,7 +2,7 @@
 //! when it cannot. The renewal itself (a hidden `prompt=none` iframe, one
 //! tab at a time) is in `state.rs`, `silent.rs` and `tabs.rs`; its answer
 //! goes through the same checks as a first sign-in
-//! ([`super::callback::complete_renewal`]).
+//! ([`super::flow::complete_renewal`]).
 
 /// What the callback page in the renewal iframe puts before the fragment
 /// it hands to the app's window (the server's iframe-only page,

@@ -9,11 +9,11 @@
 
 use super::browser::{new_pending, BrowserPlatform};
 use super::callback::CallbackError;
+use super::clock::sleep;
 use super::config::PublicAuthConfig;
 use super::flow::Flow;
 use super::renewal::{SILENT_MESSAGE_PREFIX as MESSAGE_PREFIX, SILENT_TIMEOUT_MS};
 use super::request::{PendingSignIn, Prompt};
-use super::tabs::sleep;
 use futures::future::{select, Either};
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -310,7 +310,7 @@ mod browser_side {
     use super::super::renewal::{self, retry_delay};
     use super::super::session::{KeptSession, Session};
     use super::super::tabs::{self, renew_lock, TabMessage};
-    use super::super::{browser, silent};
+    use super::super::{browser, clock, silent};
     use super::Auth;
     use leptos::prelude::*;
 
@@ -461,7 +461,7 @@ mod browser_side {
                 tabs::post(&TabMessage::Ask);
                 let step = 50;
                 for _ in 0..renewal::ASK_TABS_MS / step {
-                    tabs::sleep(step).await;
+                    clock::sleep(step).await;
                     if auth.session.with_untracked(Option::is_some) {
                         return;
                     }
@@ -571,7 +571,7 @@ mod browser_side {
                 stop_renewing(auth, &due, renewal::ENDED_UNRENEWED);
                 return;
             }
-            tabs::sleep((delay * 1000) as u32).await;
+            clock::sleep((delay * 1000) as u32).await;
         }
     }
 
@@ -595,7 +595,7 @@ mod browser_side {
         match result {
             Ok(session) => {
                 if adopt_renewed(auth, &due, session).await {
-                    tabs::sleep(renewal::HANDOVER_MS).await;
+                    clock::sleep(renewal::HANDOVER_MS).await;
                 }
                 Try::Done
             }
@@ -671,7 +671,7 @@ mod browser_side {
                     Ok(session) => {
                         if adopt_renewed(auth, &due, session).await {
                             let _ = done.send(true);
-                            tabs::sleep(renewal::HANDOVER_MS).await;
+                            clock::sleep(renewal::HANDOVER_MS).await;
                         } else {
                             let _ = done.send(moved_on());
                         }
@@ -763,7 +763,7 @@ mod browser_side {
                     && newest.refresh_hash != mine =>
             {
                 for _ in 0..HANDOVER_WAIT_MS / 50 {
-                    tabs::sleep(50).await;
+                    clock::sleep(50).await;
                     if !auth.holds(current) {
                         // The caller sees the tab has moved on and drops this.
                         return Err(CallbackError::Browser("another tab renewed the session".into()));

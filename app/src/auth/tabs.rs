@@ -139,14 +139,3 @@ pub async fn with_lock<T: 'static>(
     drop(done);
     result.await.ok()
 }
-
-/// Waits `ms` milliseconds.
-pub async fn sleep(ms: u32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(window) = web_sys::window() {
-            let _ =
-                window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms as i32);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
