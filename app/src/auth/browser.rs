@@ -5,7 +5,7 @@
 //! revocation endpoints. Kept thin; the decisions are made in the plain
 //! modules beside it.
 
-use super::callback::{CallbackError, Platform};
+use super::callback::{CallbackError, HttpAnswer, Platform};
 use super::config::{issuer_key, PublicAuthConfig, PublicJwk, TokenStorage};
 use super::current;
 use super::flow::{code, Flow};
@@ -263,12 +263,12 @@ pub async fn sign_out_at_issuer(
     if let (Some(token), Some(endpoint)) = (refresh_token, cfg.revocation_endpoint.as_deref()) {
         use futures::future::{select, Either};
         let (platform, form) = (BrowserPlatform, code::revocation_form(cfg, token));
-        let revoke = Box::pin(platform.post_form(endpoint, &form));
+        let revoke = Box::pin(platform.post_form(endpoint, &form, None));
         let timeout = Box::pin(super::clock::sleep(REVOKE_TIMEOUT_MS));
         let outcome = match select(revoke, timeout).await {
-            Either::Left((Ok((200, _)), _)) => None,
-            Either::Left((Ok((status, _)), _)) => {
-                Some(format!("the issuer answered HTTP {status}"))
+            Either::Left((Ok(answer), _)) if answer.status == 200 => None,
+            Either::Left((Ok(answer), _)) => {
+                Some(format!("the issuer answered HTTP {}", answer.status))
             }
             Either::Left((Err(err), _)) => Some(err.to_string()),
             Either::Right(_) => Some("the issuer did not answer in time".to_string()),
@@ -396,7 +396,12 @@ impl Platform for BrowserPlatform {
             .map_err(|err| CallbackError::Subject(err.to_string()))
     }
 
-    async fn post_form(&self, url: &str, form: &str) -> Result<(u16, String), CallbackError> {
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &str,
+        dpop_proof: Option<&str>,
+    ) -> Result<HttpAnswer, CallbackError> {
         let unusable = |what: &str| CallbackError::TokenEndpointUnusable(what.to_string());
         let init = web_sys::RequestInit::new();
         init.set_method("POST");
@@ -409,6 +414,10 @@ impl Platform for BrowserPlatform {
         headers
             .set("Content-Type", "application/x-www-form-urlencoded")
             .and_then(|()| headers.set("Accept", "application/json"))
+            .and_then(|()| match dpop_proof {
+                Some(proof) => headers.set("DPoP", proof),
+                None => Ok(()),
+            })
             .map_err(|_| unusable("could not be asked"))?;
         init.set_headers(&headers);
         let request = web_sys::Request::new_with_str_and_init(url, &init)
@@ -425,7 +434,28 @@ impl Platform for BrowserPlatform {
             .ok()
             .and_then(|text| text.as_string())
             .ok_or_else(|| unusable("sent no answer"))?;
-        Ok((response.status(), body))
+        let dpop_nonce = response.headers().get("DPoP-Nonce").ok().flatten();
+        if let Some(nonce) = &dpop_nonce {
+            super::dpop::browser::remember_nonce(url, nonce);
+        }
+        Ok(HttpAnswer {
+            status: response.status(),
+            body,
+            dpop_nonce,
+        })
+    }
+
+    async fn dpop_proof(
+        &self,
+        jkt: Option<&str>,
+        htm: &str,
+        htu: &str,
+        access_token: Option<&str>,
+    ) -> Result<(String, String), CallbackError> {
+        let nonce = super::dpop::browser::nonce_for(htu);
+        super::dpop::browser::proof(jkt, htm, htu, access_token, nonce.as_deref())
+            .await
+            .map_err(CallbackError::Dpop)
     }
 }
 

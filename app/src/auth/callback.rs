@@ -68,6 +68,12 @@ pub enum CallbackError {
     /// than RFC 6749 describes.
     #[error("the issuer's token endpoint {0}")]
     TokenEndpointUnusable(String),
+    /// With DPoP: the access token is not bound to this browser's key.
+    #[error("the access token is not bound to this browser's DPoP key (cnf.jkt); check that the app at Okta requires DPoP")]
+    DpopBinding,
+    /// With DPoP: the browser could not make a proof.
+    #[error("this browser cannot prove its DPoP key: {0}")]
+    Dpop(String),
 }
 
 impl CallbackError {
@@ -166,13 +172,36 @@ pub trait Platform {
     ) -> impl std::future::Future<Output = Result<String, CallbackError>>;
 
     /// `POST url` with the `application/x-www-form-urlencoded` body
-    /// `form`, from the browser (CORS, no credentials): the status and the
-    /// body of the answer.
+    /// `form`, from the browser (CORS, no credentials), with a `DPoP`
+    /// proof when there is one: the answer.
     fn post_form(
         &self,
         url: &str,
         form: &str,
-    ) -> impl std::future::Future<Output = Result<(u16, String), CallbackError>>;
+        dpop_proof: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<HttpAnswer, CallbackError>>;
+
+    /// A DPoP proof (RFC 9449) for `htm` `htu`, signed with the key `jkt`
+    /// names (a new key for a new session with `None`), for `access_token`
+    /// when there is one, with the server's latest nonce: the proof and
+    /// the key's thumbprint.
+    fn dpop_proof(
+        &self,
+        jkt: Option<&str>,
+        htm: &str,
+        htu: &str,
+        access_token: Option<&str>,
+    ) -> impl std::future::Future<Output = Result<(String, String), CallbackError>>;
+}
+
+/// What an HTTP answer brought: its status, its body, and the server's
+/// `DPoP-Nonce` when it sent one (the platform keeps it for the next proof
+/// to that server too).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
+    pub dpop_nonce: Option<String>,
 }
 
 /// The tokens an answer carries, whichever way they came: the implicit
@@ -187,6 +216,9 @@ pub struct Tokens {
     pub scope: Option<String>,
     pub id_token: Option<String>,
     pub refresh_token: Option<String>,
+    /// With DPoP: the thumbprint of the key the proof that got these
+    /// tokens was signed with, which they must be bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// A token endpoint's successful answer (RFC 6749 §5.1).
@@ -223,6 +255,7 @@ pub fn token_answer(status: u16, body: &str) -> Result<Tokens, CallbackError> {
             scope: answer.scope,
             id_token: answer.id_token,
             refresh_token: answer.refresh_token,
+            dpop_jkt: None,
         });
     }
     match serde_json::from_str::<TokenErrorResponse>(body) {
@@ -294,13 +327,16 @@ pub async fn check_tokens(
 ) -> Result<Session, CallbackError> {
     let now = now_ms.div_euclid(1000);
 
-    // The access token and its type.
+    // The access token and its type: Bearer, or with DPoP a token bound to
+    // the key the proof was signed with (RFC 9449 §5: a Bearer answer to a
+    // DPoP request is not kept).
     let access_token = if cfg.wants_access_token() {
         let token_type = tokens
             .token_type
             .as_deref()
             .ok_or(CallbackError::Missing("token_type"))?;
-        if !token_type.eq_ignore_ascii_case("bearer") {
+        let expected = if cfg.dpop { "dpop" } else { "bearer" };
+        if !token_type.eq_ignore_ascii_case(expected) {
             return Err(CallbackError::TokenType(printable(token_type)));
         }
         Some(
@@ -310,6 +346,21 @@ pub async fn check_tokens(
         )
     } else {
         None
+    };
+    let dpop_jkt = match (cfg.dpop, tokens.dpop_jkt) {
+        (false, _) => None,
+        (true, None) => return Err(CallbackError::Missing("DPoP key")),
+        (true, Some(jkt)) => {
+            let bound = access_token
+                .as_deref()
+                .and_then(access_token_claims)
+                .and_then(|c| c.cnf)
+                .and_then(|c| c.jkt);
+            if bound.as_deref() != Some(jkt.as_str()) {
+                return Err(CallbackError::DpopBinding);
+            }
+            Some(jkt)
+        }
     };
     let expires_in = match tokens.expires_in {
         Some(secs) if (0..=i64::from(u32::MAX)).contains(&secs) => Some(secs),
@@ -395,6 +446,7 @@ pub async fn check_tokens(
         access_token,
         id_token,
         refresh_token,
+        dpop_jkt,
         issued_at_ms: now_ms,
         expires_at,
         scopes: scopes

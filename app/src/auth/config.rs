@@ -34,6 +34,10 @@ pub struct PublicAuthConfig {
     pub renew_before_secs: i64,
     /// Where the tabs keep their tokens (`TOKEN_STORAGE`).
     pub token_storage: TokenStorage,
+    /// `DPOP=1`: the code flow's tokens are bound to a key the browser
+    /// cannot export (RFC 9449), and every call carries a proof.
+    #[serde(default)]
+    pub dpop: bool,
     /// The issuer's public keys as the server's JWKS cache holds them when
     /// it renders the page, so the callback checks the ID token's signature
     /// without asking the server first (it still asks for an unknown `kid`).

@@ -1,20 +1,30 @@
-//! The one record the tabs keep in IndexedDB: which refresh token is the
-//! newest (its SHA-256, never the token, and the issue time of its
-//! session). IndexedDB, unlike `localStorage`, is consistent across tabs
-//! at once: a transaction that has completed in one tab is seen by the
-//! next transaction of any other. The tab that refreshes writes the record
-//! before it lets go of the renewal lock, so the next tab to take the lock
-//! knows whether the refresh token it holds is still the newest, and never
-//! sends one that another tab has already used (the issuer would take that
-//! for a stolen token and revoke the whole family). See `state.rs`.
+//! What the tabs keep in IndexedDB, which, unlike `localStorage`, is
+//! consistent across tabs at once (a transaction that has completed in one
+//! tab is seen by the next transaction of any other) and keeps a
+//! `CryptoKey` as it is, by structured cloning:
+//!
+//! - `refresh`: which refresh token is the newest (its SHA-256, never the
+//!   token, with the person and the issue time of its session). The tab
+//!   that refreshes writes it before it lets go of the renewal lock, so the
+//!   next tab to take the lock knows whether the refresh token it holds is
+//!   still the newest, and never sends one that another tab has already
+//!   used (the issuer would take that for a stolen token and revoke the
+//!   whole family). See `state.rs`.
+//! - `dpop-keys`: the session's DPoP key pair, by its thumbprint, with a
+//!   private key the page cannot export (`dpop.rs`).
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-const STORE: &str = "refresh";
-const KEY: &str = "newest";
+/// The stores, created when the database is made or upgraded.
+pub const REFRESH: &str = "refresh";
+pub const DPOP_KEYS: &str = "dpop-keys";
+const STORES: [&str; 2] = [REFRESH, DPOP_KEYS];
+const VERSION: u32 = 2;
+
+const NEWEST: &str = "newest";
 
 /// The newest refresh token, as far as the tabs know.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,11 +40,7 @@ pub struct Newest {
 
 /// The record, if any.
 pub async fn newest() -> Result<Option<Newest>, JsValue> {
-    let db = open().await?;
-    let tx = db.transaction_with_str(STORE)?;
-    let request = tx.object_store(STORE)?.get(&KEY.into())?;
-    let value = settled(&request).await?;
-    db.close();
+    let value = get(REFRESH, NEWEST).await?;
     Ok(value
         .as_string()
         .and_then(|json| serde_json::from_str(&json).ok()))
@@ -43,22 +49,49 @@ pub async fn newest() -> Result<Option<Newest>, JsValue> {
 /// Writes the record (or removes it) and waits until the write is
 /// committed, so every tab sees it from then on.
 pub async fn set_newest(newest: Option<&Newest>) -> Result<(), JsValue> {
-    let db = open().await?;
-    let tx = db.transaction_with_str_and_mode(STORE, web_sys::IdbTransactionMode::Readwrite)?;
-    let store = tx.object_store(STORE)?;
     match newest {
         Some(newest) => {
             let json =
                 serde_json::to_string(newest).map_err(|e| JsValue::from_str(&e.to_string()))?;
-            store.put_with_key(&json.into(), &KEY.into())?;
+            put(REFRESH, NEWEST, &json.into()).await
         }
-        None => {
-            store.delete(&KEY.into())?;
-        }
+        None => delete(REFRESH, Some(NEWEST)).await,
     }
-    committed(&tx).await?;
+}
+
+/// The value under `key` in `store` (`undefined` when there is none).
+pub async fn get(store: &str, key: &str) -> Result<JsValue, JsValue> {
+    let db = open().await?;
+    let tx = db.transaction_with_str(store)?;
+    let request = tx.object_store(store)?.get(&key.into())?;
+    let value = settled(&request).await;
     db.close();
-    Ok(())
+    value
+}
+
+/// Puts `value` under `key` in `store`, committed when this returns.
+pub async fn put(store: &str, key: &str, value: &JsValue) -> Result<(), JsValue> {
+    let db = open().await?;
+    let tx = db.transaction_with_str_and_mode(store, web_sys::IdbTransactionMode::Readwrite)?;
+    tx.object_store(store)?.put_with_key(value, &key.into())?;
+    let done = committed(&tx).await;
+    db.close();
+    done
+}
+
+/// Deletes `key` from `store`, or everything in it with `None`; committed
+/// when this returns.
+pub async fn delete(store: &str, key: Option<&str>) -> Result<(), JsValue> {
+    let db = open().await?;
+    let tx = db.transaction_with_str_and_mode(store, web_sys::IdbTransactionMode::Readwrite)?;
+    let objects = tx.object_store(store)?;
+    match key {
+        Some(key) => objects.delete(&key.into())?,
+        None => objects.clear()?,
+    };
+    let done = committed(&tx).await;
+    db.close();
+    done
 }
 
 async fn open() -> Result<web_sys::IdbDatabase, JsValue> {
@@ -66,7 +99,7 @@ async fn open() -> Result<web_sys::IdbDatabase, JsValue> {
         .ok_or_else(|| JsValue::from_str("no window"))?
         .indexed_db()?
         .ok_or_else(|| JsValue::from_str("no IndexedDB"))?;
-    let request = factory.open_with_u32(&super::browser::key("db"), 1)?;
+    let request = factory.open_with_u32(&super::browser::key("db"), VERSION)?;
     let upgrade = {
         let request = request.clone();
         Closure::once(move |_: web_sys::Event| {
@@ -74,7 +107,12 @@ async fn open() -> Result<web_sys::IdbDatabase, JsValue> {
                 .result()
                 .and_then(|r| r.dyn_into::<web_sys::IdbDatabase>())
             {
-                let _ = db.create_object_store(STORE);
+                let existing = db.object_store_names();
+                for store in STORES {
+                    if !existing.contains(store) {
+                        let _ = db.create_object_store(store);
+                    }
+                }
             }
         })
     };

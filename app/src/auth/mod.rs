@@ -27,6 +27,7 @@
 pub mod callback;
 pub mod client;
 pub mod config;
+pub mod dpop;
 pub mod flow;
 pub mod fragment;
 pub mod id_token;

@@ -34,6 +34,9 @@ pub struct Session {
     /// With the code flow and `offline_access`: what renews the session,
     /// replaced by a new one at every use (rotation).
     pub refresh_token: Option<String>,
+    /// With DPoP: the thumbprint of the key the tokens are bound to (their
+    /// `cnf.jkt`), which names the key in IndexedDB.
+    pub dpop_jkt: Option<String>,
     /// When these tokens arrived, in milliseconds on the browser's clock:
     /// fine enough to order a sign-out and a sign-in in the same second.
     pub issued_at_ms: i64,
@@ -112,6 +115,7 @@ impl Session {
             access_token: self.access_token.clone(),
             id_token: self.id_token.clone(),
             refresh_token: self.refresh_token.clone(),
+            dpop_jkt: self.dpop_jkt.clone(),
             issued_at_ms: self.issued_at_ms,
             expires_at: self.expires_at,
             scopes: self.scopes.clone(),
@@ -131,6 +135,8 @@ pub struct KeptSession {
     pub id_token: Option<String>,
     #[serde(default)]
     pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     pub issued_at_ms: i64,
     pub expires_at: i64,
     pub scopes: Vec<String>,
@@ -151,6 +157,8 @@ pub enum KeptSessionError {
     OtherPerson,
     #[error("its tokens say nothing of when they expire")]
     NoExpiry,
+    #[error("its access token is not bound to the DPoP key it names")]
+    UnboundToken,
     #[error("it was issued before this browser signed out")]
     IssuedBeforeSignOut,
 }
@@ -223,7 +231,20 @@ impl KeptSession {
         if self.refresh_token.is_some() && !cfg.wants_refresh_token() {
             return Err(Unexpected("a refresh token"));
         }
-        if let Some(access) = self.access_token.as_deref().and_then(access_token_claims) {
+        let access = self.access_token.as_deref().and_then(access_token_claims);
+        // With DPoP the tokens are bound to the key the session names;
+        // without, no session may name one.
+        let bound = access
+            .as_ref()
+            .and_then(|a| a.cnf.as_ref())
+            .and_then(|c| c.jkt.as_deref());
+        match (cfg.dpop, self.dpop_jkt.as_deref()) {
+            (true, None) => return Err(Missing("DPoP key")),
+            (true, Some(jkt)) if bound != Some(jkt) => return Err(UnboundToken),
+            (false, Some(_)) => return Err(Unexpected("a DPoP key")),
+            _ => {}
+        }
+        if let Some(access) = access {
             // With no ID token, the session's person is the access token's.
             if claims.is_none() && access.sub.as_deref() != Some(self.sub.as_str()) {
                 return Err(OtherPerson);
@@ -243,6 +264,7 @@ impl KeptSession {
             access_token: self.access_token,
             id_token: self.id_token,
             refresh_token: self.refresh_token,
+            dpop_jkt: self.dpop_jkt,
             issued_at_ms: self.issued_at_ms,
             expires_at,
             scopes: self.scopes,
@@ -261,6 +283,16 @@ pub struct AccessTokenClaims {
     pub exp: Option<i64>,
     #[serde(default)]
     pub sub: Option<String>,
+    /// RFC 9449 §6: the key a DPoP-bound token is bound to.
+    #[serde(default)]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim (RFC 7800), as DPoP fills it.
+#[derive(Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct Confirmation {
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 /// The payload of `token` when it is a JWT (a JSON object); `None` for an
@@ -317,6 +349,7 @@ pub(crate) mod tests {
             access_token: Some(access_token_of("alice@example.com", NOW + 3600)),
             id_token: Some(id_token_of("00u1", "0oa-dev-spa", NOW + 3600)),
             refresh_token: None,
+            dpop_jkt: None,
             issued_at_ms: NOW * 1000,
             expires_at: NOW + 3600,
             scopes: vec!["openid".into()],
@@ -502,5 +535,37 @@ pub(crate) mod tests {
         ] {
             assert_eq!(access_token_claims(opaque), None, "{opaque}");
         }
+    }
+
+    #[test]
+    fn with_dpop_a_kept_session_must_name_the_key_its_token_is_bound_to() {
+        let mut dpop = cfg();
+        dpop.dpop = true;
+        let bound = |jkt: &str| {
+            let claims = serde_json::json!({ "sub": "alice@example.com", "exp": NOW + 3600, "cnf": { "jkt": jkt } });
+            token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string())
+        };
+        let mut k = kept();
+        k.access_token = Some(bound("jkt-1"));
+        k.dpop_jkt = Some("jkt-1".into());
+        assert!(k.clone().check(&dpop, None).is_ok());
+        // Bound to another key than the one named; no key named; a key
+        // named where DPoP is off.
+        let mut other = k.clone();
+        other.dpop_jkt = Some("jkt-2".into());
+        assert_eq!(
+            other.check(&dpop, None),
+            Err(KeptSessionError::UnboundToken)
+        );
+        let mut none = k.clone();
+        none.dpop_jkt = None;
+        assert_eq!(
+            none.check(&dpop, None),
+            Err(KeptSessionError::Missing("DPoP key"))
+        );
+        assert_eq!(
+            k.check(&cfg(), None),
+            Err(KeptSessionError::Unexpected("a DPoP key"))
+        );
     }
 }

@@ -87,11 +87,16 @@ impl Auth {
         // The notice keeps protected pages from starting a new sign-in
         // while the browser is on its way to the issuer's logout.
         self.notice.set(Some("Signing you out…".into()));
-        let (id_token, refresh_token) = self
+        let (id_token, refresh_token, dpop) = self
             .session
             .with_untracked(|s| {
-                s.as_ref()
-                    .map(|s| (s.id_token.clone(), s.refresh_token.clone()))
+                s.as_ref().map(|s| {
+                    (
+                        s.id_token.clone(),
+                        s.refresh_token.clone(),
+                        s.dpop_jkt.is_some(),
+                    )
+                })
             })
             .unwrap_or_default();
         let id_token = id_token.or_else(|| self.ended_id_token.get_untracked());
@@ -108,6 +113,9 @@ impl Auth {
             leptos::task::spawn_local(async move {
                 if refresh_token.is_some() {
                     let _ = idb::set_newest(None).await;
+                }
+                if dpop {
+                    super::dpop::browser::forget_keys().await;
                 }
                 let result = match auth.config.get_value() {
                     Some(cfg) => {
@@ -134,7 +142,7 @@ impl Auth {
             });
         }
         #[cfg(not(feature = "hydrate"))]
-        let _ = (id_token, refresh_token);
+        let _ = (id_token, refresh_token, dpop);
     }
 
     /// Forgets the session in this tab, telling the user why. With
@@ -142,7 +150,15 @@ impl Auth {
     /// their session at the issuer ([`Auth::ended_id_token`]).
     pub fn end_locally(&self, why: &str, keep_hint: bool) {
         #[cfg(feature = "hydrate")]
-        super::browser::forget_session();
+        {
+            super::browser::forget_session();
+            if self
+                .session
+                .with_untracked(|s| s.as_ref().is_some_and(|s| s.dpop_jkt.is_some()))
+            {
+                leptos::task::spawn_local(super::dpop::browser::forget_keys());
+            }
+        }
         let hint = self
             .session
             .with_untracked(|s| s.as_ref().and_then(|s| s.id_token.clone()));

@@ -37,7 +37,7 @@ use std::pin::pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
-use app::auth::callback::{CallbackError, Platform};
+use app::auth::callback::{CallbackError, HttpAnswer, Platform};
 use app::auth::config::PublicAuthConfig;
 use app::auth::flow::complete_sign_in;
 use app::auth::fragment::{parse_fragment, MAX_FRAGMENT_LEN};
@@ -281,6 +281,7 @@ fn config(response_type: &str) -> PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        dpop: false,
         keys: Vec::new(),
     }
 }
@@ -322,10 +323,21 @@ impl Platform for Signatures {
         &self,
         _url: &str,
         _form: &str,
-    ) -> impl Future<Output = Result<(u16, String), CallbackError>> {
+        _dpop_proof: Option<&str>,
+    ) -> impl Future<Output = Result<HttpAnswer, CallbackError>> {
         std::future::ready(Err(CallbackError::TokenEndpointUnusable(
             "is not asked by the fuzz stand-in".into(),
         )))
+    }
+
+    fn dpop_proof(
+        &self,
+        _jkt: Option<&str>,
+        _htm: &str,
+        _htu: &str,
+        _access_token: Option<&str>,
+    ) -> impl Future<Output = Result<(String, String), CallbackError>> {
+        std::future::ready(Err(CallbackError::Dpop("not in the fuzz stand-in".into())))
     }
 }
 

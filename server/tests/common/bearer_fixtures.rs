@@ -369,6 +369,7 @@ pub fn browser_config(issuer: &str) -> app::auth::config::PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        dpop: false,
         keys: Vec::new(),
     }
 }

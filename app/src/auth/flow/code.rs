@@ -8,7 +8,7 @@
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 
 use super::super::callback::{
-    check_tokens, token_answer, AtHash, CallbackError, Expect, Platform, Tokens,
+    check_tokens, token_answer, AtHash, CallbackError, Expect, HttpAnswer, Platform, Tokens,
 };
 use super::super::config::PublicAuthConfig;
 use super::super::fragment::{split_answer, FragmentParams};
@@ -56,11 +56,13 @@ pub fn answer<'a>(cfg: &PublicAuthConfig, tail: &'a str) -> &'a str {
 
 /// The code exchanged at the token endpoint (RFC 6749 §4.1.3, from the
 /// browser: a public client names itself with `client_id`, and proves it
-/// started this attempt with the verifier).
+/// started this attempt with the verifier). With DPoP, the proof is signed
+/// with the key `dpop_jkt` names (a renewal's), or a new key.
 pub async fn tokens(
     cfg: &PublicAuthConfig,
     answer: FragmentParams,
     pending: &PendingSignIn,
+    dpop_jkt: Option<&str>,
     platform: &impl Platform,
 ) -> Result<Tokens, CallbackError> {
     let code = answer.code.ok_or(CallbackError::Missing("code"))?;
@@ -75,7 +77,7 @@ pub async fn tokens(
         .append_pair("client_id", &cfg.client_id)
         .append_pair("code_verifier", verifier)
         .finish();
-    post(cfg, &form, platform).await
+    post(cfg, &form, dpop_jkt, platform).await
 }
 
 /// Renews `current` with its refresh token (RFC 6749 §6): the new tokens,
@@ -98,7 +100,8 @@ pub async fn refresh(
         .append_pair("refresh_token", refresh_token)
         .append_pair("client_id", &cfg.client_id)
         .finish();
-    let tokens = post(cfg, &form, platform).await?;
+    // A DPoP-bound refresh token only works with the key it is bound to.
+    let tokens = post(cfg, &form, current.dpop_jkt.as_deref(), platform).await?;
     let expect = Expect {
         nonce: None,
         at_hash: AT_HASH,
@@ -120,14 +123,44 @@ pub fn revocation_form(cfg: &PublicAuthConfig, refresh_token: &str) -> String {
         .finish()
 }
 
+/// Posts `form` to the token endpoint. With DPoP, with a proof signed by
+/// the key `dpop_jkt` names (a new one with `None`); an answer of
+/// `use_dpop_nonce` is tried once more with the nonce it came with (RFC
+/// 9449 §8), and the tokens are the key's.
 async fn post(
     cfg: &PublicAuthConfig,
     form: &str,
+    dpop_jkt: Option<&str>,
     platform: &impl Platform,
 ) -> Result<Tokens, CallbackError> {
     let endpoint = cfg.token_endpoint.as_deref().ok_or_else(|| {
         CallbackError::TokenEndpointUnusable("is not known: discovery named none".into())
     })?;
-    let (status, body) = platform.post_form(endpoint, form).await?;
-    token_answer(status, &body)
+    if !cfg.dpop {
+        let HttpAnswer { status, body, .. } = platform.post_form(endpoint, form, None).await?;
+        return token_answer(status, &body);
+    }
+    let mut key = dpop_jkt.map(str::to_string);
+    let mut tried_nonce = false;
+    loop {
+        let (proof, jkt) = platform
+            .dpop_proof(key.as_deref(), "POST", endpoint, None)
+            .await?;
+        key = Some(jkt);
+        let answer = platform.post_form(endpoint, form, Some(&proof)).await?;
+        match token_answer(answer.status, &answer.body) {
+            Err(CallbackError::TokenEndpoint { error, .. })
+                if error == "use_dpop_nonce" && answer.dpop_nonce.is_some() && !tried_nonce =>
+            {
+                tried_nonce = true;
+            }
+            Ok(tokens) => {
+                return Ok(Tokens {
+                    dpop_jkt: key,
+                    ..tokens
+                })
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }

@@ -29,5 +29,6 @@ pub fn tokens(answer: FragmentParams) -> Result<Tokens, CallbackError> {
         scope: answer.scope,
         id_token: answer.id_token,
         refresh_token: None,
+        dpop_jkt: None,
     })
 }

@@ -69,17 +69,19 @@ impl Flow {
         Ok(parse_fragment(part)?)
     }
 
-    /// The tokens for an answer that passed [`check_answer`].
+    /// The tokens for an answer that passed [`check_answer`] (with DPoP,
+    /// bound to the key `dpop_jkt` names, or a new one).
     async fn tokens(
         self,
         cfg: &PublicAuthConfig,
         answer: FragmentParams,
         pending: &PendingSignIn,
+        dpop_jkt: Option<&str>,
         platform: &impl Platform,
     ) -> Result<Tokens, CallbackError> {
         match self {
             Flow::Implicit => implicit::tokens(answer),
-            Flow::Code => code::tokens(cfg, answer, pending, platform).await,
+            Flow::Code => code::tokens(cfg, answer, pending, dpop_jkt, platform).await,
         }
     }
 
@@ -103,9 +105,24 @@ pub async fn complete_sign_in(
     now_ms: i64,
     platform: &impl Platform,
 ) -> Result<(Session, String), CallbackError> {
+    sign_in_with_key(answer, pending, cfg, now_ms, None, platform).await
+}
+
+/// [`complete_sign_in`], with DPoP binding the tokens to the key `dpop_jkt`
+/// names (a renewal keeps its session's key) or to a new one.
+async fn sign_in_with_key(
+    answer: FragmentParams,
+    pending: Option<PendingSignIn>,
+    cfg: &PublicAuthConfig,
+    now_ms: i64,
+    dpop_jkt: Option<&str>,
+    platform: &impl Platform,
+) -> Result<(Session, String), CallbackError> {
     let pending = check_answer(&answer, pending, now_ms.div_euclid(1000))?;
     let flow = Flow::of(cfg);
-    let tokens = flow.tokens(cfg, answer, &pending, platform).await?;
+    let tokens = flow
+        .tokens(cfg, answer, &pending, dpop_jkt, platform)
+        .await?;
     let expect = Expect {
         nonce: Some(&pending.nonce),
         at_hash: flow.at_hash(),
@@ -126,7 +143,8 @@ pub async fn complete_renewal(
     platform: &impl Platform,
     current: &Session,
 ) -> Result<Session, CallbackError> {
-    let (session, _) = complete_sign_in(answer, Some(pending), cfg, now_ms, platform).await?;
+    let key = current.dpop_jkt.as_deref();
+    let (session, _) = sign_in_with_key(answer, Some(pending), cfg, now_ms, key, platform).await?;
     same_person(session, current)
 }
 
@@ -141,6 +159,7 @@ pub fn same_person(renewed: Session, current: &Session) -> Result<Session, Callb
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::callback::HttpAnswer;
     use crate::auth::fragment::parse_fragment;
     use crate::auth::id_token::IdTokenError;
     use crate::auth::id_token::{at_hash, tests::token};
@@ -163,6 +182,12 @@ mod tests {
         subject_calls: Cell<u32>,
         token_answer: (u16, String),
         posted: RefCell<Vec<(String, String)>>,
+        /// Answers given before `token_answer`, first one first.
+        queued: RefCell<std::collections::VecDeque<HttpAnswer>>,
+        /// The DPoP key's thumbprint proofs are made with, if any; and the
+        /// proofs asked for (key, nonce seen).
+        dpop_jkt: Option<String>,
+        proofs: RefCell<Vec<Option<String>>>,
     }
 
     impl Platform for FakeSignatures {
@@ -186,11 +211,37 @@ mod tests {
             self.subject.clone()
         }
 
-        async fn post_form(&self, url: &str, form: &str) -> Result<(u16, String), CallbackError> {
+        async fn post_form(
+            &self,
+            url: &str,
+            form: &str,
+            _dpop: Option<&str>,
+        ) -> Result<HttpAnswer, CallbackError> {
             self.posted
                 .borrow_mut()
                 .push((url.to_string(), form.to_string()));
-            Ok(self.token_answer.clone())
+            if let Some(answer) = self.queued.borrow_mut().pop_front() {
+                return Ok(answer);
+            }
+            Ok(HttpAnswer {
+                status: self.token_answer.0,
+                body: self.token_answer.1.clone(),
+                dpop_nonce: None,
+            })
+        }
+
+        async fn dpop_proof(
+            &self,
+            jkt: Option<&str>,
+            _: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<(String, String), CallbackError> {
+            self.proofs.borrow_mut().push(jkt.map(str::to_string));
+            match &self.dpop_jkt {
+                Some(key) => Ok(("a.proof.jws".into(), key.clone())),
+                None => Err(CallbackError::Dpop("no key in this test".into())),
+            }
         }
     }
 
@@ -202,6 +253,9 @@ mod tests {
             subject_calls: Cell::new(0),
             token_answer: (500, String::new()),
             posted: RefCell::new(Vec::new()),
+            queued: RefCell::new(Default::default()),
+            dpop_jkt: None,
+            proofs: RefCell::new(Vec::new()),
         }
     }
 
@@ -849,5 +903,105 @@ mod tests {
         );
         let refused = refresh(&answering(400, r#"{"error":"invalid_grant"}"#.into())).unwrap_err();
         assert!(refused.refresh_refused());
+    }
+
+    // DPoP.
+
+    fn bound_token(sub: &str, jkt: &str) -> String {
+        let claims = serde_json::json!({ "sub": sub, "exp": NOW + 300, "cnf": { "jkt": jkt } });
+        token(r#"{"alg":"RS256","kid":"k1"}"#, &claims.to_string())
+    }
+
+    fn dpop_json(access_token: &str, token_type: &str, id_token: &str) -> String {
+        serde_json::json!({
+            "token_type": token_type, "expires_in": 300, "access_token": access_token,
+            "id_token": id_token, "refresh_token": "RT1", "scope": "openid offline_access",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn with_dpop_the_tokens_are_bound_to_the_proofs_key_after_one_nonce_round() {
+        let mut cfg = code_cfg("openid offline_access");
+        cfg.dpop = true;
+        let idt = id_token_claims("00u1", Some("nonce-1"), None);
+        let sign_in = |sigs: &FakeSignatures| {
+            futures::executor::block_on(complete_sign_in(
+                parse_fragment("code=c&state=state-1").unwrap(),
+                Some(code_pending()),
+                &cfg,
+                NOW * 1000,
+                sigs,
+            ))
+            .map(|(s, _)| s)
+        };
+        let with_key = |body: String| FakeSignatures {
+            dpop_jkt: Some("jkt-1".into()),
+            ..answering(200, body)
+        };
+
+        // The token endpoint wants a nonce first (as Okta's does): one more
+        // try, with a new proof.
+        let sigs = with_key(dpop_json(&bound_token("alice", "jkt-1"), "DPoP", &idt));
+        sigs.queued.borrow_mut().push_back(HttpAnswer {
+            status: 400,
+            body: r#"{"error":"use_dpop_nonce","error_description":"Authorization server requires nonce in DPoP proof."}"#.into(),
+            dpop_nonce: Some("n1".into()),
+        });
+        let session = sign_in(&sigs).unwrap();
+        assert_eq!(session.dpop_jkt.as_deref(), Some("jkt-1"));
+        assert_eq!(sigs.posted.borrow().len(), 2);
+        // A new key for a new sign-in, then the same key for the retry.
+        assert_eq!(*sigs.proofs.borrow(), [None, Some("jkt-1".to_string())]);
+
+        // A nonce asked for twice is not chased.
+        let sigs = with_key(dpop_json(&bound_token("alice", "jkt-1"), "DPoP", &idt));
+        for _ in 0..2 {
+            sigs.queued.borrow_mut().push_back(HttpAnswer {
+                status: 400,
+                body: r#"{"error":"use_dpop_nonce"}"#.into(),
+                dpop_nonce: Some("n".into()),
+            });
+        }
+        assert!(
+            matches!(sign_in(&sigs).unwrap_err(), CallbackError::TokenEndpoint { error, .. } if error == "use_dpop_nonce")
+        );
+        assert_eq!(sigs.posted.borrow().len(), 2);
+
+        // A Bearer answer to a DPoP request is not kept (RFC 9449 §5)...
+        let bearer = with_key(dpop_json(&bound_token("alice", "jkt-1"), "Bearer", &idt));
+        assert_eq!(
+            sign_in(&bearer).unwrap_err(),
+            CallbackError::TokenType("Bearer".into())
+        );
+        // ...nor a token bound to another key, or to none.
+        let other = with_key(dpop_json(&bound_token("alice", "jkt-2"), "DPoP", &idt));
+        assert_eq!(sign_in(&other).unwrap_err(), CallbackError::DpopBinding);
+        let unbound = with_key(dpop_json("AT", "DPoP", &idt));
+        assert_eq!(sign_in(&unbound).unwrap_err(), CallbackError::DpopBinding);
+        // No key, no sign-in.
+        let keyless = answering(200, dpop_json(&bound_token("alice", "jkt-1"), "DPoP", &idt));
+        assert!(matches!(
+            sign_in(&keyless).unwrap_err(),
+            CallbackError::Dpop(_)
+        ));
+
+        // A refresh proves the session's own key.
+        let session = sign_in(&with_key(dpop_json(
+            &bound_token("alice", "jkt-1"),
+            "DPoP",
+            &idt,
+        )))
+        .unwrap();
+        let sigs = with_key(dpop_json(
+            &bound_token("alice", "jkt-1"),
+            "DPoP",
+            &id_token_claims("00u1", None, None),
+        ));
+        let renewed =
+            futures::executor::block_on(code::refresh(&cfg, &session, (NOW + 100) * 1000, &sigs))
+                .unwrap();
+        assert_eq!(*sigs.proofs.borrow(), [Some("jkt-1".to_string())]);
+        assert_eq!(renewed.dpop_jkt.as_deref(), Some("jkt-1"));
     }
 }
