@@ -19,6 +19,7 @@ import type { AppOptions } from './tests/fixtures';
 // | third-party-code               | 3060 | 127.0.0.1:3160 | the issuer on another site, third-party cookies blocked; `code` + `offline_access` |
 // | third-party-implicit           | 3070 | 127.0.0.1:3170 | the same with `id_token token` |
 // | third-party-implicit-allowed   | 3070 | 127.0.0.1:3170 | the same, third-party cookies allowed (the control) |
+// | dpop                           | 3080 | localhost:3180 | `RESPONSE_TYPE=code`, `offline_access`, `DPOP=1`, `REQUIRE_DPOP=1` |
 //
 // APP_URL runs the default project against a server you started yourself
 // (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
@@ -38,6 +39,7 @@ const servers: Record<string, Server> = {
   codeFragment: { port: base + 50, env: { RESPONSE_TYPE: 'code', RESPONSE_MODE: 'fragment' } },
   thirdPartyCode: { port: base + 60, idpHost: '127.0.0.1', env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES } },
   thirdPartyImplicit: { port: base + 70, idpHost: '127.0.0.1', env: {} },
+  dpop: { port: base + 80, env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES, DPOP: '1', REQUIRE_DPOP: '1' } },
 };
 const appURL = (port: number) => `http://localhost:${port}`;
 const idpHost = (server: Server) => `${server.idpHost ?? 'localhost'}:${server.port + 100}`;
@@ -115,7 +117,7 @@ export default defineConfig<AppOptions>({
   projects: [
     {
       ...project('default', servers.default, {}, /.*\.spec\.ts/),
-      testIgnore: [perResponseType, /memory\.spec\.ts/, /code\.spec\.ts/, /third-party\.spec\.ts/],
+      testIgnore: [perResponseType, /memory\.spec\.ts/, /code\.spec\.ts/, /third-party\.spec\.ts/, /dpop\.spec\.ts/],
     },
     project('rt-id_token-token', servers.default, { responseType: 'id_token token' }, perResponseType),
     project('rt-token', servers.token, { responseType: 'token' }, perResponseType),
@@ -129,6 +131,7 @@ export default defineConfig<AppOptions>({
     project('third-party-implicit', servers.thirdPartyImplicit, { thirdPartyCookies: 'blocked' }, /third-party\.spec\.ts/),
     project('third-party-implicit-allowed', servers.thirdPartyImplicit, { thirdPartyCookies: 'allowed' },
       /third-party\.spec\.ts/),
+    project('dpop', servers.dpop, { responseType: 'code', refreshTokens: true }, /dpop\.spec\.ts/),
   ],
   webServer: process.env.APP_URL
     ? undefined
