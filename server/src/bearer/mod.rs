@@ -31,12 +31,15 @@
 pub mod claims;
 pub mod clock;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod fetch;
 pub mod header;
 pub mod jwks;
 pub mod jws;
 pub mod keys;
+pub mod nonce;
+pub mod replay;
 pub mod stats;
 pub mod validator;
 pub mod verified;
