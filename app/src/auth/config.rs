@@ -34,6 +34,11 @@ pub struct PublicAuthConfig {
     pub renew_before_secs: i64,
     /// Where the tabs keep their tokens (`TOKEN_STORAGE`).
     pub token_storage: TokenStorage,
+    /// `DPOP=1` (with the code flow): bind the tokens to a non-extractable
+    /// key and send a DPoP proof (RFC 9449) with every token request and
+    /// protected call. Absent from older servers' configurations: off.
+    #[serde(default)]
+    pub dpop: bool,
     /// The issuer's public keys as the server's JWKS cache holds them when
     /// it renders the page, so the callback checks the ID token's signature
     /// without asking the server first (it still asks for an unknown `kid`).

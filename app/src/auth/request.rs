@@ -122,6 +122,7 @@ pub(crate) mod tests {
             post_logout_redirect_uri: "http://localhost:3000/".into(),
             renew_before_secs: 60,
             token_storage: Default::default(),
+            dpop: false,
             keys: Vec::new(),
         }
     }

@@ -281,6 +281,7 @@ fn config(response_type: &str) -> PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        dpop: false,
         keys: Vec::new(),
     }
 }

@@ -330,6 +330,7 @@ pub fn options(clock: Arc<ManualClock>) -> ValidatorOptions {
         },
         cache: CacheOptions::default(),
         verified_cache_capacity: 10_000,
+        dpop: Default::default(),
     }
 }
 
@@ -369,6 +370,7 @@ pub fn browser_config(issuer: &str) -> app::auth::config::PublicAuthConfig {
         post_logout_redirect_uri: "http://localhost:3000/".into(),
         renew_before_secs: 60,
         token_storage: Default::default(),
+        dpop: false,
         keys: Vec::new(),
     }
 }
