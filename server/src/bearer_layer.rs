@@ -95,7 +95,7 @@ pub async fn bearer_auth(
             // rate (the load harness saw 66,000 lines in 30 s). The cause
             // is logged at error once per JWKS fetch attempt, which the
             // refetch cool-down bounds.
-            tracing::debug!(path = request.uri().path(), error = %refusal.error, "access token refused");
+            tracing::debug!(path = request.uri().path(), error = %refusal.error, "bearer token refused");
             let err = ApiError::from(refusal.error);
             let mut response = error_response(&err);
             set_challenges(
