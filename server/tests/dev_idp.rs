@@ -1471,7 +1471,7 @@ async fn cors_requests_are_answered_for_trusted_origins_and_refused_for_others()
         );
         assert_eq!(
             header(&trusted, "access-control-expose-headers"),
-            Some("WWW-Authenticate")
+            Some("WWW-Authenticate, DPoP-Nonce")
         );
         assert!(trusted
             .headers()
