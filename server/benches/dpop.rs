@@ -22,10 +22,10 @@
 
 #[path = "../tests/common/bearer_fixtures.rs"]
 mod fixtures;
-#[path = "../tests/common/dpop_proofs.rs"]
-mod proofs;
 #[path = "common/paired.rs"]
 mod paired;
+#[path = "../tests/common/dpop_proofs.rs"]
+mod proofs;
 
 use std::future::Future;
 use std::pin::pin;
@@ -103,7 +103,11 @@ fn bench(c: &mut Criterion) {
     let jwk = ec.jwk();
     let mut point = vec![0x04];
     for coordinate in ["x", "y"] {
-        point.extend(URL_SAFE_NO_PAD.decode(jwk[coordinate].as_str().unwrap()).unwrap());
+        point.extend(
+            URL_SAFE_NO_PAD
+                .decode(jwk[coordinate].as_str().unwrap())
+                .unwrap(),
+        );
     }
     let (signing_input, signature) = es256.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
@@ -115,11 +119,17 @@ fn bench(c: &mut Criterion) {
 
     // Everything must actually succeed, or the figures mean nothing.
     raw();
-    assert_eq!(dpop::verify(&es256, &expected).unwrap().jkt, ec.thumbprint());
+    assert_eq!(
+        dpop::verify(&es256, &expected).unwrap().jkt,
+        ec.thumbprint()
+    );
     dpop::verify(&rs256, &expected).unwrap();
     let headers = |scheme: &str, token: &str, proof: Option<String>| {
         let mut headers = HeaderMap::new();
-        headers.insert("authorization", format!("{scheme} {token}").parse().unwrap());
+        headers.insert(
+            "authorization",
+            format!("{scheme} {token}").parse().unwrap(),
+        );
         if let Some(proof) = proof {
             headers.insert("dpop", proof.parse().unwrap());
         }
@@ -188,8 +198,12 @@ fn bench(c: &mut Criterion) {
     let rounds = 20_000;
     let made: Vec<(String, HeaderMap)> = (0..rounds)
         .map(|_| {
-            let claims =
-                proof_claims("POST", &format!("{ORIGIN}{PATH}"), clock.now_secs(), Some(&token));
+            let claims = proof_claims(
+                "POST",
+                &format!("{ORIGIN}{PATH}"),
+                clock.now_secs(),
+                Some(&token),
+            );
             let proof = ec.proof(&claims);
             let headers = headers("DPoP", &token, Some(proof.clone()));
             (proof, headers)

@@ -180,7 +180,9 @@ mod tests {
     #[test]
     fn reads_the_functions_own_refusals() {
         assert_eq!(
-            function_error(r#"Bearer realm="api", error="insufficient_scope", scope="reports:read""#),
+            function_error(
+                r#"Bearer realm="api", error="insufficient_scope", scope="reports:read""#
+            ),
             Some(ApiError::InsufficientScope {
                 scope: "reports:read".into()
             })

@@ -1019,10 +1019,16 @@ mod tests {
             (&[("DPOP", "1")][..], "DPOP"),
             (&[("RESPONSE_TYPE", "token"), ("DPOP", "1")], "DPOP"),
             (&[("RESPONSE_TYPE", "code"), ("DPOP", "yes")], "DPOP"),
-            (&[("RESPONSE_TYPE", "code"), ("REQUIRE_DPOP", "1")], "REQUIRE_DPOP"),
+            (
+                &[("RESPONSE_TYPE", "code"), ("REQUIRE_DPOP", "1")],
+                "REQUIRE_DPOP",
+            ),
             (&[("DPOP_NONCE", "1")], "DPOP_NONCE_SECRET"),
             (&[("DPOP_NONCE", "on")], "DPOP_NONCE"),
-            (&[("DPOP_NONCE_SECRET", secret.as_str())], "DPOP_NONCE_SECRET"),
+            (
+                &[("DPOP_NONCE_SECRET", secret.as_str())],
+                "DPOP_NONCE_SECRET",
+            ),
             (
                 &[("DPOP_NONCE", "1"), ("DPOP_NONCE_SECRET", "c2hvcnQ=")],
                 "DPOP_NONCE_SECRET",

@@ -3,10 +3,10 @@
 //!
 //! Run: `cargo test -p server --test dev_idp`.
 
-#[path = "common/dev_idp.rs"]
-mod support;
 #[path = "common/dpop_proofs.rs"]
 mod proofs;
+#[path = "common/dev_idp.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -3625,7 +3625,11 @@ fn token_proof(idp: &Idp, key: &ProofKey, nonce: Option<&str>) -> String {
 }
 
 /// A token request with these `DPoP` header values.
-async fn dpop_token_request(idp: &Idp, fields: &[(&str, &str)], dpop: &[&str]) -> reqwest::Response {
+async fn dpop_token_request(
+    idp: &Idp,
+    fields: &[(&str, &str)],
+    dpop: &[&str],
+) -> reqwest::Response {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(fields)
         .finish();
@@ -3735,7 +3739,9 @@ async fn without_a_proof_the_token_endpoint_still_gives_bearer_tokens() {
     let idp = shared();
     let tokens = code_flow(&idp, "no-dpop", "bob@example.com", "bob-password").await;
     assert_eq!(tokens["token_type"], "Bearer");
-    assert!(payload(str_of(&tokens, "access_token")).get("cnf").is_none());
+    assert!(payload(str_of(&tokens, "access_token"))
+        .get("cnf")
+        .is_none());
     // And its refresh token needs no proof.
     let refreshed = tokens_of(refresh(&idp, str_of(&tokens, "refresh_token")).await).await;
     assert_eq!(refreshed["token_type"], "Bearer");
@@ -3756,7 +3762,10 @@ async fn a_bound_refresh_token_refreshes_with_its_key_only() {
     let (error, description) = refusal_of(response, StatusCode::BAD_REQUEST).await;
     assert_eq!(
         (error.as_str(), description.as_str()),
-        ("invalid_grant", "The refresh token is bound to another DPoP key.")
+        (
+            "invalid_grant",
+            "The refresh token is bound to another DPoP key."
+        )
     );
     // No proof at all: refused as Okta refuses a missing proof.
     let (error, description) =
@@ -3794,7 +3803,10 @@ async fn a_replayed_or_forged_proof_is_refused_at_the_token_endpoint() {
     let (error, description) = refusal(dpop_token_request(&idp, &fields, &[&proof]).await).await;
     assert_eq!(
         (error.as_str(), description.as_str()),
-        ("invalid_dpop_proof", "The DPoP proof JWT has already been used.")
+        (
+            "invalid_dpop_proof",
+            "The DPoP proof JWT has already been used."
+        )
     );
 
     let forged = |change: &dyn Fn(&mut Value)| {
@@ -3823,13 +3835,21 @@ async fn a_replayed_or_forged_proof_is_refused_at_the_token_endpoint() {
             "'jti' claim in the DPoP proof JWT is missing.",
         ),
         (
-            proofs::hs256_proof(&proof_claims("POST", &idp.url("/v1/token"), now() as i64, None)),
+            proofs::hs256_proof(&proof_claims(
+                "POST",
+                &idp.url("/v1/token"),
+                now() as i64,
+                None,
+            )),
             "The DPoP proof JWT is invalid: the DPoP proof is not signed with one of ES256 RS256.",
         ),
     ] {
         let (error, description) =
             refusal(dpop_token_request(&idp, &fields, &[&proof]).await).await;
-        assert_eq!((error.as_str(), description.as_str()), ("invalid_dpop_proof", expected));
+        assert_eq!(
+            (error.as_str(), description.as_str()),
+            ("invalid_dpop_proof", expected)
+        );
     }
     // A nonce of another server, and two proofs at once.
     let mut claims = proof_claims("POST", &idp.url("/v1/token"), now() as i64, None);
@@ -3842,10 +3862,14 @@ async fn a_replayed_or_forged_proof_is_refused_at_the_token_endpoint() {
         token_proof(&idp, &key, Some(&nonce)),
         token_proof(&idp, &key, Some(&nonce)),
     );
-    let (error, description) = refusal(dpop_token_request(&idp, &fields, &[&one, &two]).await).await;
+    let (error, description) =
+        refusal(dpop_token_request(&idp, &fields, &[&one, &two]).await).await;
     assert_eq!(
         (error.as_str(), description.as_str()),
-        ("invalid_dpop_proof", "The request has more than one DPoP header.")
+        (
+            "invalid_dpop_proof",
+            "The request has more than one DPoP header."
+        )
     );
     // None of that spent or rotated the refresh token.
     tokens_of(dpop_token_request(&idp, &fields, &[&one]).await).await;
@@ -3879,13 +3903,7 @@ async fn a_client_may_require_dpop_and_may_not_require_nonces() {
 #[tokio::test]
 async fn dpop_crosses_origins_as_a_browser_app_sends_it() {
     let idp = shared();
-    let response = preflight(
-        &idp.url("/v1/token"),
-        TRUSTED,
-        "POST",
-        "content-type,dpop",
-    )
-    .await;
+    let response = preflight(&idp.url("/v1/token"), TRUSTED, "POST", "content-type,dpop").await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let allowed = header(&response, "access-control-allow-headers")
         .unwrap()
@@ -3938,7 +3956,9 @@ async fn userinfo_takes_a_bound_token_with_its_proof_only() {
         now() as i64,
         Some(access),
     ));
-    let response = call(format!("DPoP {access}"), Some(proof.clone())).await.unwrap();
+    let response = call(format!("DPoP {access}"), Some(proof.clone()))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let claims: Value = response.json().await.unwrap();
     assert_eq!(claims["sub"], "00ualicedev000000001");
@@ -3947,7 +3967,10 @@ async fn userinfo_takes_a_bound_token_with_its_proof_only() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let challenge = header(&response, "www-authenticate").unwrap().to_owned();
     assert!(challenge.starts_with("DPoP "), "{challenge}");
-    assert!(challenge.contains("error=\"invalid_dpop_proof\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
     let mut claims = proof_claims("GET", &idp.url("/v1/userinfo"), now() as i64, None);
     claims["ath"] = json!(ath(access));
     let response = call(
@@ -3991,7 +4014,10 @@ async fn its_dpop_tokens_pass_the_apps_bearer_layer_with_their_proof_only() {
     let (validator, _) = Validator::discover(policy, options).await.unwrap();
     let request = |scheme: &str, proof: Option<String>| {
         let mut headers = http::HeaderMap::new();
-        headers.insert("authorization", format!("{scheme} {access}").parse().unwrap());
+        headers.insert(
+            "authorization",
+            format!("{scheme} {access}").parse().unwrap(),
+        );
         if let Some(proof) = proof {
             headers.insert("dpop", proof.parse().unwrap());
         }

@@ -127,9 +127,13 @@ impl Rs {
             public_origin: Some(ORIGIN.into()),
             ..dpop
         };
-        let validator = Validator::new(policy_for(&issuer, Some(CLIENT_ID)), issuer.jwks_uri(), options)
-            .await
-            .expect("validator");
+        let validator = Validator::new(
+            policy_for(&issuer, Some(CLIENT_ID)),
+            issuer.jwks_uri(),
+            options,
+        )
+        .await
+        .expect("validator");
         let leptos = LeptosOptions::builder()
             .output_name("okta-implicit")
             .build();
@@ -294,7 +298,11 @@ async fn rs256_happy_path() {
         .await;
     assert_eq!(answer.claims().sub, "alice@example.com");
     let report = rs
-        .call_dpop("/api/report", &token, &rs.proof(&key, "/api/report", &token))
+        .call_dpop(
+            "/api/report",
+            &token,
+            &rs.proof(&key, "/api/report", &token),
+        )
         .await;
     assert_eq!(report.status, StatusCode::OK, "{report:?}");
 }
@@ -305,7 +313,10 @@ async fn a_replayed_proof_is_refused() {
     let key = ProofKey::es256();
     let token = rs.token(Some(&key));
     let proof = rs.proof(&key, WHOAMI, &token);
-    assert_eq!(rs.call_dpop(WHOAMI, &token, &proof).await.status, StatusCode::OK);
+    assert_eq!(
+        rs.call_dpop(WHOAMI, &token, &proof).await.status,
+        StatusCode::OK
+    );
     rs.call_dpop(WHOAMI, &token, &proof)
         .await
         .assert_invalid_proof("the DPoP proof has been used before (jti)");
@@ -362,7 +373,9 @@ async fn a_proof_for_another_url_or_method_is_refused() {
         Some(&token),
     );
     assert_eq!(
-        rs.call_dpop(WHOAMI, &token, &key.proof(&claims)).await.status,
+        rs.call_dpop(WHOAMI, &token, &key.proof(&claims))
+            .await
+            .status,
         StatusCode::OK
     );
     // Made for GET.
@@ -417,7 +430,9 @@ async fn the_ath_of_another_token_is_refused() {
     assert_ne!(token, other);
     rs.call_dpop(WHOAMI, &token, &rs.proof(&key, WHOAMI, &other))
         .await
-        .assert_invalid_proof("the DPoP proof's ath is not the hash of the access token sent with it");
+        .assert_invalid_proof(
+            "the DPoP proof's ath is not the hash of the access token sent with it",
+        );
     let mut no_ath = rs.claims(WHOAMI, &token);
     no_ath.as_object_mut().unwrap().remove("ath");
     rs.call_dpop(WHOAMI, &token, &key.proof(&no_ath))
@@ -437,9 +452,13 @@ async fn a_proof_by_another_key_than_the_tokens_is_refused() {
         .await
         .assert_invalid_token_dpop(mismatch);
     // An RSA key, or a proof naming the bound key but signed by another.
-    rs.call_dpop(WHOAMI, &token, &rs.proof(&ProofKey::rs256(1), WHOAMI, &token))
-        .await
-        .assert_invalid_token_dpop(mismatch);
+    rs.call_dpop(
+        WHOAMI,
+        &token,
+        &rs.proof(&ProofKey::rs256(1), WHOAMI, &token),
+    )
+    .await
+    .assert_invalid_token_dpop(mismatch);
     let forged = thief.sign(&bound_to.header(), &rs.claims(WHOAMI, &token));
     rs.call_dpop(WHOAMI, &token, &forged)
         .await
@@ -471,15 +490,23 @@ async fn unsigned_mac_and_private_key_proofs_are_refused() {
         let mut header = key.header();
         header["jwk"][member] = json!("c2VjcmV0");
         let token = rs.token(Some(key));
-        rs.call_dpop(WHOAMI, &token, &key.sign(&header, &rs.claims(WHOAMI, &token)))
-            .await
-            .assert_invalid_proof("the DPoP proof's jwk contains a private key");
+        rs.call_dpop(
+            WHOAMI,
+            &token,
+            &key.sign(&header, &rs.claims(WHOAMI, &token)),
+        )
+        .await
+        .assert_invalid_proof("the DPoP proof's jwk contains a private key");
     }
     let mut header = key.header();
     header["typ"] = json!("JWT");
-    rs.call_dpop(WHOAMI, &token, &key.sign(&header, &rs.claims(WHOAMI, &token)))
-        .await
-        .assert_invalid_proof("the DPoP proof's typ is not dpop+jwt");
+    rs.call_dpop(
+        WHOAMI,
+        &token,
+        &key.sign(&header, &rs.claims(WHOAMI, &token)),
+    )
+    .await
+    .assert_invalid_proof("the DPoP proof's typ is not dpop+jwt");
     for garbage in ["x", "a.b.c", &"A".repeat(9 * 1024)] {
         let answer = rs.call_dpop(WHOAMI, &token, garbage).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
@@ -492,19 +519,26 @@ async fn none_or_two_dpop_headers_are_a_malformed_request() {
     let rs = Rs::dpop().await;
     let key = ProofKey::es256();
     let token = rs.token(Some(&key));
-    let (one, two) = (rs.proof(&key, WHOAMI, &token), rs.proof(&key, WHOAMI, &token));
+    let (one, two) = (
+        rs.proof(&key, WHOAMI, &token),
+        rs.proof(&key, WHOAMI, &token),
+    );
     for dpop in [&[][..], &[one.as_str(), two.as_str()]] {
         let answer = rs.call(WHOAMI, &[&format!("DPoP {token}")], dpop).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{answer:?}");
         assert!(matches!(answer.error(), ApiError::InvalidRequest { .. }));
         assert_eq!(answer.challenges[0], r#"Bearer realm="api""#);
         assert!(
-            answer.challenges[1].starts_with(r#"DPoP error="invalid_request", error_description=""#),
+            answer.challenges[1]
+                .starts_with(r#"DPoP error="invalid_request", error_description=""#),
             "{answer:?}"
         );
     }
     // Neither proof was used up: the first goes through alone.
-    assert_eq!(rs.call_dpop(WHOAMI, &token, &one).await.status, StatusCode::OK);
+    assert_eq!(
+        rs.call_dpop(WHOAMI, &token, &one).await.status,
+        StatusCode::OK
+    );
     assert_eq!(rs.decisions("invalid_request"), 2);
 }
 
@@ -621,7 +655,11 @@ async fn a_missing_scope_is_answered_in_the_dpop_scheme() {
     let key = ProofKey::es256();
     let token = rs.token_with(Some(&key), |c| c["scp"] = json!(["openid"]));
     let answer = rs
-        .call_dpop("/api/report", &token, &rs.proof(&key, "/api/report", &token))
+        .call_dpop(
+            "/api/report",
+            &token,
+            &rs.proof(&key, "/api/report", &token),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN, "{answer:?}");
     assert_eq!(
@@ -670,7 +708,10 @@ fn assert_use_nonce(answer: &Answer, description: &str) -> String {
         &format!(r#"DPoP error="use_dpop_nonce", error_description="{description}", {ALGS}"#)
     );
     assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
-    answer.nonce.clone().expect("a DPoP-Nonce with use_dpop_nonce")
+    answer
+        .nonce
+        .clone()
+        .expect("a DPoP-Nonce with use_dpop_nonce")
 }
 
 const NONCE_MISSING: &str =
@@ -741,7 +782,10 @@ async fn a_nonce_of_another_secret_or_altered_is_refused() {
     let mut claims = other.claims(WHOAMI, &token);
     claims["nonce"] = json!(nonce);
     assert_eq!(
-        other.call_dpop(WHOAMI, &token, &key.proof(&claims)).await.status,
+        other
+            .call_dpop(WHOAMI, &token, &key.proof(&claims))
+            .await
+            .status,
         StatusCode::OK
     );
 }
@@ -828,14 +872,20 @@ async fn refusals_never_log_the_token_or_the_proof() {
     let answer = rs.call_dpop(WHOAMI, &token, &proof).await;
     let nonce = answer.nonce.unwrap();
     let proof2 = with_nonce(&rs, &key, &token, &nonce);
-    assert_eq!(rs.call_dpop(WHOAMI, &token, &proof2).await.status, StatusCode::OK);
+    assert_eq!(
+        rs.call_dpop(WHOAMI, &token, &proof2).await.status,
+        StatusCode::OK
+    );
     rs.call_dpop(WHOAMI, &token, &proof2).await;
     rs.call(WHOAMI, &[&format!("Bearer {token}")], &[]).await;
     let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("bearer token refused"), "{text}");
     for secret in [&token, &proof, &proof2] {
         for part in secret.split('.') {
-            assert!(!text.contains(part), "a token or proof part reached the log");
+            assert!(
+                !text.contains(part),
+                "a token or proof part reached the log"
+            );
         }
     }
     assert!(!text.contains(&nonce), "a nonce reached the log");

@@ -136,7 +136,9 @@ mod tests {
     fn with_dpop_off_the_bearer_challenge_is_unchanged() {
         assert_eq!(
             challenges(&invalid_token(), Some(Scheme::Bearer), Schemes::Bearer),
-            [r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#]
+            [
+                r#"Bearer realm="api", error="invalid_token", error_description="the token has expired""#
+            ]
         );
         assert_eq!(
             challenges(&unauthorized(), None, Schemes::Bearer),
@@ -179,7 +181,9 @@ mod tests {
         };
         assert_eq!(
             challenges(&proof, Some(Scheme::Dpop), Schemes::Dpop),
-            [r#"DPoP error="invalid_dpop_proof", error_description="the DPoP proof has been used before (jti)", algs="ES256 RS256""#]
+            [
+                r#"DPoP error="invalid_dpop_proof", error_description="the DPoP proof has been used before (jti)", algs="ES256 RS256""#
+            ]
         );
         let scope = ApiError::InsufficientScope {
             scope: "reports:read".into(),
@@ -206,7 +210,9 @@ mod tests {
         };
         assert_eq!(
             challenges(&odd, Some(Scheme::Dpop), Schemes::Dpop),
-            [r#"DPoP error="invalid_request", error_description="a quoted  thing", algs="ES256 RS256""#]
+            [
+                r#"DPoP error="invalid_request", error_description="a quoted  thing", algs="ES256 RS256""#
+            ]
         );
     }
 }

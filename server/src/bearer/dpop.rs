@@ -20,8 +20,7 @@
 
 use aws_lc_rs::digest;
 use aws_lc_rs::signature::{
-    RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
-    RSA_PKCS1_2048_8192_SHA256,
+    RsaPublicKeyComponents, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256,
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -426,8 +425,12 @@ impl RawJwk {
                     return Err(ProofError::BadKey);
                 }
                 // RFC 7518 §6.2.1.2: exactly the field size, 32 bytes.
-                let x = decode(&self.x)?.try_into().map_err(|_| ProofError::BadKey)?;
-                let y = decode(&self.y)?.try_into().map_err(|_| ProofError::BadKey)?;
+                let x = decode(&self.x)?
+                    .try_into()
+                    .map_err(|_| ProofError::BadKey)?;
+                let y = decode(&self.y)?
+                    .try_into()
+                    .map_err(|_| ProofError::BadKey)?;
                 Ok(PublicKey::P256 { x, y })
             }
             (Alg::Rs256, Some("RSA")) => {
@@ -521,8 +524,8 @@ mod tests {
     impl Signer {
         fn new() -> Signer {
             let rng = SystemRandom::new();
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                .unwrap();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
             Signer {
                 pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
                     .unwrap(),
@@ -549,7 +552,10 @@ mod tests {
                 URL_SAFE_NO_PAD.encode(header.to_string()),
                 URL_SAFE_NO_PAD.encode(claims.to_string())
             );
-            let signature = self.pair.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+            let signature = self
+                .pair
+                .sign(&SystemRandom::new(), input.as_bytes())
+                .unwrap();
             format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
         }
 
@@ -635,7 +641,11 @@ mod tests {
     fn rfc7638_thumbprint_of_the_rfc_example_rsa_key() {
         // RFC 7638 §3.1.
         let n = concat!(
-            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+            "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1",
+            "L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4",
+            "QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbO",
+            "pbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csF",
+            "Cur-kEgU8awapJzKnqDKgw"
         );
         let jwk: RawJwk = serde_json::from_value(json!({
             "kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
@@ -765,7 +775,11 @@ mod tests {
             .try_into()
             .unwrap();
         let expect = expected(&url, Some(&hash));
-        assert!(verify(&signer.proof(&with("ath", json!(ath("the-token")))), &expect).is_ok());
+        assert!(verify(
+            &signer.proof(&with("ath", json!(ath("the-token")))),
+            &expect
+        )
+        .is_ok());
         assert_eq!(
             verify(&signer.proof(&with("ath", json!(ath("another")))), &expect),
             Err(ProofError::WrongAth)

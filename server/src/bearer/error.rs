@@ -100,7 +100,9 @@ pub enum TokenError {
     #[error("the token is bound to a key by a confirmation method (cnf) this server cannot check")]
     UnsupportedConfirmation,
     /// RFC 9449 §7.1, Figure 16: "Invalid DPoP key binding".
-    #[error("the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)")]
+    #[error(
+        "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)"
+    )]
     DpopKeyMismatch,
 }
 
@@ -204,7 +206,9 @@ pub enum AuthError {
 /// one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NonceProblem {
-    #[error("the resource server requires a nonce in the DPoP proof: use the DPoP-Nonce of this answer")]
+    #[error(
+        "the resource server requires a nonce in the DPoP proof: use the DPoP-Nonce of this answer"
+    )]
     Missing,
     #[error("the DPoP proof's nonce is not one this server issued, or has expired: use the DPoP-Nonce of this answer")]
     Invalid,

@@ -53,8 +53,8 @@ pub mod stats;
 pub mod validator;
 pub mod verified;
 
-pub use claims::{Policy, DEFAULT_LEEWAY, MAX_LEEWAY};
 pub use challenge::Schemes;
+pub use claims::{Policy, DEFAULT_LEEWAY, MAX_LEEWAY};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use discovery::Discovery;
 pub use error::{AuthError, FetchError, InitError, NonceProblem, ProofError, TokenError};

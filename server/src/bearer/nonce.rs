@@ -142,7 +142,7 @@ fn labelled(body: &[u8]) -> Vec<u8> {
 pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
     let text = text.trim();
     let bytes = if !text.is_empty()
-        && text.len() % 2 == 0
+        && text.len().is_multiple_of(2)
         && text.bytes().all(|b| b.is_ascii_hexdigit())
     {
         (0..text.len())
@@ -185,8 +185,14 @@ mod tests {
         // Another instance: the same secret, its own key object.
         let other = key(1);
         assert_eq!(other.check(&nonce, NOW), NonceCheck::Fresh);
-        assert_eq!(other.check(&nonce, NOW + RENEW_AFTER_SECS - 1), NonceCheck::Fresh);
-        assert_eq!(other.check(&nonce, NOW + RENEW_AFTER_SECS), NonceCheck::Renew);
+        assert_eq!(
+            other.check(&nonce, NOW + RENEW_AFTER_SECS - 1),
+            NonceCheck::Fresh
+        );
+        assert_eq!(
+            other.check(&nonce, NOW + RENEW_AFTER_SECS),
+            NonceCheck::Renew
+        );
         assert_eq!(
             other.check(&nonce, NOW + NONCE_LIFETIME_SECS - 1),
             NonceCheck::Renew
@@ -218,10 +224,7 @@ mod tests {
     fn secrets_are_hex_or_base64_of_at_least_32_bytes() {
         let hex = "00".repeat(32);
         assert_eq!(parse_secret(&hex).unwrap(), vec![0u8; 32]);
-        assert_eq!(
-            parse_secret(&"ab".repeat(40)).unwrap(),
-            vec![0xab; 40]
-        );
+        assert_eq!(parse_secret(&"ab".repeat(40)).unwrap(), vec![0xab; 40]);
         let b64 = STANDARD.encode([7u8; 48]);
         assert_eq!(parse_secret(&b64).unwrap(), vec![7u8; 48]);
         let b64url = URL_SAFE_NO_PAD.encode([0xfb; 33]);

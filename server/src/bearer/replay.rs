@@ -259,7 +259,10 @@ mod tests {
             assert_eq!(numbers, sorted);
         }
         // At NOW+35 the entries due at +10, +20 and +30 are gone.
-        assert_eq!(cache.check_and_remember("k", "j1", NOW + 100, NOW + 35), Ok(()));
+        assert_eq!(
+            cache.check_and_remember("k", "j1", NOW + 100, NOW + 35),
+            Ok(())
+        );
         assert_eq!(
             cache.check_and_remember("k", "j0", NOW + 100, NOW + 35),
             Err(ReplayError::Replayed)

@@ -465,9 +465,7 @@ impl Validator {
 fn single_proof(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(DPOP_HEADER).iter();
     match (values.next(), values.next()) {
-        (Some(one), None) => one
-            .to_str()
-            .map_err(|_| ProofError::NotCompactJws.into()),
+        (Some(one), None) => one.to_str().map_err(|_| ProofError::NotCompactJws.into()),
         (None, _) => Err(AuthError::InvalidRequest(
             "the DPoP scheme needs a DPoP proof in a DPoP header, and the request has none".into(),
         )),

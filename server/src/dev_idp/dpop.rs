@@ -175,7 +175,9 @@ impl TokenEndpointDpop {
         let proof = match (values.next(), values.next()) {
             (None, _) => return Err(PROOF_MISSING.into()),
             (Some(_), Some(_)) => return Err("The request has more than one DPoP header.".into()),
-            (Some(one), None) => one.to_str().map_err(|_| described(ProofError::NotCompactJws))?,
+            (Some(one), None) => one
+                .to_str()
+                .map_err(|_| described(ProofError::NotCompactJws))?,
         };
         let token_hash: [u8; 32] = digest::digest(&digest::SHA256, token.as_bytes())
             .as_ref()

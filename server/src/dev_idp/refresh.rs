@@ -608,7 +608,10 @@ mod tests {
             store.refresh(token, "0oa-dev-spa", jkt, None, at, policy)
         };
         assert_eq!(with_key(&t0, None, T0), Err(RefreshError::ProofMissing));
-        assert_eq!(with_key(&t0, Some("key-b"), T0), Err(RefreshError::WrongKey));
+        assert_eq!(
+            with_key(&t0, Some("key-b"), T0),
+            Err(RefreshError::WrongKey)
+        );
         // Refused requests neither rotated nor revoked: t0 is current.
         let t1 = with_key(&t0, Some("key-a"), T0 + 1).unwrap();
         assert!(t1.rotated);

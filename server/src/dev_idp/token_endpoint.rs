@@ -58,12 +58,12 @@ use crate::bearer::dpop::DPOP_NONCE_HEADER;
 use super::client_auth::authenticate;
 use super::codes::{self, Redemption};
 use super::config::{Client, User, OFFLINE_ACCESS};
+use super::dpop::{self, DpopRefusal};
 use super::oauth_error::{bad_form, no_store, oauth_error};
 use super::params::{parse_form, Params, MAX_INPUT_BYTES};
 use super::pkce;
 use super::refresh::{self, RefreshError};
 use super::tokens::{self, Grant, Issued, Wanted};
-use super::dpop::{self, DpopRefusal};
 use super::DevIdpState;
 
 /// Okta's `error_description` for a code that cannot be exchanged.

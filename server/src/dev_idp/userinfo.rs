@@ -73,9 +73,7 @@ impl UserinfoError {
             Self::InvalidToken(_) | Self::DpopInvalidToken(_) => {
                 (StatusCode::UNAUTHORIZED, Some("invalid_token"), "")
             }
-            Self::InvalidDpopProof(_) => {
-                (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), "")
-            }
+            Self::InvalidDpopProof(_) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), ""),
             Self::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 Some("insufficient_scope"),
@@ -189,7 +187,9 @@ fn claims_for(
         }
         (Scheme::Dpop, Some(cnf)) => {
             let url = Htu::parse(&format!("{}/v1/userinfo", state.issuer())).ok_or(
-                UserinfoError::InvalidDpopProof("'htu' claim in the DPoP proof JWT is invalid.".into()),
+                UserinfoError::InvalidDpopProof(
+                    "'htu' claim in the DPoP proof JWT is invalid.".into(),
+                ),
             )?;
             let jkt = state
                 .inner
