@@ -36,7 +36,7 @@ use server::bearer::{Clock, DpopOptions, ManualClock, Validator};
 use server::browser_auth::BrowserAuth;
 use server::serve::{ServeOptions, Server};
 use server::RouterSettings;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, RwLock, RwLockReadGuard};
 
 /// `PUBLIC_ORIGIN`: where browsers reach the app. The tests reach it at
 /// 127.0.0.1 on a free port, so a proof naming the socket's address is a
@@ -46,6 +46,13 @@ const WHOAMI: &str = "/api/whoami";
 /// The algorithms every DPoP challenge offers.
 const ALGS: &str = r#"algs="ES256 RS256""#;
 
+/// Held by every test while its app runs; the log test holds it alone.
+/// With per-thread subscribers, `tracing` caches whether an event is
+/// wanted at each call site, process-wide: a call site first reached by
+/// another test while the log test installs its subscriber can be cached
+/// as unwanted, and the log test would then see nothing.
+static LOGGING: RwLock<()> = RwLock::const_new(());
+
 /// The app served over TCP, with its issuer and clock.
 struct Rs {
     addr: SocketAddr,
@@ -54,6 +61,7 @@ struct Rs {
     validator: Validator,
     http: reqwest::Client,
     _stop: oneshot::Sender<()>,
+    _shared: Option<RwLockReadGuard<'static, ()>>,
 }
 
 /// An answer, read whole.
@@ -119,6 +127,15 @@ impl Answer {
 impl Rs {
     /// The app with DPoP as `dpop` says (its public origin is [`ORIGIN`]).
     async fn start(dpop: DpopOptions) -> Rs {
+        let shared = LOGGING.read().await;
+        Rs {
+            _shared: Some(shared),
+            ..Rs::start_unguarded(dpop).await
+        }
+    }
+
+    /// [`Rs::start`] for a test that holds [`LOGGING`] itself.
+    async fn start_unguarded(dpop: DpopOptions) -> Rs {
         let [k1, _, _] = keys();
         let issuer = JwksServer::start(jwks(&[k1])).await;
         let clock = Arc::new(ManualClock::starting_now());
@@ -165,6 +182,7 @@ impl Rs {
             validator,
             http: reqwest::Client::new(),
             _stop: stop,
+            _shared: None,
         }
     }
 
@@ -857,6 +875,9 @@ async fn refusals_never_log_the_token_or_the_proof() {
             Ok(())
         }
     }
+    // Alone: no other test reaches a call site while the subscriber is
+    // installed and the call sites' interest is rebuilt for it.
+    let _alone = LOGGING.write().await;
     let log = Captured::default();
     let writer = log.clone();
     let subscriber = server::logging::subscriber(
@@ -865,7 +886,11 @@ async fn refusals_never_log_the_token_or_the_proof() {
         move || writer.clone(),
     );
     let _guard = tracing::subscriber::set_default(subscriber);
-    let rs = with_nonces().await;
+    let rs = Rs::start_unguarded(DpopOptions {
+        nonce: Some(NonceKey::new(&SECRET, 60).unwrap()),
+        ..DpopOptions::default()
+    })
+    .await;
     let key = ProofKey::es256();
     let token = rs.token(Some(&key));
     let proof = rs.proof(&key, WHOAMI, &token);
