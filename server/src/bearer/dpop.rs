@@ -229,6 +229,13 @@ impl PublicKey {
     }
 }
 
+/// The first second at which a proof made at `iat` is refused as stale,
+/// under a window of `iat_window_secs` (leeway included): until then a
+/// replay cache must remember it.
+pub fn stale_from(iat: i64, iat_window_secs: i64) -> i64 {
+    iat.saturating_add(iat_window_secs).saturating_add(1)
+}
+
 /// The `ath` a proof sent with `access_token` carries: base64url of its
 /// SHA-256 (RFC 9449 §4.2).
 pub fn ath(access_token: &str) -> String {
@@ -743,6 +750,23 @@ mod tests {
         assert_eq!(
             check(&signer.proof(&with("iat", json!("now")))),
             Err(ProofError::BadClaims)
+        );
+    }
+
+    #[test]
+    fn a_proof_is_stale_from_the_second_after_its_window() {
+        let signer = Signer::new();
+        let iat = NOW - 120;
+        assert!(check(&signer.proof(&with("iat", json!(iat)))).is_ok());
+        assert_eq!(stale_from(iat, 120), NOW + 1);
+        let url = url("https://api.example.com/api/whoami");
+        let later = Expected {
+            now: stale_from(iat, 120),
+            ..expected(&url, None)
+        };
+        assert_eq!(
+            verify(&signer.proof(&with("iat", json!(iat))), &later),
+            Err(ProofError::Stale)
         );
     }
 

@@ -83,8 +83,9 @@ impl ReplayCache {
     }
 
     /// Remembers the proof `jti` made with the key of thumbprint `jkt`
-    /// until `forget_at` (Unix seconds: its `iat` plus the window), unless
-    /// it was seen before. `now` is the current time.
+    /// until `forget_at` (Unix seconds: the first second at which the
+    /// proof is refused as stale, [`super::dpop::stale_from`]), unless it
+    /// was seen before. `now` is the current time.
     pub fn check_and_remember(
         &self,
         jkt: &str,

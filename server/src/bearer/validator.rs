@@ -377,7 +377,7 @@ impl Validator {
         match inner.replay.check_and_remember(
             &proof.jkt,
             &proof.jti,
-            proof.iat.saturating_add(window),
+            dpop::stale_from(proof.iat, window),
             now,
         ) {
             Ok(()) => Ok(renew_nonce),

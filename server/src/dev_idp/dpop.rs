@@ -147,7 +147,7 @@ impl TokenEndpointDpop {
         match self.replay.check_and_remember(
             &proof.jkt,
             &proof.jti,
-            proof.iat.saturating_add(window),
+            dpop::stale_from(proof.iat, window),
             now,
         ) {
             Ok(()) => Ok(Some(TokenProof {
@@ -199,7 +199,7 @@ impl TokenEndpointDpop {
         match self.replay.check_and_remember(
             &proof.jkt,
             &proof.jti,
-            proof.iat.saturating_add(window),
+            dpop::stale_from(proof.iat, window),
             now,
         ) {
             Ok(()) => Ok(proof.jkt),
