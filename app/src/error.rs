@@ -39,6 +39,15 @@ pub enum ApiError {
     /// is that size in bytes. Not about credentials: no challenge.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// The DPoP proof sent with a DPoP-bound token is not acceptable (401,
+    /// RFC 9449 §7.1): signature, key, `htm`/`htu`, `iat`, `ath`, reuse.
+    /// Make a fresh proof; retrying the same one never helps.
+    #[error("{error_description}")]
+    InvalidDpopProof { error_description: String },
+    /// The server wants a nonce in the DPoP proof (401, RFC 9449 §9): retry
+    /// once with a new proof carrying the answer's `DPoP-Nonce` header.
+    #[error("{error_description}")]
+    UseDpopNonce { error_description: String },
 }
 
 /// [`ApiError`] as it arrives, read as one flat object. Serde reads an
@@ -89,6 +98,12 @@ impl TryFrom<WireError> for ApiError {
             "payload_too_large" => ApiError::PayloadTooLarge {
                 limit: wire.limit.ok_or_else(|| missing("limit"))?,
             },
+            "invalid_dpop_proof" => ApiError::InvalidDpopProof {
+                error_description: description()?,
+            },
+            "use_dpop_nonce" => ApiError::UseDpopNonce {
+                error_description: description()?,
+            },
             other => return Err(format!("unknown error {other:?}")),
         })
     }
@@ -98,7 +113,10 @@ impl ApiError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::Unauthorized { .. } | ApiError::InvalidToken { .. } => 401,
+            ApiError::Unauthorized { .. }
+            | ApiError::InvalidToken { .. }
+            | ApiError::InvalidDpopProof { .. }
+            | ApiError::UseDpopNonce { .. } => 401,
             ApiError::InvalidRequest { .. } => 400,
             ApiError::InsufficientScope { .. } => 403,
             ApiError::TemporarilyUnavailable { .. } => 503,
@@ -108,6 +126,10 @@ impl ApiError {
     }
 
     /// The `WWW-Authenticate` challenge for this error, if it has one.
+    ///
+    /// The DPoP errors get a `DPoP` challenge (RFC 9449 §7.1); the server
+    /// that accepts DPoP answers with the challenges of every scheme it
+    /// takes, built from this error (`server/src/bearer/challenge.rs`).
     pub fn www_authenticate(&self) -> Option<String> {
         let realm = "Bearer realm=\"api\"";
         match self {
@@ -123,6 +145,14 @@ impl ApiError {
             ApiError::InsufficientScope { scope } => Some(format!(
                 "{realm}, error=\"insufficient_scope\", scope=\"{}\"",
                 quoted_string_safe(scope)
+            )),
+            ApiError::InvalidDpopProof { error_description } => Some(format!(
+                "DPoP error=\"invalid_dpop_proof\", error_description=\"{}\"",
+                quoted_string_safe(error_description)
+            )),
+            ApiError::UseDpopNonce { error_description } => Some(format!(
+                "DPoP error=\"use_dpop_nonce\", error_description=\"{}\"",
+                quoted_string_safe(error_description)
             )),
             ApiError::TemporarilyUnavailable { .. }
             | ApiError::ServerError { .. }
@@ -264,6 +294,12 @@ mod tests {
                 error_description: "oops".into(),
             },
             ApiError::PayloadTooLarge { limit: 65536 },
+            ApiError::InvalidDpopProof {
+                error_description: "the DPoP proof has been used before (jti)".into(),
+            },
+            ApiError::UseDpopNonce {
+                error_description: "a nonce is needed".into(),
+            },
         ];
         for err in all {
             let json = serde_json::to_string(&err).unwrap();
@@ -277,7 +313,23 @@ mod tests {
             serde_json::to_string(&ApiError::InsufficientScope { scope: "s".into() }).unwrap(),
             r#"{"error":"insufficient_scope","scope":"s"}"#
         );
+        assert_eq!(
+            serde_json::to_string(&ApiError::UseDpopNonce {
+                error_description: "d".into()
+            })
+            .unwrap(),
+            r#"{"error":"use_dpop_nonce","error_description":"d"}"#
+        );
+        assert_eq!(
+            ApiError::InvalidDpopProof {
+                error_description: "d".into()
+            }
+            .www_authenticate()
+            .as_deref(),
+            Some(r#"DPoP error="invalid_dpop_proof", error_description="d""#)
+        );
         for bad in [
+            r#"{"error":"invalid_dpop_proof"}"#,
             r#"{"error":"invalid_token"}"#,
             r#"{"error":"teapot","error_description":"x"}"#,
             r#"{"error_description":"x"}"#,

@@ -57,8 +57,7 @@ impl BrowserAuth {
             post_logout_redirect_uri: config.post_logout_redirect_uri.clone(),
             renew_before_secs: config.renew_before_secs as i64,
             token_storage: config.token_storage,
-            // DPOP (issue 27) is not read yet: the browser sends Bearer tokens.
-            dpop: false,
+            dpop: config.dpop.browser,
             // Filled in when a page is rendered, from the keys of the moment.
             keys: Vec::new(),
         })

@@ -213,6 +213,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `DPOP`, `REQUIRE_DPOP`, `DPOP_NONCE`, `DPOP_NONCE_SECRET`.
+    pub dpop: DpopSettings,
 }
 
 impl Config {
@@ -427,6 +429,8 @@ impl Config {
             }
         };
 
+        let dpop = DpopSettings::read(&get, response_type)?;
+
         Ok(Config {
             issuer,
             client_id,
@@ -449,6 +453,7 @@ impl Config {
             metrics_addr,
             shutdown_grace,
             log_format,
+            dpop,
         })
     }
 
@@ -503,6 +508,94 @@ impl Config {
             &self.dev_idp.addr,
             self.dev_idp.on_purpose,
         )
+    }
+}
+
+/// DPoP (RFC 9449, issue 27): sender-constrained tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DpopSettings {
+    /// `DPOP=1`: the browser binds its tokens to a non-extractable key and
+    /// proves it on every call. Needs `RESPONSE_TYPE=code`.
+    pub browser: bool,
+    /// `REQUIRE_DPOP=1`: the protected functions refuse Bearer tokens.
+    pub required: bool,
+    /// `DPOP_NONCE=1`: proofs must carry a nonce this server (or another
+    /// instance with the same secret) issued; the secret is
+    /// `DPOP_NONCE_SECRET`'s.
+    pub nonce_secret: Option<NonceSecret>,
+}
+
+/// `DPOP_NONCE_SECRET`, decoded. Never printed.
+#[derive(Clone)]
+pub struct NonceSecret(Vec<u8>);
+
+impl NonceSecret {
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NonceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSecret(…)")
+    }
+}
+
+impl PartialEq for NonceSecret {
+    fn eq(&self, other: &Self) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.0, &other.0).is_ok()
+    }
+}
+
+impl Eq for NonceSecret {}
+
+impl DpopSettings {
+    fn read(
+        get: &impl Fn(&str) -> Option<String>,
+        response_type: ResponseType,
+    ) -> Result<DpopSettings, ConfigError> {
+        let browser = switch("DPOP", get("DPOP"))?;
+        if browser && !response_type.is_code() {
+            return Err(invalid(
+                "DPOP",
+                format!(
+                    "DPoP binds the tokens the browser gets from the token endpoint, so it needs RESPONSE_TYPE=code (RESPONSE_TYPE is {:?}, whose tokens come in a URL and cannot be bound)",
+                    response_type.as_str()
+                ),
+            ));
+        }
+        let required = switch("REQUIRE_DPOP", get("REQUIRE_DPOP"))?;
+        if required && !browser {
+            return Err(invalid(
+                "REQUIRE_DPOP",
+                "it refuses Bearer tokens, which the app's own browser code sends unless DPOP=1; set DPOP=1 (with RESPONSE_TYPE=code) too",
+            ));
+        }
+        let nonce = switch("DPOP_NONCE", get("DPOP_NONCE"))?;
+        let nonce_secret = match (nonce, get("DPOP_NONCE_SECRET")) {
+            (true, Some(text)) => Some(NonceSecret(
+                crate::bearer::nonce::parse_secret(&text)
+                    .map_err(|reason| invalid("DPOP_NONCE_SECRET", reason))?,
+            )),
+            (true, None) => {
+                return Err(ConfigError::Missing {
+                    var: "DPOP_NONCE_SECRET",
+                    reason: "DPOP_NONCE=1 makes nonces every instance must be able to check, so they share this secret: at least 32 random bytes in hex or base64 (openssl rand -hex 32)".into(),
+                })
+            }
+            (false, Some(_)) => {
+                return Err(invalid(
+                    "DPOP_NONCE_SECRET",
+                    "it is used only with DPOP_NONCE=1; set that too, or remove the secret",
+                ))
+            }
+            (false, None) => None,
+        };
+        Ok(DpopSettings {
+            browser,
+            required,
+            nonce_secret,
+        })
     }
 }
 
@@ -893,6 +986,61 @@ mod tests {
             failing_var(&[("RESPONSE_TYPE", "code token")]),
             "RESPONSE_TYPE"
         );
+    }
+
+    #[test]
+    fn dpop_settings_default_off_and_parse() {
+        assert_eq!(config(&[]).unwrap().dpop, DpopSettings::default());
+        let secret = "ab".repeat(32);
+        let c = config(&[
+            ("RESPONSE_TYPE", "code"),
+            ("DPOP", "1"),
+            ("REQUIRE_DPOP", "1"),
+            ("DPOP_NONCE", "1"),
+            ("DPOP_NONCE_SECRET", &secret),
+        ])
+        .unwrap();
+        assert!(c.dpop.browser && c.dpop.required);
+        assert_eq!(
+            c.dpop.nonce_secret.as_ref().map(NonceSecret::bytes),
+            Some(&[0xab; 32][..])
+        );
+        // The secret never shows in the configuration's Debug.
+        assert!(!format!("{c:?}").contains("171"), "{c:?}");
+        // Nonces without DPOP=1 in the browser (other clients may use it).
+        let c = config(&[("DPOP_NONCE", "1"), ("DPOP_NONCE_SECRET", &secret)]).unwrap();
+        assert!(c.dpop.nonce_secret.is_some());
+    }
+
+    #[test]
+    fn bad_dpop_settings_name_their_variable_in_one_line() {
+        let secret = "ab".repeat(32);
+        for (vars, var) in [
+            (&[("DPOP", "1")][..], "DPOP"),
+            (&[("RESPONSE_TYPE", "token"), ("DPOP", "1")], "DPOP"),
+            (&[("RESPONSE_TYPE", "code"), ("DPOP", "yes")], "DPOP"),
+            (
+                &[("RESPONSE_TYPE", "code"), ("REQUIRE_DPOP", "1")],
+                "REQUIRE_DPOP",
+            ),
+            (&[("DPOP_NONCE", "1")], "DPOP_NONCE_SECRET"),
+            (&[("DPOP_NONCE", "on")], "DPOP_NONCE"),
+            (
+                &[("DPOP_NONCE_SECRET", secret.as_str())],
+                "DPOP_NONCE_SECRET",
+            ),
+            (
+                &[("DPOP_NONCE", "1"), ("DPOP_NONCE_SECRET", "c2hvcnQ=")],
+                "DPOP_NONCE_SECRET",
+            ),
+        ] {
+            assert_eq!(failing_var(vars), var, "{vars:?}");
+            let line = config(vars).unwrap_err().to_string();
+            assert!(!line.contains('\n'), "{line}");
+        }
+        let err = config(&[("DPOP", "1")]).unwrap_err().to_string();
+        assert!(err.starts_with("DPOP is not valid"), "{err}");
+        assert!(err.contains("RESPONSE_TYPE=code"), "{err}");
     }
 
     #[test]

@@ -19,7 +19,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use leptos::prelude::get_configuration;
-use server::bearer::{Policy, Validator, ValidatorOptions};
+use server::bearer::nonce::NonceKey;
+use server::bearer::{DpopOptions, Policy, Validator, ValidatorOptions};
 use server::browser_auth::BrowserAuth;
 use server::config::{Config, DevIdpExposure};
 use server::dev_idp::{self, DevIdpOptions};
@@ -129,7 +130,17 @@ async fn run() -> Result<(), String> {
         config.leeway,
     )
     .map_err(|err| err.to_string())?;
-    let (validator, discovery) = Validator::discover(policy, ValidatorOptions::default())
+    tracing::info!(
+        dpop = config.dpop.browser,
+        require_dpop = config.dpop.required,
+        dpop_nonce = config.dpop.nonce_secret.is_some(),
+        "DPoP settings"
+    );
+    let options = ValidatorOptions {
+        dpop: dpop_options(&config)?,
+        ..ValidatorOptions::default()
+    };
+    let (validator, discovery) = Validator::discover(policy, options)
         .await
         .map_err(context(format!("ISSUER {issuer}")))?;
     let _refresh = validator.spawn_refresh();
@@ -209,6 +220,25 @@ async fn run() -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the bearer layer does with DPoP: the DPoP scheme is always taken
+/// (its proofs name the public origin), Bearer tokens only without
+/// `REQUIRE_DPOP`, nonces with `DPOP_NONCE`.
+fn dpop_options(config: &Config) -> Result<DpopOptions, String> {
+    let nonce = match &config.dpop.nonce_secret {
+        Some(secret) => Some(
+            NonceKey::new(secret.bytes(), config.leeway.as_secs() as i64)
+                .map_err(|reason| format!("DPOP_NONCE_SECRET is not valid: {reason}"))?,
+        ),
+        None => None,
+    };
+    Ok(DpopOptions {
+        public_origin: Some(config.public_origin.clone()),
+        required: config.dpop.required,
+        nonce,
+        ..DpopOptions::default()
+    })
 }
 
 /// The metrics listener's own connection cap: a scraper or two.

@@ -20,6 +20,8 @@
 //! | metric | type | labels |
 //! |---|---|---|
 //! | `bearer_decisions_total` | counter | `outcome`: [`OUTCOMES`] |
+//! | `dpop_proofs_total` | counter | `outcome`: [`DPOP_OUTCOMES`] |
+//! | `dpop_nonces_issued_total` | counter | |
 //! | `verified_token_cache_hits_total`, `_misses_total`, `_evictions_total` | counter | |
 //! | `verified_token_cache_size` | gauge | |
 //! | `jwks_fetches_total` | counter | `cause`: `startup`, `scheduled`, `unknown_kid`; `result`: `ok`, `not_modified`, `http_error`, `timeout`, `parse_error`, `rate_limited` |
@@ -42,7 +44,7 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use crate::bearer::stats::OUTCOMES;
+use crate::bearer::stats::{DPOP_OUTCOMES, OUTCOMES};
 use crate::bearer::{FetchCause, FetchResult, Validator};
 use crate::dev_idp::{DevIdpEvent, DevIdpStats};
 use crate::serve::StatsHandle;
@@ -109,6 +111,7 @@ struct Inner {
     handle: PrometheusHandle,
     durations: [Histogram; ROUTES.len()],
     decisions: [Counter; OUTCOMES.len()],
+    dpop: Dpop,
     cache_hits: Counter,
     cache_misses: Counter,
     cache_evictions: Counter,
@@ -131,6 +134,39 @@ const CONNECTION_EVENTS: [&str; 6] = [
     "refused",
     "accept_error",
 ];
+
+/// The DPoP series (issue 27): proofs by outcome, nonces handed out.
+struct Dpop {
+    proofs: [Counter; DPOP_OUTCOMES.len()],
+    nonces: Counter,
+}
+
+impl Dpop {
+    fn register(r: &PrometheusRecorder) -> Dpop {
+        describe_counter(
+            r,
+            "dpop_proofs_total",
+            "DPoP proofs sent with DPoP-bound tokens to protected paths, by outcome.",
+        );
+        describe_counter(
+            r,
+            "dpop_nonces_issued_total",
+            "DPoP-Nonce values handed out by the bearer layer (DPOP_NONCE=1).",
+        );
+        Dpop {
+            proofs: DPOP_OUTCOMES
+                .map(|outcome| counter(r, "dpop_proofs_total", &[("outcome", outcome)])),
+            nonces: counter(r, "dpop_nonces_issued_total", &[]),
+        }
+    }
+
+    fn collect(&self, stats: &crate::bearer::stats::Stats) {
+        for (index, counter) in self.proofs.iter().enumerate() {
+            counter.absolute(stats.dpop(index));
+        }
+        self.nonces.absolute(stats.nonces_issued());
+    }
+}
 
 /// What is read at each scrape.
 #[derive(Default)]
@@ -221,6 +257,7 @@ impl Metrics {
                 .map(|route| r.register_histogram(&key(DURATION, &[("route", route)]), &META)),
             decisions: OUTCOMES
                 .map(|outcome| counter(r, "bearer_decisions_total", &[("outcome", outcome)])),
+            dpop: Dpop::register(r),
             cache_hits: counter(r, "verified_token_cache_hits_total", &[]),
             cache_misses: counter(r, "verified_token_cache_misses_total", &[]),
             cache_evictions: counter(r, "verified_token_cache_evictions_total", &[]),
@@ -344,6 +381,7 @@ impl Metrics {
             for (index, counter) in inner.decisions.iter().enumerate() {
                 counter.absolute(stats.decisions(index));
             }
+            inner.dpop.collect(stats);
             inner.cache_hits.absolute(stats.cache_hits());
             inner.cache_misses.absolute(stats.cache_misses());
             let cache = validator.verified_cache();
@@ -468,6 +506,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("bearer_decisions_total{outcome=\"invalid_token:expired\"} 0"));
+        assert!(text.contains("dpop_proofs_total{outcome=\"invalid:replayed\"} 0"));
+        assert!(text.contains("dpop_nonces_issued_total 0"));
         assert!(
             text.contains("jwks_fetches_total{cause=\"unknown_kid\",result=\"rate_limited\"} 0")
         );

@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo test -p server --test dev_idp`.
 
+#[path = "common/dpop_proofs.rs"]
+mod proofs;
 #[path = "common/dev_idp.rs"]
 mod support;
 
@@ -105,6 +107,11 @@ async fn discovery_documents_describe_the_issuer() {
         assert_eq!(
             doc["id_token_signing_alg_values_supported"],
             json!(["RS256"])
+        );
+        // RFC 9449 §5.1: DPoP is offered, with the algorithms checked.
+        assert_eq!(
+            doc["dpop_signing_alg_values_supported"],
+            json!(["ES256", "RS256"])
         );
         let claims: Vec<&str> = doc["claims_supported"]
             .as_array()
@@ -1471,7 +1478,7 @@ async fn cors_requests_are_answered_for_trusted_origins_and_refused_for_others()
         );
         assert_eq!(
             header(&trusted, "access-control-expose-headers"),
-            Some("WWW-Authenticate")
+            Some("WWW-Authenticate, DPoP-Nonce")
         );
         assert!(trusted
             .headers()
@@ -3602,4 +3609,439 @@ async fn reuse_and_replay_are_logged_as_warnings_without_any_token() {
         assert!(!logs.contains(tail), "a token or code in the logs: {logs}");
     }
     running.shutdown().await;
+}
+
+// ------------------------------------------- DPoP at the token endpoint
+
+use proofs::{ath, proof_claims, ProofKey};
+
+/// A proof by `key` for `POST {issuer}/v1/token` now, with `nonce`.
+fn token_proof(idp: &Idp, key: &ProofKey, nonce: Option<&str>) -> String {
+    let mut claims = proof_claims("POST", &idp.url("/v1/token"), now() as i64, None);
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    key.proof(&claims)
+}
+
+/// A token request with these `DPoP` header values.
+async fn dpop_token_request(
+    idp: &Idp,
+    fields: &[(&str, &str)],
+    dpop: &[&str],
+) -> reqwest::Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut request = reqwest::Client::new()
+        .post(idp.url("/v1/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    for value in dpop {
+        request = request.header("dpop", *value);
+    }
+    request.send().await.unwrap()
+}
+
+fn exchange_fields<'a>(code: &'a str, verifier: &'a str) -> [(&'a str, &'a str); 5] {
+    [
+        ("grant_type", "authorization_code"),
+        ("client_id", CLIENT_ID),
+        ("code", code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", verifier),
+    ]
+}
+
+fn refresh_fields(refresh_token: &str) -> [(&str, &str); 3] {
+    [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("refresh_token", refresh_token),
+    ]
+}
+
+/// A token request with a proof by `key`, doing the `use_dpop_nonce`
+/// dance once if asked: the answer, and the nonce it used.
+async fn with_dpop(
+    idp: &Idp,
+    key: &ProofKey,
+    nonce: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (reqwest::Response, String) {
+    let first = dpop_token_request(idp, fields, &[&token_proof(idp, key, nonce)]).await;
+    if first.status() != StatusCode::BAD_REQUEST || header(&first, "dpop-nonce").is_none() {
+        return (first, nonce.unwrap_or_default().to_owned());
+    }
+    let nonce = header(&first, "dpop-nonce").unwrap().to_owned();
+    let (error, _) = refusal_of(first, StatusCode::BAD_REQUEST).await;
+    assert_eq!(error, "use_dpop_nonce");
+    let second = dpop_token_request(idp, fields, &[&token_proof(idp, key, Some(&nonce))]).await;
+    (second, nonce)
+}
+
+/// A code for alice, with a verifier, through a fresh browser.
+async fn alice_code(idp: &Idp, state: &str) -> (String, String) {
+    let verifier = new_verifier();
+    let code = code_for(
+        idp,
+        &Browser::new(),
+        &code_request(state, &verifier),
+        "alice@example.com",
+        "alice-password",
+    )
+    .await;
+    (code, verifier)
+}
+
+const PROOF_MISSING: &str = "The DPoP proof JWT header is missing.";
+
+#[tokio::test]
+async fn a_code_exchanged_with_a_proof_gives_dpop_bound_tokens_after_the_nonce_dance() {
+    let idp = shared();
+    let key = ProofKey::es256();
+    let (code, verifier) = alice_code(&idp, "dpop-1").await;
+    let fields = exchange_fields(&code, &verifier);
+    // No nonce: Okta's answer, with a nonce readable through CORS; the
+    // code is not spent by it.
+    let first = dpop_token_request(&idp, &fields, &[&token_proof(&idp, &key, None)]).await;
+    let nonce = header(&first, "dpop-nonce")
+        .expect("a DPoP-Nonce with use_dpop_nonce")
+        .to_owned();
+    let (error, description) = refusal_of(first, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "use_dpop_nonce",
+            "Authorization server requires nonce in DPoP proof."
+        )
+    );
+    let response =
+        dpop_token_request(&idp, &fields, &[&token_proof(&idp, &key, Some(&nonce))]).await;
+    let tokens = tokens_of(response).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    let access = str_of(&tokens, "access_token");
+    let claims = payload(access);
+    assert_eq!(claims["cnf"], json!({"jkt": key.thumbprint()}));
+    assert_eq!(claims["sub"], "alice@example.com");
+    // The ID token is not bound; the refresh token is (see below).
+    assert!(payload(str_of(&tokens, "id_token")).get("cnf").is_none());
+    assert!(tokens["refresh_token"].is_string());
+    // Introspection: RFC 9449 §6.2.
+    let described = introspect(&idp, access, CLIENT_ID).await;
+    assert_eq!(described["active"], true);
+    assert_eq!(described["token_type"], "DPoP");
+    assert_eq!(described["cnf"]["jkt"], key.thumbprint());
+}
+
+#[tokio::test]
+async fn without_a_proof_the_token_endpoint_still_gives_bearer_tokens() {
+    let idp = shared();
+    let tokens = code_flow(&idp, "no-dpop", "bob@example.com", "bob-password").await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(payload(str_of(&tokens, "access_token"))
+        .get("cnf")
+        .is_none());
+    // And its refresh token needs no proof.
+    let refreshed = tokens_of(refresh(&idp, str_of(&tokens, "refresh_token")).await).await;
+    assert_eq!(refreshed["token_type"], "Bearer");
+}
+
+#[tokio::test]
+async fn a_bound_refresh_token_refreshes_with_its_key_only() {
+    let idp = shared();
+    let key = ProofKey::rs256(0);
+    let (code, verifier) = alice_code(&idp, "dpop-refresh").await;
+    let (response, nonce) = with_dpop(&idp, &key, None, &exchange_fields(&code, &verifier)).await;
+    let tokens = tokens_of(response).await;
+    let refresh_token = str_of(&tokens, "refresh_token").to_owned();
+
+    // Another key: refused, and nothing changes.
+    let thief = ProofKey::es256();
+    let (response, _) = with_dpop(&idp, &thief, None, &refresh_fields(&refresh_token)).await;
+    let (error, description) = refusal_of(response, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "invalid_grant",
+            "The refresh token is bound to another DPoP key."
+        )
+    );
+    // No proof at all: refused as Okta refuses a missing proof.
+    let (error, description) =
+        refusal_of(refresh(&idp, &refresh_token).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_dpop_proof", PROOF_MISSING)
+    );
+    // Its own key: a new DPoP-bound access token and the next refresh
+    // token, the first not revoked by the attempts above.
+    let (response, _) = with_dpop(&idp, &key, Some(&nonce), &refresh_fields(&refresh_token)).await;
+    let refreshed = tokens_of(response).await;
+    assert_eq!(refreshed["token_type"], "DPoP");
+    assert_eq!(
+        payload(str_of(&refreshed, "access_token"))["cnf"]["jkt"],
+        key.thumbprint()
+    );
+    assert_ne!(str_of(&refreshed, "refresh_token"), refresh_token);
+    assert!(is_active(&idp, str_of(&tokens, "access_token")).await);
+}
+
+#[tokio::test]
+async fn a_replayed_or_forged_proof_is_refused_at_the_token_endpoint() {
+    let idp = shared();
+    let key = ProofKey::es256();
+    let (code, verifier) = alice_code(&idp, "dpop-replay").await;
+    let (response, nonce) = with_dpop(&idp, &key, None, &exchange_fields(&code, &verifier)).await;
+    let tokens = tokens_of(response).await;
+    let refresh_token = str_of(&tokens, "refresh_token").to_owned();
+    let fields = refresh_fields(&refresh_token);
+
+    let proof = token_proof(&idp, &key, Some(&nonce));
+    tokens_of(dpop_token_request(&idp, &fields, &[&proof]).await).await;
+    let refusal = |response| refusal_of(response, StatusCode::BAD_REQUEST);
+    let (error, description) = refusal(dpop_token_request(&idp, &fields, &[&proof]).await).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "invalid_dpop_proof",
+            "The DPoP proof JWT has already been used."
+        )
+    );
+
+    let forged = |change: &dyn Fn(&mut Value)| {
+        let mut claims = proof_claims("POST", &idp.url("/v1/token"), now() as i64, None);
+        claims["nonce"] = json!(nonce);
+        change(&mut claims);
+        key.proof(&claims)
+    };
+    for (proof, expected) in [
+        (
+            forged(&|c| c["htu"] = json!(idp.url("/v1/revoke"))),
+            "'htu' claim in the DPoP proof JWT is invalid.",
+        ),
+        (
+            forged(&|c| c["htm"] = json!("GET")),
+            "'htm' claim in the DPoP proof JWT is invalid.",
+        ),
+        (
+            forged(&|c| c["iat"] = json!(now() as i64 - 600)),
+            "'iat' claim in the DPoP proof JWT is invalid.",
+        ),
+        (
+            forged(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+            "'jti' claim in the DPoP proof JWT is missing.",
+        ),
+        (
+            proofs::hs256_proof(&proof_claims(
+                "POST",
+                &idp.url("/v1/token"),
+                now() as i64,
+                None,
+            )),
+            "The DPoP proof JWT is invalid: the DPoP proof is not signed with one of ES256 RS256.",
+        ),
+    ] {
+        let (error, description) =
+            refusal(dpop_token_request(&idp, &fields, &[&proof]).await).await;
+        assert_eq!(
+            (error.as_str(), description.as_str()),
+            ("invalid_dpop_proof", expected)
+        );
+    }
+    // A nonce of another server, and two proofs at once.
+    let mut claims = proof_claims("POST", &idp.url("/v1/token"), now() as i64, None);
+    claims["nonce"] = json!("AQAAAABnAAAA");
+    let response = dpop_token_request(&idp, &fields, &[&key.proof(&claims)]).await;
+    assert!(header(&response, "dpop-nonce").is_some());
+    let (error, _) = refusal(response).await;
+    assert_eq!(error, "use_dpop_nonce");
+    let (one, two) = (
+        token_proof(&idp, &key, Some(&nonce)),
+        token_proof(&idp, &key, Some(&nonce)),
+    );
+    let (error, description) =
+        refusal(dpop_token_request(&idp, &fields, &[&one, &two]).await).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "invalid_dpop_proof",
+            "The request has more than one DPoP header."
+        )
+    );
+    // None of that spent or rotated the refresh token.
+    tokens_of(dpop_token_request(&idp, &fields, &[&one]).await).await;
+}
+
+#[tokio::test]
+async fn a_client_may_require_dpop_and_may_not_require_nonces() {
+    let (idp, running) = own_with_config(|config| {
+        config["clients"][0]["dpop_bound_access_tokens"] = json!(true);
+        config["clients"][0]["dpop_nonce_required"] = json!(false);
+    })
+    .await;
+    let (code, verifier) = alice_code(&idp, "dpop-required").await;
+    let fields = exchange_fields(&code, &verifier);
+    let (error, description) =
+        refusal_of(token_request(&idp, &fields).await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        ("invalid_dpop_proof", PROOF_MISSING)
+    );
+    // No nonce needed: the first proof goes through, and the code was not
+    // spent by the refusal.
+    let key = ProofKey::es256();
+    let response = dpop_token_request(&idp, &fields, &[&token_proof(&idp, &key, None)]).await;
+    assert!(header(&response, "dpop-nonce").is_none());
+    let tokens = tokens_of(response).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn dpop_crosses_origins_as_a_browser_app_sends_it() {
+    let idp = shared();
+    let response = preflight(&idp.url("/v1/token"), TRUSTED, "POST", "content-type,dpop").await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let allowed = header(&response, "access-control-allow-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("dpop"), "{allowed}");
+    // The use_dpop_nonce answer's nonce is readable by the app.
+    let key = ProofKey::es256();
+    let response = reqwest::Client::new()
+        .post(idp.url("/v1/token"))
+        .header("origin", TRUSTED)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", token_proof(&idp, &key, None))
+        .body("grant_type=refresh_token&client_id=0oa-dev-spa&refresh_token=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(header(&response, "dpop-nonce").is_some());
+    let exposed = header(&response, "access-control-expose-headers").unwrap();
+    assert!(exposed.contains("DPoP-Nonce"), "{exposed}");
+}
+
+#[tokio::test]
+async fn userinfo_takes_a_bound_token_with_its_proof_only() {
+    let idp = shared();
+    let key = ProofKey::es256();
+    let (code, verifier) = alice_code(&idp, "dpop-userinfo").await;
+    let (response, _) = with_dpop(&idp, &key, None, &exchange_fields(&code, &verifier)).await;
+    let tokens = tokens_of(response).await;
+    let access = str_of(&tokens, "access_token");
+    let call = |authorization: String, proof: Option<String>| {
+        let mut request = reqwest::Client::new()
+            .get(idp.url("/v1/userinfo"))
+            .header("authorization", authorization);
+        if let Some(proof) = proof {
+            request = request.header("dpop", proof);
+        }
+        request.send()
+    };
+    // As a Bearer token: refused (RFC 9449 §7.2).
+    let response = call(format!("Bearer {access}"), None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(header(&response, "www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+    // With its proof: the claims.
+    let proof = key.proof(&proof_claims(
+        "GET",
+        &idp.url("/v1/userinfo"),
+        now() as i64,
+        Some(access),
+    ));
+    let response = call(format!("DPoP {access}"), Some(proof.clone()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let claims: Value = response.json().await.unwrap();
+    assert_eq!(claims["sub"], "00ualicedev000000001");
+    // The same proof again, or a proof by another key.
+    let response = call(format!("DPoP {access}"), Some(proof)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = header(&response, "www-authenticate").unwrap().to_owned();
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    assert!(
+        challenge.contains("error=\"invalid_dpop_proof\""),
+        "{challenge}"
+    );
+    let mut claims = proof_claims("GET", &idp.url("/v1/userinfo"), now() as i64, None);
+    claims["ath"] = json!(ath(access));
+    let response = call(
+        format!("DPoP {access}"),
+        Some(ProofKey::es256().proof(&claims)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(header(&response, "www-authenticate")
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+}
+
+#[tokio::test]
+async fn its_dpop_tokens_pass_the_apps_bearer_layer_with_their_proof_only() {
+    use server::bearer::{
+        AuthError, DpopOptions, Policy, TokenError, Validator, ValidatorOptions, DEFAULT_LEEWAY,
+    };
+    let idp = shared();
+    let key = ProofKey::es256();
+    let (code, verifier) = alice_code(&idp, "dpop-app").await;
+    let (response, _) = with_dpop(&idp, &key, None, &exchange_fields(&code, &verifier)).await;
+    let tokens = tokens_of(response).await;
+    let access = str_of(&tokens, "access_token");
+
+    let policy = Policy::new(
+        idp.issuer.clone(),
+        "api://default",
+        Some(CLIENT_ID.into()),
+        DEFAULT_LEEWAY,
+    )
+    .unwrap();
+    let options = ValidatorOptions {
+        dpop: DpopOptions {
+            public_origin: Some(APP_ORIGIN.into()),
+            ..DpopOptions::default()
+        },
+        ..ValidatorOptions::default()
+    };
+    let (validator, _) = Validator::discover(policy, options).await.unwrap();
+    let request = |scheme: &str, proof: Option<String>| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            format!("{scheme} {access}").parse().unwrap(),
+        );
+        if let Some(proof) = proof {
+            headers.insert("dpop", proof.parse().unwrap());
+        }
+        headers
+    };
+    let proof = || {
+        key.proof(&proof_claims(
+            "POST",
+            &format!("{APP_ORIGIN}/api/whoami"),
+            now() as i64,
+            Some(access),
+        ))
+    };
+    let caller = validator
+        .authenticate("POST", "/api/whoami", &request("DPoP", Some(proof())), None)
+        .await
+        .unwrap();
+    assert_eq!(caller.claims.sub, "alice@example.com");
+    let refusal = validator
+        .authenticate("POST", "/api/whoami", &request("Bearer", None), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refusal.error,
+        AuthError::InvalidToken(TokenError::DpopBound)
+    );
 }

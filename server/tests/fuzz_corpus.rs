@@ -66,16 +66,26 @@ fn token_corpus_replays_without_panic() {
     replay("token", targets::token);
 }
 
+#[test]
+fn dpop_proof_corpus_replays_without_panic() {
+    replay("dpop_proof", targets::dpop_proof);
+}
+
 /// Every input also goes through the other targets: each is cheap, and a
 /// token seed is a fine header or fragment input too.
 #[test]
 fn every_input_through_every_target() {
-    let all: Vec<_> = ["fragment", "bearer_header", "token"]
+    let all: Vec<_> = ["fragment", "bearer_header", "token", "dpop_proof"]
         .into_iter()
         .flat_map(inputs)
         .collect();
     for (path, data) in &all {
-        for run in [targets::fragment, targets::bearer_header, targets::token] {
+        for run in [
+            targets::fragment,
+            targets::bearer_header,
+            targets::token,
+            targets::dpop_proof,
+        ] {
             let outcome = std::panic::catch_unwind(|| run(data));
             assert!(outcome.is_ok(), "panicked on {}", path.display());
         }

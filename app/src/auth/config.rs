@@ -34,8 +34,9 @@ pub struct PublicAuthConfig {
     pub renew_before_secs: i64,
     /// Where the tabs keep their tokens (`TOKEN_STORAGE`).
     pub token_storage: TokenStorage,
-    /// `DPOP=1`: the code flow's tokens are bound to a key the browser
-    /// cannot export (RFC 9449), and every call carries a proof.
+    /// `DPOP=1` (with the code flow): bind the tokens to a non-extractable
+    /// key and send a DPoP proof (RFC 9449) with every token request and
+    /// protected call. Absent from older servers' configurations: off.
     #[serde(default)]
     pub dpop: bool,
     /// The issuer's public keys as the server's JWKS cache holds them when

@@ -15,6 +15,11 @@
 //!   check; JSON input also goes through the claims decoder and the JWKS
 //!   parser directly.
 //!
+//! - `dpop_proof`: a DPoP proof (RFC 9449 §4.3) through every check of
+//!   `server::bearer::dpop::verify`, its `htu` and `nonce` alone through
+//!   the URL normalization and the nonce check, and the whole input as
+//!   `Authorization` values of either scheme.
+//!
 //! Every target asserts a few invariants besides "no panic". The fuzz crate
 //! is not part of the root workspace. Once (not part of `./dev.sh`):
 //!
@@ -177,6 +182,48 @@ pub fn bearer_header(data: &[u8]) {
     }
 }
 
+/// The `dpop_proof` target: `data` as a `DPoP` header value, checked as
+/// the resource server checks it for `POST /api/whoami` at [`NOW`]; a
+/// proof that passes names a 43-character thumbprint. The input is also
+/// read as an `htu`, a nonce and `Authorization` values.
+pub fn dpop_proof(data: &[u8]) {
+    use server::bearer::dpop::{self, Expected, Htu};
+    use server::bearer::header::{credentials, Scheme};
+    use server::bearer::nonce::{NonceCheck, NonceKey};
+
+    let url = Htu::parse("https://app.example.com/api/whoami").expect("a URL");
+    let hash = [7u8; 32];
+    if let Ok(proof) = std::str::from_utf8(data) {
+        for token_hash in [None, Some(&hash)] {
+            let expected = Expected {
+                method: "POST",
+                url: &url,
+                token_hash,
+                now: NOW,
+                iat_window_secs: 120,
+            };
+            if let Ok(checked) = dpop::verify(proof, &expected) {
+                assert_eq!(checked.jkt.len(), 43);
+                assert!((NOW - 120..=NOW + 120).contains(&checked.iat));
+                assert!(!checked.jti.is_empty());
+            }
+        }
+        if let Some(htu) = Htu::parse(proof) {
+            // Normal forms are fixed points.
+            assert_eq!(Htu::parse(htu.as_str()).as_ref(), Some(&htu));
+        }
+        let key = NonceKey::new(&[9u8; 32], 60).expect("a key");
+        if key.check(proof, NOW) != NonceCheck::Invalid {
+            assert_eq!(proof.len(), 55);
+        }
+    }
+    let values: Vec<&[u8]> = data.split(|b| *b == b'\n').take(2).collect();
+    if let Ok((scheme, token)) = credentials(&values) {
+        assert!(matches!(scheme, Scheme::Bearer | Scheme::Dpop));
+        assert!(token.bytes().all(|b| b.is_ascii_graphic()));
+    }
+}
+
 /// The `token` target: `data` as a compact JWS; JSON also as a claims set
 /// and as a JWKS document.
 pub fn token(data: &[u8]) {
@@ -237,6 +284,7 @@ fn check_claims(raw: RawClaims) {
         uid: raw.uid.clone(),
         scp: None,
         scope: raw.scope.clone(),
+        cnf: raw.cnf.clone(),
     };
     if let Ok(claims) = claims::check(raw, &policies().0, NOW) {
         assert_eq!(claims.issuer, ISSUER);

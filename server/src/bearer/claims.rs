@@ -57,6 +57,11 @@ impl Policy {
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
     }
+
+    /// The clock skew forgiven, in seconds.
+    pub fn leeway_secs(&self) -> i64 {
+        self.leeway_secs
+    }
 }
 
 /// The claims of an access token as they come out of the JSON, before any
@@ -80,12 +85,29 @@ pub struct RawClaims {
     pub scp: Option<Scopes>,
     /// RFC 8693 / RFC 9068: a space-separated string.
     pub scope: Option<String>,
+    /// RFC 7800: the key the token is bound to; RFC 9449 §6.1: `jkt`, the
+    /// thumbprint of a DPoP key.
+    pub cnf: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl RawClaims {
     /// Decodes the JSON payload of a verified token.
     pub fn from_json(json: &[u8]) -> Result<Self, TokenError> {
         serde_json::from_slice(json).map_err(|_| TokenError::BadClaims)
+    }
+
+    /// The DPoP key thumbprint the token is bound to (`cnf.jkt`), `None`
+    /// for an unbound token. A `cnf` this server cannot check (another
+    /// confirmation method, alone or beside `jkt`) refuses the token: it
+    /// is bound to something, and accepting it unbound would undo that.
+    pub fn take_dpop_binding(&mut self) -> Result<Option<String>, TokenError> {
+        let Some(cnf) = self.cnf.take() else {
+            return Ok(None);
+        };
+        match (cnf.get("jkt"), cnf.len()) {
+            (Some(serde_json::Value::String(jkt)), 1) if !jkt.is_empty() => Ok(Some(jkt.clone())),
+            _ => Err(TokenError::UnsupportedConfirmation),
+        }
     }
 }
 
@@ -441,6 +463,32 @@ mod tests {
             check_json(with("scp", json!([1, 2]))),
             Err(TokenError::BadClaims)
         );
+    }
+
+    #[test]
+    fn a_dpop_binding_is_read_and_other_bindings_refuse_the_token() {
+        let binding = |cnf: serde_json::Value| {
+            RawClaims::from_json(with("cnf", cnf).to_string().as_bytes())
+                .unwrap()
+                .take_dpop_binding()
+        };
+        assert_eq!(binding(json!({"jkt": "abc"})), Ok(Some("abc".into())));
+        let mut unbound = RawClaims::from_json(okta_claims().to_string().as_bytes()).unwrap();
+        assert_eq!(unbound.take_dpop_binding(), Ok(None));
+        for other in [
+            json!({"x5t#S256": "abc"}),
+            json!({"jkt": "abc", "x5t#S256": "abc"}),
+            json!({"jkt": ""}),
+            json!({"jkt": 1}),
+            json!({}),
+        ] {
+            assert_eq!(
+                binding(other.clone()),
+                Err(TokenError::UnsupportedConfirmation),
+                "{other}"
+            );
+        }
+        assert!(RawClaims::from_json(with("cnf", json!("x")).to_string().as_bytes()).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 use app::api::ApiError;
 
+pub use super::dpop::ProofError;
+
 /// Why the validator cannot be set up. Each message names what is wrong
 /// in one line.
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +92,23 @@ pub enum TokenError {
     IdToken,
     #[error("the token was issued to another client (cid)")]
     WrongClient,
+    /// RFC 9449 §7.2: a DPoP-bound token is never accepted as a Bearer one.
+    #[error("the token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof")]
+    DpopBound,
+    #[error("the token is not bound to a DPoP key (it has no cnf.jkt)")]
+    NotDpopBound,
+    #[error("the token is bound to a key by a confirmation method (cnf) this server cannot check")]
+    UnsupportedConfirmation,
+    /// RFC 9449 §7.1, Figure 16: "Invalid DPoP key binding".
+    #[error(
+        "the DPoP proof is signed by another key than the one the token is bound to (cnf.jkt)"
+    )]
+    DpopKeyMismatch,
 }
 
 impl TokenError {
     /// Every [`TokenError::reason`], in the order of [`TokenError::index`].
-    pub const REASONS: [&'static str; 17] = [
+    pub const REASONS: [&'static str; 21] = [
         "too_large",
         "not_compact_jws",
         "bad_header",
@@ -112,6 +126,10 @@ impl TokenError {
         "wrong_audience",
         "id_token",
         "wrong_client",
+        "dpop_bound",
+        "not_dpop_bound",
+        "unsupported_cnf",
+        "dpop_key_mismatch",
     ];
 
     /// This problem's place in [`TokenError::REASONS`].
@@ -134,6 +152,10 @@ impl TokenError {
             TokenError::WrongAudience => 14,
             TokenError::IdToken => 15,
             TokenError::WrongClient => 16,
+            TokenError::DpopBound => 17,
+            TokenError::NotDpopBound => 18,
+            TokenError::UnsupportedConfirmation => 19,
+            TokenError::DpopKeyMismatch => 20,
         }
     }
 
@@ -145,13 +167,19 @@ impl TokenError {
 }
 
 /// Why a request is not let through. Maps one to one onto the rows of the
-/// RFC 6750 table in DESIGN.md through [`ApiError`].
+/// RFC 6750 table in DESIGN.md, and RFC 9449 §7.1's errors, through
+/// [`ApiError`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No `Authorization` header, or another scheme: 401 with a bare
     /// challenge.
-    #[error("the request has no Bearer token")]
+    #[error("the request has no access token in its Authorization header")]
     MissingCredentials,
+    /// `REQUIRE_DPOP=1` and a Bearer token: an authentication scheme this
+    /// server does not take, so, as RFC 6750 §3.1 has it for those, 401
+    /// with a bare (DPoP) challenge.
+    #[error("this API takes DPoP-bound tokens only: send Authorization: DPoP with a DPoP proof")]
+    DpopRequired,
     /// A malformed request: 400 `invalid_request`.
     #[error("{0}")]
     InvalidRequest(String),
@@ -162,20 +190,45 @@ pub enum AuthError {
     /// endpoint is failing: 503 with `Retry-After`.
     #[error("the issuer's signing keys cannot be fetched right now; retry in {retry_after} s")]
     KeysUnavailable { retry_after: u64 },
+    /// 401 `invalid_dpop_proof` (RFC 9449 §7.1).
+    #[error(transparent)]
+    InvalidDpopProof(#[from] ProofError),
+    /// 401 `use_dpop_nonce` with a fresh `DPoP-Nonce` (RFC 9449 §9).
+    #[error(transparent)]
+    UseDpopNonce(#[from] NonceProblem),
+    /// The replay cache is full of proofs still in their window: 503 with
+    /// `Retry-After` rather than a proof accepted unremembered.
+    #[error("the server cannot take more DPoP proofs right now; retry in {retry_after} s")]
+    ReplayCacheFull { retry_after: u64 },
+}
+
+/// Why a proof's nonce is refused: answered `use_dpop_nonce`, with a fresh
+/// one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NonceProblem {
+    #[error(
+        "the resource server requires a nonce in the DPoP proof: use the DPoP-Nonce of this answer"
+    )]
+    Missing,
+    #[error("the DPoP proof's nonce is not one this server issued, or has expired: use the DPoP-Nonce of this answer")]
+    Invalid,
 }
 
 impl AuthError {
     /// Whether this is the server's problem (logged at `error!`) rather than
     /// the caller's (logged at `debug!`).
     pub fn is_server_side(&self) -> bool {
-        matches!(self, AuthError::KeysUnavailable { .. })
+        matches!(
+            self,
+            AuthError::KeysUnavailable { .. } | AuthError::ReplayCacheFull { .. }
+        )
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         match err {
-            AuthError::MissingCredentials => ApiError::Unauthorized {
+            AuthError::MissingCredentials | AuthError::DpopRequired => ApiError::Unauthorized {
                 error_description: err.to_string(),
             },
             AuthError::InvalidRequest(error_description) => {
@@ -184,9 +237,16 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidToken(problem) => ApiError::InvalidToken {
                 error_description: problem.to_string(),
             },
-            AuthError::KeysUnavailable { retry_after } => {
+            AuthError::KeysUnavailable { retry_after }
+            | AuthError::ReplayCacheFull { retry_after } => {
                 ApiError::TemporarilyUnavailable { retry_after }
             }
+            AuthError::InvalidDpopProof(problem) => ApiError::InvalidDpopProof {
+                error_description: problem.to_string(),
+            },
+            AuthError::UseDpopNonce(problem) => ApiError::UseDpopNonce {
+                error_description: problem.to_string(),
+            },
         }
     }
 }
@@ -218,7 +278,7 @@ mod tests {
     }
 
     /// One of each variant.
-    const EVERY_TOKEN_ERROR: [TokenError; 17] = [
+    const EVERY_TOKEN_ERROR: [TokenError; 21] = [
         TokenError::TooLarge,
         TokenError::NotCompactJws,
         TokenError::BadHeader,
@@ -236,6 +296,10 @@ mod tests {
         TokenError::WrongAudience,
         TokenError::IdToken,
         TokenError::WrongClient,
+        TokenError::DpopBound,
+        TokenError::NotDpopBound,
+        TokenError::UnsupportedConfirmation,
+        TokenError::DpopKeyMismatch,
     ];
 
     #[test]
@@ -249,8 +313,12 @@ mod tests {
     fn descriptions_are_header_safe() {
         // Every description must survive ApiError's quoted-string filter
         // unchanged, or the header and the body would disagree.
-        for problem in EVERY_TOKEN_ERROR {
-            let text = problem.to_string();
+        let texts = EVERY_TOKEN_ERROR
+            .iter()
+            .map(ToString::to_string)
+            .chain([NonceProblem::Missing, NonceProblem::Invalid].map(|p| p.to_string()))
+            .chain([AuthError::DpopRequired.to_string()]);
+        for text in texts {
             assert!(
                 text.chars()
                     .all(|c| c == ' ' || (c.is_ascii_graphic() && c != '"' && c != '\\')),

@@ -1,4 +1,6 @@
-//! Reading the Bearer token out of a request (RFC 6750 §2.1).
+//! Reading the access token out of a request: the `Bearer` scheme (RFC
+//! 6750 §2.1) and the `DPoP` scheme (RFC 9449 §7.1), which share one
+//! syntax (`scheme 1*SP token68`).
 //!
 //! Pure functions over header values and the query string, so every rule is
 //! unit-tested without a server. Nothing here decodes or verifies the token:
@@ -18,15 +20,15 @@ pub enum HeaderError {
     #[error("no Authorization header")]
     Missing,
     /// Credentials of another scheme (Basic, Digest, ...).
-    #[error("the Authorization header does not use the Bearer scheme")]
+    #[error("the Authorization header uses neither the Bearer nor the DPoP scheme")]
     OtherScheme,
     #[error("more than one Authorization header")]
     MultipleHeaders,
     #[error("the Authorization header is larger than 8 KiB")]
     TooLarge,
-    #[error("the Bearer token is empty")]
+    #[error("the access token in the Authorization header is empty")]
     Empty,
-    #[error("the Bearer token has characters outside the b64token syntax of RFC 6750")]
+    #[error("the access token has characters outside the b64token syntax of RFC 6750")]
     BadCharacters,
     #[error("the Authorization header carries more than one token")]
     MultipleTokens,
@@ -43,9 +45,39 @@ impl From<HeaderError> for AuthError {
     }
 }
 
+/// The authentication scheme of a request's access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// `Authorization: Bearer …` (RFC 6750): whoever holds the token.
+    Bearer,
+    /// `Authorization: DPoP …` (RFC 9449 §7.1): a token bound to a key,
+    /// with a proof of that key in the `DPoP` header.
+    Dpop,
+}
+
+impl Scheme {
+    /// The scheme's name as challenges spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "Bearer",
+            Scheme::Dpop => "DPoP",
+        }
+    }
+}
+
 /// The Bearer token of a request whose `Authorization` header values are
-/// `values` (in the order received).
+/// `values` (in the order received). A `DPoP` credential counts as another
+/// scheme here.
 pub fn bearer_token<'a>(values: &[&'a [u8]]) -> Result<&'a str, HeaderError> {
+    match credentials(values)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(HeaderError::OtherScheme),
+    }
+}
+
+/// The scheme and access token of a request whose `Authorization` header
+/// values are `values` (in the order received): `Bearer` or `DPoP`.
+pub fn credentials<'a>(values: &[&'a [u8]]) -> Result<(Scheme, &'a str), HeaderError> {
     let value = match values {
         [] => return Err(HeaderError::Missing),
         [one] => *one,
@@ -61,9 +93,13 @@ pub fn bearer_token<'a>(values: &[&'a [u8]]) -> Result<&'a str, HeaderError> {
     // case-insensitive (RFC 7235 §2.1).
     let scheme_len = value.iter().position(|b| *b == b' ').unwrap_or(value.len());
     let (scheme, rest) = value.split_at(scheme_len);
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case(b"bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case(b"dpop") {
+        Scheme::Dpop
+    } else {
         return Err(HeaderError::OtherScheme);
-    }
+    };
     let token = trim_leading_spaces(rest);
     if token.is_empty() {
         return Err(HeaderError::Empty);
@@ -78,7 +114,8 @@ pub fn bearer_token<'a>(values: &[&'a [u8]]) -> Result<&'a str, HeaderError> {
         });
     }
     // b64token is ASCII, so this cannot fail; no unwrap on request data.
-    std::str::from_utf8(token).map_err(|_| HeaderError::BadCharacters)
+    let token = std::str::from_utf8(token).map_err(|_| HeaderError::BadCharacters)?;
+    Ok((scheme, token))
 }
 
 /// Whether the query string carries an `access_token` parameter (RFC 6750
@@ -174,6 +211,23 @@ mod tests {
         assert_eq!(parse("Bearerabc"), Err(HeaderError::OtherScheme));
         assert_eq!(parse(""), Err(HeaderError::OtherScheme));
         assert_eq!(parse("DPoP abc"), Err(HeaderError::OtherScheme));
+    }
+
+    #[test]
+    fn the_dpop_scheme_has_the_same_syntax() {
+        fn parse(value: &str) -> Result<(Scheme, &str), HeaderError> {
+            credentials(&[value.as_bytes()])
+        }
+        assert_eq!(parse("DPoP abc.def"), Ok((Scheme::Dpop, "abc.def")));
+        assert_eq!(parse("dpop  abc "), Ok((Scheme::Dpop, "abc")));
+        assert_eq!(parse("Bearer abc"), Ok((Scheme::Bearer, "abc")));
+        assert_eq!(parse("DPoP"), Err(HeaderError::Empty));
+        assert_eq!(parse("DPoP a b"), Err(HeaderError::MultipleTokens));
+        assert_eq!(parse("DPoPabc"), Err(HeaderError::OtherScheme));
+        assert_eq!(
+            credentials(&[b"DPoP a", b"Bearer a"]),
+            Err(HeaderError::MultipleHeaders)
+        );
     }
 
     #[test]

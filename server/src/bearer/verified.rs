@@ -16,6 +16,9 @@
 //! generation moves to the young one, so tokens in use stay while
 //! one-off tokens pass through. Expired entries are never served and
 //! leave with their generation.
+//!
+//! A DPoP-bound token's entry keeps the thumbprint of its key: the token
+//! is checked once, its proof on every request.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,9 +36,24 @@ pub fn token_hash(token: &str) -> TokenHash {
     out
 }
 
+/// A token that checked out: its claims, and the DPoP key it is bound to
+/// (`cnf.jkt`), which every request then proves it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub claims: Arc<AccessClaims>,
+    pub jkt: Option<Arc<str>>,
+}
+
+impl From<Arc<AccessClaims>> for Verified {
+    /// An unbound token's.
+    fn from(claims: Arc<AccessClaims>) -> Self {
+        Verified { claims, jkt: None }
+    }
+}
+
 #[derive(Clone)]
 struct Entry {
-    claims: Arc<AccessClaims>,
+    verified: Verified,
     kid: Arc<str>,
 }
 
@@ -80,21 +98,21 @@ impl VerifiedCache {
         }
     }
 
-    /// The claims of a cached token, if it has not expired at `now` (Unix
-    /// seconds) and `key_known` still says yes for its kid.
+    /// What a cached token checked out as, if it has not expired at `now`
+    /// (Unix seconds) and `key_known` still says yes for its kid.
     pub fn get(
         &self,
         hash: &TokenHash,
         now: i64,
         key_known: impl FnOnce(&str) -> bool,
-    ) -> Option<Arc<AccessClaims>> {
+    ) -> Option<Verified> {
         let (entry, dropped) = {
             let mut generations = self.lock();
             match generations.young.get(hash) {
                 Some(entry) => (entry.clone(), None),
                 None => {
                     let entry = generations.old.remove(hash)?;
-                    if now >= entry.claims.expires_at {
+                    if now >= entry.verified.claims.expires_at {
                         // Expired: it leaves now instead of moving up.
                         return None;
                     }
@@ -104,20 +122,21 @@ impl VerifiedCache {
             }
         };
         drop(dropped);
-        if now >= entry.claims.expires_at || !key_known(&entry.kid) {
+        if now >= entry.verified.claims.expires_at || !key_known(&entry.kid) {
             return None;
         }
-        Some(entry.claims)
+        Some(entry.verified)
     }
 
     /// Remembers that the token with `hash`, signed by `kid`, checked out
-    /// as `claims`.
-    pub fn insert(&self, hash: TokenHash, kid: &str, claims: Arc<AccessClaims>, now: i64) {
-        if self.per_generation == 0 || now >= claims.expires_at {
+    /// as `verified`.
+    pub fn insert(&self, hash: TokenHash, kid: &str, verified: impl Into<Verified>, now: i64) {
+        let verified = verified.into();
+        if self.per_generation == 0 || now >= verified.claims.expires_at {
             return;
         }
         let entry = Entry {
-            claims,
+            verified,
             kid: Arc::from(kid),
         };
         let dropped = self.add_young(&mut self.lock(), hash, entry);
@@ -288,6 +307,19 @@ mod tests {
         assert!(cache.get(&hash(1), 1_000, |_| true).is_none());
         assert_eq!(cache.len(), 2);
         assert!(cache.get(&hash(2), 1_000, |_| true).is_some());
+    }
+
+    #[test]
+    fn a_bound_token_keeps_its_key() {
+        let cache = VerifiedCache::new(10);
+        let bound = Verified {
+            claims: claims(1_000),
+            jkt: Some(Arc::from("thumbprint")),
+        };
+        cache.insert(hash(1), "k", bound.clone(), 900);
+        assert_eq!(cache.get(&hash(1), 900, |_| true), Some(bound));
+        cache.insert(hash(2), "k", claims(1_000), 900);
+        assert_eq!(cache.get(&hash(2), 900, |_| true).unwrap().jkt, None);
     }
 
     #[test]

@@ -132,6 +132,8 @@ fn answer_with_tokens(
         access_token_secs,
         id_token_secs,
         wanted,
+        // Tokens that travel in a URL cannot be bound to a key.
+        jkt: None,
     };
     let key = state.inner.keys.signing_key();
     let issued = match tokens::issue(&grant, &key) {

@@ -21,7 +21,9 @@
 //!                 "scopes": ["openid", "offline_access", …],       // default: scopes_supported
 //!                 "refresh_token_lifetime_secs": 7776000,   // 60..=157680000 (5 years), default 90 days
 //!                 "refresh_token_idle_secs": 604800,        // 60..=lifetime, default 7 days (or the lifetime)
-//!                 "refresh_token_rotation_grace_secs": 30 }], // 0..=60, default 30
+//!                 "refresh_token_rotation_grace_secs": 30,  // 0..=60, default 30
+//!                 "dpop_bound_access_tokens": false,        // token requests must carry a DPoP proof
+//!                 "dpop_nonce_required": true }],           // DPoP proofs must carry our nonce
 //!   "users": [{ "id": "00u…", "login": "…", "name": "…", "email": "… (default: login)",
 //!               "password_hash": "pbkdf2-sha256$…", "demo_password": "… (shown on the sign-in page)",
 //!               "scopes": ["openid", …] }]
@@ -38,6 +40,13 @@
 //! `scopes` the scopes the rule lets this client have. Asking for more is
 //! refused as Okta refuses it: `unsupported_response_type`, and
 //! `access_denied` "Policy evaluation failed…".
+//!
+//! DPoP (RFC 9449) is always offered at the token endpoint: a request
+//! with a valid proof gets tokens bound to its key. A client's
+//! `dpop_bound_access_tokens` is Okta's "Require Demonstrating Proof of
+//! Possession (DPoP) header in token requests" (off by default), and
+//! `dpop_nonce_required` says whether proofs must carry a nonce this
+//! server issued, which Okta always requires (so on by default).
 //!
 //! Refresh tokens are Okta's "Refresh Token" grant type with "Rotate token
 //! after every use": a client may have them when it may use `code` and its
@@ -136,6 +145,18 @@ struct ClientFile {
     refresh_token_idle_secs: Option<u64>,
     #[serde(default)]
     refresh_token_rotation_grace_secs: Option<u64>,
+    /// Okta's "Require Demonstrating Proof of Possession (DPoP) header in
+    /// token requests" (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    #[serde(default)]
+    dpop_bound_access_tokens: bool,
+    /// Whether DPoP proofs at the token endpoint must carry a nonce this
+    /// server issued, as Okta's always must.
+    #[serde(default = "default_true")]
+    dpop_nonce_required: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +218,28 @@ pub struct Client {
     pub scopes: Vec<String>,
     /// Its refresh tokens' lifetimes, if it may have refresh tokens.
     pub refresh: Option<RefreshPolicy>,
+    /// What its token requests must do about DPoP.
+    pub dpop: ClientDpop,
+}
+
+/// A client's DPoP settings (RFC 9449), as Okta's app settings have them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientDpop {
+    /// Every token request must carry a DPoP proof (`invalid_dpop_proof`
+    /// otherwise): `dpop_bound_access_tokens`, off by default.
+    pub required: bool,
+    /// Proofs must carry a nonce this server issued (`use_dpop_nonce`
+    /// otherwise): `dpop_nonce_required`, on by default, as at Okta.
+    pub nonce_required: bool,
+}
+
+impl Default for ClientDpop {
+    fn default() -> Self {
+        ClientDpop {
+            required: false,
+            nonce_required: true,
+        }
+    }
 }
 
 /// How long a client's refresh tokens live (Okta's access policy rule and
@@ -595,6 +638,10 @@ impl ConfigFile {
                 response_types,
                 scopes,
                 refresh,
+                dpop: ClientDpop {
+                    required: c.dpop_bound_access_tokens,
+                    nonce_required: c.dpop_nonce_required,
+                },
             });
         }
         if !client_ids.contains(&self.app_client_id) {

@@ -33,13 +33,14 @@ use super::config::Config;
 use super::{DevIdpState, ISSUER_PATH};
 
 /// The request headers a trusted origin may send: what okta-auth-js sends
-/// (`Accept`, `Authorization`, `Content-Type`,
+/// (`Accept`, `Authorization`, `Content-Type`, `DPoP`,
 /// `X-Okta-User-Agent-Extended`) and `X-Requested-With`, which Okta's
 /// sign-in widget adds. Lower case, as preflights list them.
 pub const ALLOWED_HEADERS: &[&str] = &[
     "accept",
     "authorization",
     "content-type",
+    "dpop",
     "x-okta-user-agent-extended",
     "x-requested-with",
 ];
@@ -49,8 +50,9 @@ pub const ALLOWED_HEADERS: &[&str] = &[
 const MAX_AGE_SECS: &str = "600";
 
 /// The response headers a script may read besides the safelisted ones:
-/// userinfo's error is in `WWW-Authenticate`, which okta-auth-js reads.
-const EXPOSED_HEADERS: &str = "WWW-Authenticate";
+/// userinfo's error is in `WWW-Authenticate`, which okta-auth-js reads,
+/// and the token endpoint's DPoP nonce in `DPoP-Nonce` (RFC 9449 §8).
+const EXPOSED_HEADERS: &str = "WWW-Authenticate, DPoP-Nonce";
 
 /// The methods each CORS endpoint allows, by path under the issuer; `None`
 /// for every path that is not a CORS endpoint.
@@ -268,7 +270,7 @@ mod tests {
     #[test]
     fn preflights_are_checked_for_origin_method_and_headers() {
         let post = &[Method::POST][..];
-        let sdk_headers = "authorization,content-type,x-okta-user-agent-extended";
+        let sdk_headers = "authorization,content-type,dpop,x-okta-user-agent-extended";
         assert_eq!(
             check_preflight(true, post, b"POST", Some(sdk_headers)),
             Ok(())

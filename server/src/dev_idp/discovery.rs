@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::bearer::dpop;
+
 use super::pkce;
 use super::response_mode::ResponseMode;
 use super::DevIdpState;
@@ -63,6 +65,8 @@ fn metadata(state: &DevIdpState) -> Value {
         "subject_types_supported": ["public"],
         "scopes_supported": state.config().scopes_supported,
         "id_token_signing_alg_values_supported": ["RS256"],
+        // RFC 9449 §5.1: DPoP is offered, with these proof algorithms.
+        "dpop_signing_alg_values_supported": dpop::ALGORITHMS,
         "claims_supported": CLAIMS_SUPPORTED,
         "request_parameter_supported": false,
     })

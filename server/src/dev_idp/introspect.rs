@@ -86,7 +86,7 @@ pub async fn introspect(
 
 /// The introspection response for a live access token.
 pub fn active(claims: &AccessTokenClaims) -> Value {
-    json!({
+    let mut description = json!({
         "active": true,
         "token_type": "Bearer",
         "scope": claims.scp.join(" "),
@@ -99,7 +99,13 @@ pub fn active(claims: &AccessTokenClaims) -> Value {
         "iss": claims.iss,
         "jti": claims.jti,
         "uid": claims.uid,
-    })
+    });
+    // RFC 9449 §6.2: a bound token's key, and its type.
+    if let Some(cnf) = &claims.cnf {
+        description["token_type"] = json!("DPoP");
+        description["cnf"] = json!({ "jkt": cnf.jkt });
+    }
+    description
 }
 
 /// The introspection response for a usable refresh token of `client`.
@@ -151,6 +157,7 @@ mod tests {
             uid: "00u1".into(),
             scp: vec!["openid".into(), "email".into()],
             sub: "alice@example.com".into(),
+            cnf: None,
         };
         let value = active(&claims);
         assert_eq!(value["active"], true);
@@ -158,6 +165,13 @@ mod tests {
         assert_eq!(value["username"], "alice@example.com");
         assert_eq!(value["exp"], 20);
         assert_eq!(value.as_object().unwrap().len(), 12);
+        assert_eq!(value["token_type"], "Bearer");
+        let bound = active(&AccessTokenClaims {
+            cnf: Some(super::super::tokens::Confirmation { jkt: "t".into() }),
+            ..claims
+        });
+        assert_eq!(bound["token_type"], "DPoP");
+        assert_eq!(bound["cnf"], json!({"jkt": "t"}));
         assert_eq!(inactive(), json!({ "active": false }));
     }
 }

@@ -14,7 +14,7 @@
 //! | `/.well-known/openid-configuration`, `/.well-known/oauth-authorization-server` | discovery ([`discovery`]) |
 //! | `/v1/authorize` (GET) | the authorization endpoint ([`authorize`]), answering in a [`response_mode`] ([`post_message`] for `okta_post_message`) |
 //! | `/v1/sign-in` (POST) | the sign-in form's target ([`sign_in`]) |
-//! | `/v1/token` (POST) | the token endpoint: codes and refresh tokens ([`token_endpoint`]) |
+//! | `/v1/token` (POST) | the token endpoint: codes and refresh tokens, Bearer or DPoP-bound ([`token_endpoint`], [`dpop`]) |
 //! | `/v1/keys` | the JWKS ([`keys`]) |
 //! | `/v1/userinfo` (GET, POST) | the OpenID Connect UserInfo endpoint ([`userinfo`]) |
 //! | `/v1/revoke` (POST) | token revocation, RFC 7009 ([`revoke`]) |
@@ -46,6 +46,7 @@
 //! | [`response_mode`] | how the answer reaches the client: a query or fragment redirect, or [`post_message`] |
 //! | [`post_message`] | the `okta_post_message` page |
 //! | [`token_endpoint`] | *code*: exchanging the code, and refreshing |
+//! | [`dpop`] | *code*: DPoP proofs at the token endpoint, its nonces and replay cache |
 //! | [`client_auth`] | which client calls the token, revoke or introspect endpoint |
 //! | [`oauth_error`] | the JSON errors of the endpoints a client calls |
 //! | [`refresh`] | *code*: refresh token families: rotation, grace, reuse, bounded |
@@ -67,6 +68,7 @@ mod config;
 mod control;
 mod cors;
 mod discovery;
+mod dpop;
 mod html;
 mod introspect;
 mod keys;
@@ -277,6 +279,8 @@ struct Inner {
     cors: TrustedOrigins,
     /// Access tokens revoked before their expiry.
     revoked: RevokedTokens,
+    /// The token endpoint's DPoP nonces and replay cache.
+    dpop: dpop::TokenEndpointDpop,
     enable_control: bool,
     /// Cookie names carry the port: cookies ignore ports, and two dev
     /// servers on one host must not read each other's cookies.
@@ -303,9 +307,12 @@ impl DevIdpState {
         let session_ttl = Duration::from_secs(config.lifetimes.session_secs);
         let code_ttl = Duration::from_secs(config.lifetimes.authorization_code_secs);
         let refresh = RefreshStore::new(MAX_REFRESH_FAMILIES).ok_or(DevIdpError::Random)?;
+        let issuer = format!("{origin}{ISSUER_PATH}");
+        let dpop = dpop::TokenEndpointDpop::new(&issuer).ok_or(DevIdpError::Random)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                issuer: format!("{origin}{ISSUER_PATH}"),
+                issuer,
+                dpop,
                 origin,
                 keys: KeyStore::new(key),
                 sessions: ExpiringMap::new(session_ttl, MAX_SESSIONS),

@@ -66,6 +66,10 @@ pub struct Grant {
     /// The scopes granted at sign-in; a refresh may ask for fewer.
     pub scopes: Vec<String>,
     pub auth_time: u64,
+    /// The thumbprint of the DPoP key the family is bound to (RFC 9449
+    /// §5: a public client's refresh token obtained with a proof), which
+    /// every refresh must then prove it holds.
+    pub jkt: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,6 +143,13 @@ pub enum RefreshError {
     /// `scope` asked for more than was granted (`invalid_scope`); nothing
     /// changed.
     ScopeExceeded,
+    /// The family is bound to a DPoP key and the request has no proof
+    /// (`invalid_dpop_proof`); nothing changed.
+    ProofMissing,
+    /// The family is bound to another DPoP key than the proof's
+    /// (`invalid_dpop_proof`); nothing changed: a copy of the token is
+    /// useless without the key, and its use says nothing about the family.
+    WrongKey,
 }
 
 /// What a refresh token is, for introspection.
@@ -231,13 +242,16 @@ impl RefreshStore {
         Some((id, self.encode(id, 0)))
     }
 
-    /// Uses `token` for `client_id`, asking for `requested` scopes (all
-    /// that were granted if `None`). `policy` gives the family's lifetimes
-    /// from its user's login, at the moment of use.
+    /// Uses `token` for `client_id`, with a DPoP proof by the key of
+    /// thumbprint `dpop_jkt` if the request had one, asking for `requested`
+    /// scopes (all that were granted if `None`). `policy` gives the
+    /// family's lifetimes from its user's login, at the moment of use. A
+    /// family not yet bound to a key is bound to the proof's.
     pub fn refresh(
         &self,
         token: &str,
         client_id: &str,
+        dpop_jkt: Option<&str>,
         requested: Option<&[String]>,
         now: u64,
         policy: impl Fn(&str) -> RefreshPolicy,
@@ -253,6 +267,13 @@ impl RefreshStore {
         if family.exp() <= now {
             families.remove(&id);
             return Err(RefreshError::Invalid);
+        }
+        // Before reuse is looked at: without the key, a token (current or
+        // old) can neither be used nor revoke its family.
+        match (family.grant.jkt.as_deref(), dpop_jkt) {
+            (Some(_), None) => return Err(RefreshError::ProofMissing),
+            (Some(bound), Some(proof)) if bound != proof => return Err(RefreshError::WrongKey),
+            _ => {}
         }
         let policy = policy(&family.grant.login);
         let current = generation == family.generation;
@@ -273,6 +294,9 @@ impl RefreshStore {
             if requested.iter().any(|s| !family.grant.scopes.contains(s)) {
                 return Err(RefreshError::ScopeExceeded);
             }
+        }
+        if family.grant.jkt.is_none() {
+            family.grant.jkt = dpop_jkt.map(str::to_owned);
         }
         if current {
             let Some(next) = family.generation.checked_add(1) else {
@@ -434,6 +458,7 @@ mod tests {
             session_id: "s1".into(),
             scopes: vec!["openid".into(), "offline_access".into(), "email".into()],
             auth_time: 1,
+            jkt: None,
         }
     }
 
@@ -442,7 +467,7 @@ mod tests {
     }
 
     fn refresh(store: &RefreshStore, token: &str, at: u64) -> Result<Refreshed, RefreshError> {
-        store.refresh(token, "0oa-dev-spa", None, at, policy)
+        store.refresh(token, "0oa-dev-spa", None, None, at, policy)
     }
 
     #[test]
@@ -509,7 +534,7 @@ mod tests {
             ..POLICY
         };
         assert!(matches!(
-            store.refresh(&t0, "0oa-dev-spa", None, T0, no_grace),
+            store.refresh(&t0, "0oa-dev-spa", None, None, T0, no_grace),
             Err(RefreshError::Reused { .. })
         ));
     }
@@ -541,7 +566,7 @@ mod tests {
         let store = RefreshStore::new(10).unwrap();
         let (_, t0) = store.start(grant(), POLICY, T0).unwrap();
         assert_eq!(
-            store.refresh(&t0, "0oa-other", None, T0, policy),
+            store.refresh(&t0, "0oa-other", None, None, T0, policy),
             Err(RefreshError::Invalid)
         );
         let mut forged = t0.clone().into_bytes();
@@ -555,19 +580,56 @@ mod tests {
         assert_eq!(refresh(&store, "short", T0), Err(RefreshError::Invalid));
         let wider = ["openid".to_owned(), "profile".to_owned()];
         assert_eq!(
-            store.refresh(&t0, "0oa-dev-spa", Some(&wider), T0, policy),
+            store.refresh(&t0, "0oa-dev-spa", None, Some(&wider), T0, policy),
             Err(RefreshError::ScopeExceeded)
         );
         // Refused requests change nothing: t0 is still current.
         let narrower = ["openid".to_owned()];
         let r = store
-            .refresh(&t0, "0oa-dev-spa", Some(&narrower), T0, policy)
+            .refresh(&t0, "0oa-dev-spa", None, Some(&narrower), T0, policy)
             .unwrap();
         assert!(r.rotated);
         assert_eq!(
             r.grant.scopes,
             grant().scopes,
             "the family keeps its scopes"
+        );
+    }
+
+    #[test]
+    fn a_bound_family_needs_a_proof_by_its_key_and_changes_nothing_otherwise() {
+        let store = RefreshStore::new(10).unwrap();
+        let bound = Grant {
+            jkt: Some("key-a".into()),
+            ..grant()
+        };
+        let (_, t0) = store.start(bound, POLICY, T0).unwrap();
+        let with_key = |token: &str, jkt: Option<&str>, at: u64| {
+            store.refresh(token, "0oa-dev-spa", jkt, None, at, policy)
+        };
+        assert_eq!(with_key(&t0, None, T0), Err(RefreshError::ProofMissing));
+        assert_eq!(
+            with_key(&t0, Some("key-b"), T0),
+            Err(RefreshError::WrongKey)
+        );
+        // Refused requests neither rotated nor revoked: t0 is current.
+        let t1 = with_key(&t0, Some("key-a"), T0 + 1).unwrap();
+        assert!(t1.rotated);
+        assert_eq!(t1.grant.jkt.as_deref(), Some("key-a"));
+        // An old token without the key does not revoke the family either.
+        assert_eq!(
+            with_key(&t0, Some("key-b"), T0 + 60_000),
+            Err(RefreshError::WrongKey)
+        );
+        assert!(with_key(&t1.refresh_token, Some("key-a"), T0 + 60_001).is_ok());
+
+        // An unbound family is bound by its first refresh with a proof.
+        let (_, u0) = store.start(grant(), POLICY, T0).unwrap();
+        let u1 = with_key(&u0, Some("key-c"), T0).unwrap();
+        assert_eq!(u1.grant.jkt.as_deref(), Some("key-c"));
+        assert_eq!(
+            with_key(&u1.refresh_token, None, T0 + 1),
+            Err(RefreshError::ProofMissing)
         );
     }
 

@@ -43,6 +43,15 @@ pub enum TokenProblem {
     /// One of our ID tokens, which is not an access token.
     #[error("The token is an ID token, not an access token.")]
     IdToken,
+    /// A DPoP-bound token sent as a Bearer token (RFC 9449 §7.2).
+    #[error("The access token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof.")]
+    DpopBound,
+    /// A Bearer token sent with the DPoP scheme.
+    #[error("The access token is not bound to a DPoP key.")]
+    NotDpopBound,
+    /// RFC 9449 §7.1, Figure 16.
+    #[error("The DPoP proof is not signed with the key the access token is bound to.")]
+    WrongDpopKey,
 }
 
 /// The access tokens revoked before their expiry, by `jti`.

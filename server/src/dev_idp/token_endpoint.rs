@@ -28,7 +28,15 @@
 //! | another `redirect_uri` than the authorization request's | `400 invalid_grant` |
 //! | a `code_verifier` whose S256 is not the challenge | `400 invalid_grant`, "PKCE verification failed." |
 //! | a refresh token unknown, expired, revoked, reused, or another client's | `400 invalid_grant`, "The refresh token is invalid or expired." |
+//! | a DPoP proof refused, or missing where required ([`super::dpop`]) | `400 invalid_dpop_proof`, or `400 use_dpop_nonce` with a `DPoP-Nonce` |
+//! | a refresh token bound to a DPoP key, without a proof | `400 invalid_dpop_proof`, "The DPoP proof JWT header is missing." |
+//! | a refresh token bound to another DPoP key than the proof's | `400 invalid_grant`, "The refresh token is bound to another DPoP key." |
 //! | a `scope` wider than the refresh token's | `400 invalid_scope` |
+//!
+//! With a valid DPoP proof (RFC 9449 §5) the access token carries
+//! `cnf.jkt`, the answer says `"token_type": "DPoP"`, and a refresh token
+//! is bound to the key: every refresh must prove it. The proof is checked
+//! before the grant, so a refused proof spends no code.
 //!
 //! A code is spent by its first token request, whatever its outcome
 //! ([`super::codes`]). A spent code presented again revokes what its
@@ -40,14 +48,17 @@ use std::borrow::Cow;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::bearer::dpop::DPOP_NONCE_HEADER;
+
 use super::client_auth::authenticate;
 use super::codes::{self, Redemption};
 use super::config::{Client, User, OFFLINE_ACCESS};
+use super::dpop::{self, DpopRefusal};
 use super::oauth_error::{bad_form, no_store, oauth_error};
 use super::params::{parse_form, Params, MAX_INPUT_BYTES};
 use super::pkce;
@@ -66,12 +77,17 @@ pub const REFRESH_INVALID: &str = "The refresh token is invalid or expired.";
 pub const REDIRECT_URI_MISMATCH: &str =
     "The 'redirect_uri' does not match the redirection URI used in the authorization request.";
 
+/// For a refresh token bound to another DPoP key than the proof's.
+pub const REFRESH_OTHER_KEY: &str = "The refresh token is bound to another DPoP key.";
+
 /// A refused token request: RFC 6749 §5.2.
 #[derive(Debug)]
 struct Refusal {
     status: StatusCode,
     error: &'static str,
     description: Cow<'static, str>,
+    /// A `DPoP-Nonce` to send (RFC 9449 §8).
+    dpop_nonce: Option<String>,
 }
 
 impl Refusal {
@@ -80,6 +96,24 @@ impl Refusal {
             status: StatusCode::BAD_REQUEST,
             error,
             description: description.into(),
+            dpop_nonce: None,
+        }
+    }
+
+    fn dpop(refusal: DpopRefusal, state: &DevIdpState) -> Self {
+        match refusal {
+            DpopRefusal::Invalid(description) => Self::new("invalid_dpop_proof", description),
+            DpopRefusal::UseNonce(description) => Self {
+                dpop_nonce: Some(state.inner.dpop.nonce()),
+                ..Self::new("use_dpop_nonce", description)
+            },
+            DpopRefusal::Busy { retry_after } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..Self::new(
+                    "temporarily_unavailable",
+                    format!("Too many DPoP proofs are being checked; retry in {retry_after} s."),
+                )
+            },
         }
     }
 
@@ -93,15 +127,26 @@ impl Refusal {
     fn server_error() -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            error: "server_error",
-            description: "The server could not issue the tokens.".into(),
+            ..Self::new("server_error", "The server could not issue the tokens.")
         }
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        oauth_error(self.status, self.error, &self.description)
+        let mut response = oauth_error(self.status, self.error, &self.description);
+        set_nonce(&mut response, self.dpop_nonce);
+        response
+    }
+}
+
+/// RFC 9449 §8: one `DPoP-Nonce` header (the answer is `no-store`
+/// already).
+fn set_nonce(response: &mut Response, nonce: Option<String>) {
+    if let Some(value) = nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(DPOP_NONCE_HEADER), value);
     }
 }
 
@@ -110,12 +155,16 @@ struct Tokens {
     issued: Issued,
     scopes: Vec<String>,
     refresh_token: Option<String>,
+    /// Whether the access token is bound to a DPoP key (RFC 9449 §5).
+    dpop: bool,
+    /// A fresh `DPoP-Nonce`, when the one used is getting old (§8.2).
+    dpop_nonce: Option<String>,
 }
 
 impl IntoResponse for Tokens {
     fn into_response(self) -> Response {
         let mut body = json!({
-            "token_type": "Bearer",
+            "token_type": if self.dpop { "DPoP" } else { "Bearer" },
             "expires_in": self.issued.expires_in,
             "scope": self.scopes.join(" "),
         });
@@ -130,6 +179,7 @@ impl IntoResponse for Tokens {
         }
         let mut response = (StatusCode::OK, Json(body)).into_response();
         no_store(&mut response);
+        set_nonce(&mut response, self.dpop_nonce);
         response
     }
 }
@@ -166,14 +216,27 @@ pub async fn token(
         Ok(client) => client,
         Err(err) => return err.into_response(),
     };
-    let answer = match field(&form, "grant_type") {
-        None => Err(Refusal::missing("grant_type")),
-        Some("authorization_code") => exchange_code(&state, client, &form),
-        Some("refresh_token") => refresh(&state, client, &form),
-        Some(_) => Err(Refusal::new(
-            "unsupported_grant_type",
-            "The authorization grant type is not supported by the authorization server.",
-        )),
+    // Before the grant: a refused proof spends no code and rotates no
+    // refresh token.
+    let answer = match state.inner.dpop.check(client, &headers) {
+        Err(refusal) => Err(Refusal::dpop(refusal, &state)),
+        Ok(proof) => {
+            let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+            let answer = match field(&form, "grant_type") {
+                None => Err(Refusal::missing("grant_type")),
+                Some("authorization_code") => exchange_code(&state, client, &form, jkt),
+                Some("refresh_token") => refresh(&state, client, &form, jkt),
+                Some(_) => Err(Refusal::new(
+                    "unsupported_grant_type",
+                    "The authorization grant type is not supported by the authorization server.",
+                )),
+            };
+            let renew = proof.is_some_and(|p| p.renew_nonce);
+            answer.map(|tokens| Tokens {
+                dpop_nonce: renew.then(|| state.inner.dpop.nonce()),
+                ..tokens
+            })
+        }
     };
     match answer {
         Ok(tokens) => tokens.into_response(),
@@ -210,8 +273,14 @@ fn unauthorized_client(client: &Client) -> Refusal {
     )
 }
 
-/// `grant_type=authorization_code`.
-fn exchange_code(state: &DevIdpState, client: &Client, form: &Params) -> Result<Tokens, Refusal> {
+/// `grant_type=authorization_code`, with a DPoP proof by the key of
+/// thumbprint `jkt` if the request had one.
+fn exchange_code(
+    state: &DevIdpState,
+    client: &Client,
+    form: &Params,
+    jkt: Option<&str>,
+) -> Result<Tokens, Refusal> {
     if !client.grant_types().contains(&"authorization_code") {
         return Err(unauthorized_client(client));
     }
@@ -261,6 +330,7 @@ fn exchange_code(state: &DevIdpState, client: &Client, form: &Params) -> Result<
         &grant.scopes,
         grant.nonce.as_deref(),
         grant.auth_time,
+        jkt,
     )?;
     let access = issued.access_token.as_ref().map(|t| (t.jti.clone(), t.exp));
 
@@ -277,6 +347,9 @@ fn exchange_code(state: &DevIdpState, client: &Client, form: &Params) -> Result<
             session_id: grant.session_id.clone(),
             scopes: grant.scopes.clone(),
             auth_time: grant.auth_time,
+            // Every client here is public: its refresh token is bound to
+            // the key of the proof it came with (RFC 9449 §5).
+            jkt: jkt.map(str::to_owned),
         };
         let (id, token) = state
             .inner
@@ -315,17 +388,26 @@ fn exchange_code(state: &DevIdpState, client: &Client, form: &Params) -> Result<
         client_id = %client.client_id,
         scopes = %grant.scopes.join(" "),
         refresh_token = refresh_token.is_some(),
+        dpop = jkt.is_some(),
         "exchanged an authorization code for tokens"
     );
     Ok(Tokens {
         issued,
         scopes: grant.scopes,
         refresh_token,
+        dpop: jkt.is_some(),
+        dpop_nonce: None,
     })
 }
 
-/// `grant_type=refresh_token`.
-fn refresh(state: &DevIdpState, client: &Client, form: &Params) -> Result<Tokens, Refusal> {
+/// `grant_type=refresh_token`, with a DPoP proof by the key of thumbprint
+/// `jkt` if the request had one.
+fn refresh(
+    state: &DevIdpState,
+    client: &Client,
+    form: &Params,
+    jkt: Option<&str>,
+) -> Result<Tokens, Refusal> {
     let Some(configured) = client.refresh else {
         return Err(unauthorized_client(client));
     };
@@ -341,12 +423,23 @@ fn refresh(state: &DevIdpState, client: &Client, form: &Params) -> Result<Tokens
     let refreshed = match state.inner.refresh.refresh(
         token,
         &client.client_id,
+        jkt,
         requested.as_deref(),
         refresh::now_ms(),
         |login| state.refresh_policy(configured, login),
     ) {
         Ok(refreshed) => refreshed,
         Err(RefreshError::Invalid) => return Err(Refusal::new("invalid_grant", REFRESH_INVALID)),
+        Err(RefreshError::ProofMissing) => {
+            return Err(Refusal::new("invalid_dpop_proof", dpop::PROOF_MISSING))
+        }
+        Err(RefreshError::WrongKey) => {
+            tracing::warn!(
+                client_id = %client.client_id,
+                "a refresh token bound to a DPoP key was presented with another key: refused, nothing changed"
+            );
+            return Err(Refusal::new("invalid_grant", REFRESH_OTHER_KEY));
+        }
         Err(RefreshError::ScopeExceeded) => {
             return Err(Refusal::new(
                 "invalid_scope",
@@ -392,6 +485,7 @@ fn refresh(state: &DevIdpState, client: &Client, form: &Params) -> Result<Tokens
         &scopes,
         None,
         refreshed.grant.auth_time,
+        jkt,
     )?;
     if let Some(access) = &issued.access_token {
         let kept = state.inner.refresh.add_access_token(
@@ -411,16 +505,20 @@ fn refresh(state: &DevIdpState, client: &Client, form: &Params) -> Result<Tokens
         client_id = %client.client_id,
         scopes = %scopes.join(" "),
         rotated = refreshed.rotated,
+        dpop = jkt.is_some(),
         "refreshed tokens"
     );
     Ok(Tokens {
         issued,
         scopes,
         refresh_token: Some(refreshed.refresh_token),
+        dpop: jkt.is_some(),
+        dpop_nonce: None,
     })
 }
 
-/// Signs an access token, and an ID token with `openid`, for `user`.
+/// Signs an access token (bound to the DPoP key `jkt` if given), and an
+/// ID token with `openid`, for `user`.
 fn sign(
     state: &DevIdpState,
     client: &Client,
@@ -428,6 +526,7 @@ fn sign(
     scopes: &[String],
     nonce: Option<&str>,
     auth_time: u64,
+    jkt: Option<&str>,
 ) -> Result<Issued, Refusal> {
     let (access_token_secs, id_token_secs) = state.token_lifetimes(&user.login);
     let config = state.config();
@@ -448,6 +547,7 @@ fn sign(
             id_token: scopes.iter().any(|s| s == "openid"),
             at_hash: false,
         },
+        jkt,
     };
     let key = state.inner.keys.signing_key();
     tokens::issue(&grant, &key).map_err(|err| {

@@ -32,6 +32,16 @@ pub struct AccessTokenClaims {
     pub uid: String,
     pub scp: Vec<String>,
     pub sub: String,
+    /// RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to;
+    /// absent from Bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound access token (RFC 7800, RFC 9449 §6.1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// Okta's ID token claims. The profile claims follow the granted scopes
@@ -75,6 +85,8 @@ pub struct Grant<'a> {
     pub access_token_secs: u64,
     pub id_token_secs: u64,
     pub wanted: Wanted,
+    /// The thumbprint of the DPoP key the access token is bound to.
+    pub jkt: Option<&'a str>,
 }
 
 /// Which tokens to sign.
@@ -143,6 +155,9 @@ pub fn issue(grant: &Grant<'_>, key: &SigningKey) -> Result<Issued, TokenError> 
             uid: grant.user.id.clone(),
             scp: grant.scopes.to_vec(),
             sub: grant.user.login.clone(),
+            cnf: grant.jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         Some(IssuedAccessToken {
             token: jsonwebtoken::encode(&header, &claims, key.encoding())?,
@@ -233,6 +248,7 @@ mod tests {
                 id_token: true,
                 at_hash: true,
             },
+            jkt: None,
         };
         let issued = issue(&grant, &key).unwrap();
         let access = issued.access_token.unwrap();
@@ -246,6 +262,8 @@ mod tests {
         assert_eq!(id.name, None, "no profile scope");
         let at: AccessTokenClaims = decode_unverified(&access);
         assert_eq!(at.exp, 260);
+        assert_eq!(at.cnf, None);
+        assert!(!access.is_empty());
         assert_eq!(at.scp, scopes);
         assert!(at.jti.starts_with("AT.") && at.jti.len() == 25);
 
@@ -266,6 +284,17 @@ mod tests {
         assert!(issued.access_token.is_some());
         let id: IdTokenClaims = decode_unverified(&issued.id_token.unwrap());
         assert_eq!((id.at_hash, id.nonce), (None, None));
+
+        // Bound to a DPoP key: cnf.jkt, in the access token only.
+        grant.jkt = Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I");
+        let issued = issue(&grant, &key).unwrap();
+        let at: AccessTokenClaims = decode_unverified(&issued.access_token.unwrap().token);
+        assert_eq!(
+            at.cnf.map(|c| c.jkt).as_deref(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        let id: serde_json::Value = decode_unverified(&issued.id_token.unwrap());
+        assert!(id.get("cnf").is_none());
     }
 
     fn decode_unverified<T: serde::de::DeserializeOwned>(token: &str) -> T {

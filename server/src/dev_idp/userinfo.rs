@@ -1,9 +1,11 @@
 //! `GET` and `POST {issuer}/v1/userinfo`: the OpenID Connect UserInfo
 //! endpoint (OIDC Core §5.3), as Okta's custom authorization server has it.
 //!
-//! The access token comes in `Authorization: Bearer` (RFC 6750 §2.1) and
-//! nowhere else: a token in the query string or a form body is refused,
-//! since URLs and bodies end up in logs. The claims are those the token's
+//! The access token comes in `Authorization: Bearer` (RFC 6750 §2.1), or,
+//! bound to a key, in `Authorization: DPoP` with a DPoP proof for this
+//! request (RFC 9449 §7), and nowhere else: a token in the query string or
+//! a form body is refused, since URLs and bodies end up in logs; a
+//! DPoP-bound token sent as a Bearer token is refused (§7.2). The claims are those the token's
 //! scopes (`scp`) release (§5.4):
 //!
 //! | scope | claims |
@@ -18,7 +20,8 @@
 //! |---|---|
 //! | no token, or another scheme | `401`, `Bearer realm="…"` (no error code, §3.1) |
 //! | a malformed header; a token in the query or body | `400 invalid_request` |
-//! | not our access token, expired, revoked, an ID token | `401 invalid_token` |
+//! | not our access token, expired, revoked, an ID token, a DPoP-bound token as Bearer | `401 invalid_token` |
+//! | `DPoP` scheme: a proof missing, refused or by another key than `cnf.jkt` | `401`, `DPoP error="invalid_dpop_proof"` (or `"invalid_token"`) |
 //! | no `openid` scope | `403 insufficient_scope`, `scope="openid"` |
 
 use axum::body::Bytes;
@@ -28,7 +31,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use crate::bearer::header::{bearer_token, query_has_access_token, HeaderError};
+use std::borrow::Cow;
+
+use crate::bearer::dpop::{Htu, ALGS};
+use crate::bearer::header::{credentials, query_has_access_token, HeaderError, Scheme};
 
 use super::config::User;
 use super::oauth_error::no_store;
@@ -47,6 +53,12 @@ pub enum UserinfoError {
     InvalidToken(TokenProblem),
     #[error("The access token provided does not contain the required scopes.")]
     InsufficientScope,
+    /// With the DPoP scheme: the proof is refused.
+    #[error("{0}")]
+    InvalidDpopProof(Cow<'static, str>),
+    /// With the DPoP scheme: the token is not good for it.
+    #[error("{0}")]
+    DpopInvalidToken(TokenProblem),
 }
 
 impl UserinfoError {
@@ -58,15 +70,24 @@ impl UserinfoError {
         let (status, error, extra) = match &self {
             Self::MissingToken => (StatusCode::UNAUTHORIZED, None, ""),
             Self::InvalidRequest(_) => (StatusCode::BAD_REQUEST, Some("invalid_request"), ""),
-            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), ""),
+            Self::InvalidToken(_) | Self::DpopInvalidToken(_) => {
+                (StatusCode::UNAUTHORIZED, Some("invalid_token"), "")
+            }
+            Self::InvalidDpopProof(_) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), ""),
             Self::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 Some("insufficient_scope"),
                 ", scope=\"openid\"",
             ),
         };
+        let dpop = matches!(self, Self::InvalidDpopProof(_) | Self::DpopInvalidToken(_));
         let challenge = match error {
             None => format!("Bearer realm=\"{realm}\""),
+            // RFC 9449 §7.1: the DPoP scheme's challenge, with its algs.
+            Some(error) if dpop => format!(
+                "DPoP realm=\"{realm}\", error=\"{error}\", \
+                 error_description=\"{description}\", algs=\"{ALGS}\""
+            ),
             Some(error) => format!(
                 "Bearer realm=\"{realm}\", error=\"{error}\", \
                  error_description=\"{description}\"{extra}"
@@ -153,9 +174,33 @@ fn claims_for(
         .iter()
         .map(HeaderValue::as_bytes)
         .collect();
-    let token = bearer_token(&values)?;
+    let (scheme, token) = credentials(&values)?;
     let access =
         check_access_token(state, token, tokens::now()).map_err(UserinfoError::InvalidToken)?;
+    match (scheme, &access.cnf) {
+        (Scheme::Bearer, None) => {}
+        (Scheme::Bearer, Some(_)) => {
+            return Err(UserinfoError::InvalidToken(TokenProblem::DpopBound))
+        }
+        (Scheme::Dpop, None) => {
+            return Err(UserinfoError::DpopInvalidToken(TokenProblem::NotDpopBound))
+        }
+        (Scheme::Dpop, Some(cnf)) => {
+            let url = Htu::parse(&format!("{}/v1/userinfo", state.issuer())).ok_or(
+                UserinfoError::InvalidDpopProof(
+                    "'htu' claim in the DPoP proof JWT is invalid.".into(),
+                ),
+            )?;
+            let jkt = state
+                .inner
+                .dpop
+                .check_resource_request(headers, method.as_str(), &url, token)
+                .map_err(UserinfoError::InvalidDpopProof)?;
+            if jkt != cnf.jkt {
+                return Err(UserinfoError::DpopInvalidToken(TokenProblem::WrongDpopKey));
+            }
+        }
+    }
     if !access.scp.iter().any(|s| s == "openid") {
         return Err(UserinfoError::InsufficientScope);
     }

@@ -78,6 +78,8 @@ pub struct Metadata {
     pub response_modes_supported: Option<Vec<String>>,
     pub scopes_supported: Option<Vec<String>>,
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// RFC 9449 §5.1: the issuer takes DPoP proofs with these algorithms.
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl Metadata {
@@ -100,15 +102,41 @@ pub fn issuer_matches(configured: &str, found: &str) -> Check {
 }
 
 /// What the discovery document says about the configured response type,
-/// response mode, scopes, sign-out and ID token signatures.
+/// response mode, scopes, sign-out and ID token signatures, and with
+/// `DPOP=1` about DPoP.
 pub fn metadata_checks(doc: &Metadata, config: &Config) -> Vec<Check> {
-    vec![
+    let mut checks = vec![
         response_type(doc, config.response_type),
         response_mode(doc, config.response_type, config.response_mode),
         scopes(doc, &config.scopes),
         end_session(doc),
         id_token_signature(doc, config),
-    ]
+    ];
+    if config.dpop.browser {
+        checks.push(dpop(doc));
+    }
+    checks
+}
+
+/// With `DPOP=1`: the issuer offers DPoP (RFC 9449 §5.1), with ES256, the
+/// algorithm the browser signs its proofs with.
+pub fn dpop(doc: &Metadata) -> Check {
+    match &doc.dpop_signing_alg_values_supported {
+        Some(algs) if algs.iter().any(|a| a == "ES256") => Check::pass(
+            "the issuer takes DPoP proofs signed with ES256 (dpop_signing_alg_values_supported)",
+        ),
+        Some(algs) => Check::fail(
+            format!(
+                "DPOP=1, but the issuer's dpop_signing_alg_values_supported [{}] does not list ES256, the algorithm the browser signs its proofs with",
+                algs.join(" ")
+            ),
+            "use an authorization server that takes ES256 DPoP proofs (Okta's do), or unset DPOP",
+        ),
+        None => Check::fail(
+            "DPOP=1, but the issuer does not advertise DPoP (no dpop_signing_alg_values_supported in its discovery document)",
+            "turn DPoP on for the Okta org (Admin Console, Settings > Features: OAuth 2.0 Demonstrating Proof-of-Possession), or unset DPOP",
+        ),
+    }
 }
 
 /// `RESPONSE_TYPE` among `response_types_supported`.
@@ -312,6 +340,26 @@ mod tests {
             ],
             "{checks:#?}"
         );
+    }
+
+    #[test]
+    fn with_dpop_the_issuer_must_offer_es256_proofs() {
+        let c = config(&[("RESPONSE_TYPE", "code"), ("DPOP", "1")]);
+        let mut doc = okta_doc();
+        doc.dpop_signing_alg_values_supported = Some(vec!["RS256".into(), "ES256".into()]);
+        let checks = metadata_checks(&doc, &c);
+        assert_eq!(statuses(&checks), [Status::Pass; 6], "{checks:#?}");
+        doc.dpop_signing_alg_values_supported = Some(vec!["RS256".into()]);
+        assert_eq!(dpop(&doc).status, Status::Fail);
+        doc.dpop_signing_alg_values_supported = None;
+        let check = dpop(&doc);
+        assert_eq!(check.status, Status::Fail);
+        assert!(
+            check.fix.as_deref().unwrap().contains("Features"),
+            "{check}"
+        );
+        // Without DPOP the check is not made.
+        assert_eq!(metadata_checks(&doc, &config(&[])).len(), 5);
     }
 
     #[test]

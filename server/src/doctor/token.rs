@@ -140,6 +140,8 @@ pub fn token_refusal(err: &AuthError) -> Check {
         TokenError::AlgorithmNotAllowed => ("alg", "the issuer must sign access tokens with RS256"),
         TokenError::BadSignature => ("signature", "the token was changed or comes from another issuer; pass it exactly as the issuer sent it"),
         TokenError::MissingClaim(_) => ("claims", "the issuer must put iss, aud, exp and sub in its access tokens (Okta's custom authorization servers do)"),
+        TokenError::DpopBound | TokenError::NotDpopBound | TokenError::DpopKeyMismatch => ("cnf", "DPoP-bound tokens are checked with their proof on each request; the token itself is fine"),
+        TokenError::UnsupportedConfirmation => ("cnf", "the token is bound to a key by a method other than DPoP's jkt, which this server cannot check; use a Bearer or DPoP token"),
         TokenError::TooLarge
         | TokenError::NotCompactJws
         | TokenError::BadHeader

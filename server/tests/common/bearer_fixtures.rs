@@ -330,6 +330,7 @@ pub fn options(clock: Arc<ManualClock>) -> ValidatorOptions {
         },
         cache: CacheOptions::default(),
         verified_cache_capacity: 10_000,
+        dpop: Default::default(),
     }
 }
 
