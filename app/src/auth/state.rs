@@ -215,8 +215,10 @@ impl Auth {
             .with_value(|c| c.as_ref().is_some_and(|c| c.wants_access_token()))
     }
 
-    /// Runs the protected call `call` with the tab's access token. A `401
-    /// invalid_token` answer gets one renewal and one retry; a second one
+    /// Runs the protected call `call` with the tab's access token. With
+    /// DPoP, a `use_dpop_nonce` answer is tried once more, with the nonce
+    /// the answer carried (RFC 9449 §9). A `401 invalid_token` (or a
+    /// refused DPoP proof) gets one renewal and one retry; a second one
     /// signs the tab out, as a `401` without a token error does at once,
     /// but only if the tab still holds the session the refused call was
     /// sent with. No call is sent without a token.
@@ -234,27 +236,20 @@ impl Auth {
                 error_description: "this tab holds no access token".into(),
             });
         };
-        let first = call().await;
+        let first = with_nonce(&call).await;
         #[cfg(feature = "hydrate")]
-        if matches!(first, Err(ApiError::InvalidToken { .. })) && renew_now(self, &sent_with).await
-        {
+        if refused_token(&first) && renew_now(self, &sent_with).await {
             // The tab holds another session now (renewed here or by
             // another tab): the retry goes with it.
             if let Some(retried_with) = self.session.get_untracked() {
-                let second = call().await;
-                if matches!(
-                    second,
-                    Err(ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. })
-                ) {
+                let second = with_nonce(&call).await;
+                if refused_token(&second) || is_unauthorized(&second) {
                     self.end_if_current(&retried_with, EXPIRED, true);
                 }
                 return second;
             }
         }
-        if matches!(
-            first,
-            Err(ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. })
-        ) {
+        if refused_token(&first) || is_unauthorized(&first) {
             self.end_if_current(&sent_with, EXPIRED, true);
         }
         first
@@ -263,7 +258,9 @@ impl Auth {
     /// Turns a protected call's error into what the user reads.
     pub fn explain(&self, err: &ApiError) -> String {
         match err {
-            ApiError::InvalidToken { .. } | ApiError::Unauthorized { .. } => EXPIRED.into(),
+            ApiError::InvalidToken { .. }
+            | ApiError::InvalidDpopProof { .. }
+            | ApiError::Unauthorized { .. } => EXPIRED.into(),
             ApiError::InsufficientScope { scope } => format!("You do not have the {scope} scope."),
             ApiError::TemporarilyUnavailable { retry_after } => {
                 format!("The server cannot check your sign-in right now. Try again in {retry_after} seconds.")
@@ -271,6 +268,32 @@ impl Auth {
             other => format!("Something went wrong: {other}."),
         }
     }
+}
+
+/// `call`, and once more if the server wants a DPoP nonce: the server
+/// function client has kept the one its answer carried.
+async fn with_nonce<T, F, Fut>(call: &F) -> Result<T, ApiError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    match call().await {
+        Err(ApiError::UseDpopNonce { .. }) => call().await,
+        other => other,
+    }
+}
+
+/// The server refused the token, or the proof of its key: a renewal may help.
+fn refused_token<T>(result: &Result<T, ApiError>) -> bool {
+    matches!(
+        result,
+        Err(ApiError::InvalidToken { .. } | ApiError::InvalidDpopProof { .. })
+    )
+}
+
+/// The server saw no usable credentials at all.
+fn is_unauthorized<T>(result: &Result<T, ApiError>) -> bool {
+    matches!(result, Err(ApiError::Unauthorized { .. }))
 }
 
 /// What a sign-out that could not reach the issuer says.
