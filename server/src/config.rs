@@ -35,6 +35,13 @@ pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection open themselves (Chrome: 300 s; Firefox: 115 s) is not
 /// needed, shorter than a page's pause between API calls costs handshakes.
 pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// `BODY_READ_TIMEOUT_SECS` unless set (nginx's `client_body_timeout` is
+/// 60 s between reads; this one runs from the head, not renewed by each
+/// byte): the app's bodies are a few hundred bytes, sent with their head.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `SEND_TIMEOUT_SECS` unless set: the largest answer, the wasm (about
+/// 260 KB Brotli-compressed), takes seconds on a slow mobile link.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// `BODY_LIMIT_BYTES` unless set. The server functions take no arguments
 /// (their bodies are empty forms) and the dev server's sign-in form has
 /// its own 8 KiB limit, so 64 KiB leaves room for a future small form
@@ -196,6 +203,14 @@ pub struct Config {
     /// `KEEPALIVE_IDLE_SECS`: an idle keep-alive connection is closed
     /// after this long (default 60).
     pub keepalive_idle: Duration,
+    /// `BODY_READ_TIMEOUT_SECS`: a request body not in whole this long
+    /// after its head is answered 408 and its connection closed (default
+    /// 10).
+    pub body_read_timeout: Duration,
+    /// `SEND_TIMEOUT_SECS`: an answer the client has not taken whole this
+    /// long after it started to go out is abandoned and its connection
+    /// closed (default 30).
+    pub send_timeout: Duration,
     /// `MAX_CONNECTIONS`; `None` derives the cap from the descriptor limit
     /// at start-up ([`Config::max_connections`]).
     pub max_connections: Option<usize>,
@@ -391,6 +406,8 @@ impl Config {
         let header_read_timeout =
             seconds("HEADER_READ_TIMEOUT_SECS", DEFAULT_HEADER_READ_TIMEOUT, 300)?;
         let keepalive_idle = seconds("KEEPALIVE_IDLE_SECS", DEFAULT_KEEPALIVE_IDLE, 3_600)?;
+        let body_read_timeout = seconds("BODY_READ_TIMEOUT_SECS", DEFAULT_BODY_READ_TIMEOUT, 300)?;
+        let send_timeout = seconds("SEND_TIMEOUT_SECS", DEFAULT_SEND_TIMEOUT, 3_600)?;
         let max_connections = match get("MAX_CONNECTIONS") {
             // Checked against the descriptor limit at start-up, by
             // `Config::max_connections`.
@@ -447,6 +464,8 @@ impl Config {
             dev_idp,
             header_read_timeout,
             keepalive_idle,
+            body_read_timeout,
+            send_timeout,
             max_connections,
             body_limit,
             hsts_include_subdomains,
@@ -1053,17 +1072,23 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.header_read_timeout, Duration::from_secs(10));
         assert_eq!(c.keepalive_idle, Duration::from_secs(60));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.send_timeout, Duration::from_secs(30));
         assert_eq!(c.max_connections, None);
         assert_eq!(c.body_limit, 64 * 1024);
         let c = config(&[
             ("HEADER_READ_TIMEOUT_SECS", "5"),
             ("KEEPALIVE_IDLE_SECS", "120"),
+            ("BODY_READ_TIMEOUT_SECS", "3"),
+            ("SEND_TIMEOUT_SECS", "90"),
             ("MAX_CONNECTIONS", "500"),
             ("BODY_LIMIT_BYTES", "1024"),
         ])
         .unwrap();
         assert_eq!(c.header_read_timeout, Duration::from_secs(5));
         assert_eq!(c.keepalive_idle, Duration::from_secs(120));
+        assert_eq!(c.body_read_timeout, Duration::from_secs(3));
+        assert_eq!(c.send_timeout, Duration::from_secs(90));
         assert_eq!(c.max_connections, Some(500));
         assert_eq!(c.body_limit, 1024);
         assert_eq!(config(&[("BODY_LIMIT_BYTES", "0")]).unwrap().body_limit, 0);
@@ -1077,6 +1102,10 @@ mod tests {
             ("HEADER_READ_TIMEOUT_SECS", "10s"),
             ("KEEPALIVE_IDLE_SECS", "0"),
             ("KEEPALIVE_IDLE_SECS", "3601"),
+            ("BODY_READ_TIMEOUT_SECS", "0"),
+            ("BODY_READ_TIMEOUT_SECS", "301"),
+            ("SEND_TIMEOUT_SECS", "0"),
+            ("SEND_TIMEOUT_SECS", "30s"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS", "-1"),
             ("MAX_CONNECTIONS", "1000001"),

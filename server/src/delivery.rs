@@ -32,6 +32,8 @@ const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=3153600
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=3600");
+/// Bytes read from a file at a time (tower-http's default is 64 KiB).
+pub const FILE_CHUNK: usize = 16 * 1024;
 
 /// Serves `site_root/pkg_dir` at `/{pkg_dir}`, answering with the
 /// precompressed `.br` or `.gz` copy of a file when the browser accepts it
@@ -44,6 +46,9 @@ pub fn pkg_router<S: Clone + Send + Sync + 'static>(
     hashed: bool,
 ) -> Router<S> {
     let files = ServeDir::new(Path::new(site_root).join(pkg_dir))
+        // Small reads, so a client that does not read its answer holds
+        // little of the file in memory (`crate::serve::WRITE_BUFFER`).
+        .with_buf_chunk_size(FILE_CHUNK)
         .precompressed_br()
         .precompressed_gzip();
     let cache = if hashed { IMMUTABLE } else { NO_CACHE };

@@ -80,6 +80,8 @@ async fn run() -> Result<(), String> {
         max_connections,
         header_read_timeout = ?config.header_read_timeout,
         keepalive_idle = ?config.keepalive_idle,
+        body_read_timeout = ?config.body_read_timeout,
+        send_timeout = ?config.send_timeout,
         body_limit = config.body_limit,
         "connection limits"
     );
@@ -170,6 +172,8 @@ async fn run() -> Result<(), String> {
         ServeOptions {
             header_read_timeout: config.header_read_timeout,
             keepalive_idle: config.keepalive_idle,
+            body_read_timeout: config.body_read_timeout,
+            send_timeout: config.send_timeout,
             max_connections,
             shutdown_grace: Some(config.shutdown_grace),
         },
@@ -189,6 +193,8 @@ async fn run() -> Result<(), String> {
                 ServeOptions {
                     header_read_timeout: config.header_read_timeout,
                     keepalive_idle: config.keepalive_idle,
+                    body_read_timeout: config.body_read_timeout,
+                    send_timeout: config.send_timeout,
                     max_connections: METRICS_MAX_CONNECTIONS,
                     shutdown_grace: Some(Duration::from_secs(1)),
                 },

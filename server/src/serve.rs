@@ -6,14 +6,26 @@
 //!   [`ServeOptions::header_read_timeout`] of opening (on a reused
 //!   connection: of the head's first byte), and may sit idle between
 //!   requests for [`ServeOptions::keepalive_idle`]; past either it is closed
-//!   without an answer. A request being served has no deadline here;
+//!   without an answer. A request body must arrive whole within
+//!   [`ServeOptions::body_read_timeout`] of its head, and at no less than
+//!   [`MIN_BODY_RATE`] once [`BODY_RATE_GRACE`] has passed, or the request is
+//!   answered `408` and the connection closed; an answer must be handed to
+//!   the socket whole within [`ServeOptions::send_timeout`] of starting to
+//!   go out, or the connection is closed. The server's own work on a
+//!   request (the handler, once it is not waiting on the client) has no
+//!   deadline here;
+//! - **memory per connection**: a response body is not read ahead of the
+//!   socket by more than [`WRITE_BUFFER`] bytes (plus the chunk in hand),
+//!   so a client that does not read its answer holds tens of KiB of the
+//!   server's memory, not the whole file;
 //! - **the connection cap**: at most [`ServeOptions::max_connections`] are
 //!   open at once, so accept never fails for lack of descriptors (the
 //!   default is derived from the descriptor limit: [`descriptor_limit`],
 //!   [`default_max_connections`]). At the cap, the oldest connections that
-//!   are not serving a request (still sending their head, or idle) are
-//!   closed to make room, a small batch at a time; when every connection is
-//!   serving a request, the new one is closed at once;
+//!   are waiting on their client (still sending their head, idle, or, for
+//!   longer than [`STUCK_GRACE`], sending a body or not reading an answer)
+//!   are closed to make room, a small batch at a time; when every
+//!   connection is being served, the new one is closed at once;
 //! - **the listen queue**: [`bind`] asks the kernel to queue 4096 new
 //!   connections, not tokio's 128, so a burst is accepted, not dropped;
 //! - **accept errors**, logged at most once a second with a count (as are
@@ -32,13 +44,13 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -79,6 +91,27 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Repeated log lines (accept errors, connections closed at the cap) are
 /// reported at most this often, with a count.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+/// At the cap, a connection that has been waiting this long for the rest
+/// of a request body, or for its client to take bytes of an answer, is
+/// waiting on its client, not being served, and may be closed to make
+/// room. An honest body follows its head at once, and an honest reader
+/// takes bytes as fast as the network carries them.
+pub const STUCK_GRACE: Duration = Duration::from_secs(1);
+/// A body still awaited this long after its head must have arrived at
+/// [`MIN_BODY_RATE`] on average since the head, or the request is answered
+/// `408`: a body trickled a byte at a time would otherwise hold its
+/// connection for the whole [`ServeOptions::body_read_timeout`].
+pub const BODY_RATE_GRACE: Duration = Duration::from_secs(2);
+/// Bytes a second; see [`BODY_RATE_GRACE`]. The app's bodies are a few
+/// hundred bytes and arrive with their head.
+pub const MIN_BODY_RATE: u64 = 1024;
+/// A response body is read no further ahead of the socket than this many
+/// bytes (the flow control nginx's `sendfile_max_chunk` and output buffers
+/// give it): without it hyper queued up to 400 KiB of a file per
+/// connection for a client that never read, and 2,000 such clients held
+/// 800 MB. The largest chunk a body yields (16 KiB for the files under
+/// `/pkg`, `crate::delivery`) can come on top.
+pub const WRITE_BUFFER: i64 = 16 * 1024;
 
 /// Listens on `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`),
 /// but with a queue of [`LISTEN_BACKLOG`] new connections.
@@ -130,6 +163,10 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// `KEEPALIVE_IDLE_SECS`.
     pub keepalive_idle: Duration,
+    /// `BODY_READ_TIMEOUT_SECS`.
+    pub body_read_timeout: Duration,
+    /// `SEND_TIMEOUT_SECS`.
+    pub send_timeout: Duration,
     /// `MAX_CONNECTIONS`, or its derived default (at least 1).
     pub max_connections: usize,
     /// Once shutdown begins, how long the requests in flight get to
@@ -149,6 +186,12 @@ pub struct Stats {
     pub head_timeouts: u64,
     /// Closed after sitting idle for the keep-alive timeout.
     pub idle_timeouts: u64,
+    /// Requests answered `408` (and their connections closed) because the
+    /// body did not arrive in time or fast enough.
+    pub body_timeouts: u64,
+    /// Closed because an answer was not taken whole within the send
+    /// timeout.
+    pub send_timeouts: u64,
     /// Closed at the cap to make room for a new connection.
     pub evicted: u64,
     /// New connections closed at once at the cap, every slot being busy.
@@ -177,6 +220,8 @@ impl StatsHandle {
             accepted: read(&counters.accepted),
             head_timeouts: read(&counters.head_timeouts),
             idle_timeouts: read(&counters.idle_timeouts),
+            body_timeouts: read(&counters.body_timeouts),
+            send_timeouts: read(&counters.send_timeouts),
             evicted: read(&counters.evicted),
             refused: read(&counters.refused),
             accept_errors: read(&counters.accept_errors),
@@ -221,6 +266,8 @@ impl Server {
         let limits = Deadlines {
             header_read_timeout: options.header_read_timeout,
             keepalive_idle: options.keepalive_idle,
+            body_read_timeout: options.body_read_timeout,
+            send_timeout: options.send_timeout,
         };
         let mut shutdown = pin!(shutdown);
         let mut tick = tokio::time::interval(LOG_EVERY);
@@ -339,6 +386,8 @@ struct Counters {
     accepted: AtomicU64,
     head_timeouts: AtomicU64,
     idle_timeouts: AtomicU64,
+    body_timeouts: AtomicU64,
+    send_timeouts: AtomicU64,
     evicted: AtomicU64,
     refused: AtomicU64,
     accept_errors: AtomicU64,
@@ -372,6 +421,11 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// `at` as a mark for the fields of [`Conn`] where 0 means "none".
+    fn stamp(&self, at: Instant) -> u64 {
+        self.since_epoch(at).max(1)
+    }
+
     fn at(&self, nanos: u64) -> Instant {
         self.epoch + Duration::from_nanos(nanos)
     }
@@ -385,10 +439,12 @@ impl Shared {
 
     /// A permit for a new connection. Below the cap there is one. At the
     /// cap, the new connection gets the slot of the oldest connection that
-    /// is not serving a request: holding a slot without sending a request
-    /// is the one thing an abusive client can do cheaply, and an honest
-    /// client's head comes right after its connection, so it is never the
-    /// oldest. When every slot is serving a request the server is simply
+    /// is waiting on its client ([`Shared::waits_on_client`]): holding a
+    /// slot without sending a request, or without sending its body or
+    /// reading its answer, is the one thing an abusive client can do
+    /// cheaply, and an honest client's head and body come right after its
+    /// connection, so it is never the oldest. When every slot is being
+    /// served the server is simply
     /// full: the new connection is closed at once rather than kept waiting
     /// (a queue at the cap is where a flood would bury honest clients), so
     /// the client learns at once and may retry.
@@ -417,11 +473,12 @@ impl Shared {
         }
     }
 
-    /// Closes up to `n` of the oldest connections that are not serving a
-    /// request; returns how many. Oldest by when they were opened: a scan
+    /// Closes up to `n` of the oldest connections that are waiting on their
+    /// client; returns how many. Oldest by when they were opened: a scan
     /// by phase age would cost more for no better choice under a flood,
     /// whose connections are all alike.
     fn evict_oldest_waiting(&self, n: usize) -> usize {
+        let now = self.since_epoch(Instant::now());
         let connections = self.connections();
         let mut evicted = 0;
         for conn in connections.values() {
@@ -432,7 +489,7 @@ impl Shared {
             // noticing; that request is lost, as when an idle keep-alive
             // connection closes under a client's feet, which browsers
             // retry.
-            if conn.phase.load(Ordering::Acquire) != BUSY && self.evict(conn) {
+            if self.waits_on_client(conn, now) && self.evict(conn) {
                 evicted += 1;
             }
         }
@@ -440,6 +497,24 @@ impl Shared {
             .evicted
             .fetch_add(evicted as u64, Ordering::Relaxed);
         evicted
+    }
+
+    /// Whether `conn` is waiting on its client rather than being served:
+    /// it has no request in flight, or, for at least [`STUCK_GRACE`], its
+    /// request's body has been awaited or its socket has refused bytes.
+    /// A request whose body is in and whose answer is being made (the
+    /// server's own work) is never one.
+    fn waits_on_client(&self, conn: &Conn, now: u64) -> bool {
+        if conn.phase.load(Ordering::Acquire) != BUSY {
+            return true;
+        }
+        let grace = u64::try_from(STUCK_GRACE.as_nanos()).unwrap_or(u64::MAX);
+        let stuck_since = |mark: &AtomicU64| {
+            let since = mark.load(Ordering::Relaxed);
+            since != 0 && now.saturating_sub(since) >= grace
+        };
+        (conn.body_waiting.load(Ordering::Relaxed) && stuck_since(&conn.body_head))
+            || stuck_since(&conn.write_blocked_since)
     }
 
     /// Tells `conn` to close now, unless it was told already.
@@ -467,6 +542,31 @@ struct Conn {
     since: AtomicU64,
     /// Requests whose response is not yet fully written.
     in_flight: AtomicUsize,
+    /// Of those, the ones whose response has started to go out.
+    answers_open: AtomicUsize,
+    /// The [`Shared::stamp`] of the head whose body is being read, 0 when
+    /// none is. One body at a time: hyper reads the next head only once
+    /// the body before it is done.
+    body_head: AtomicU64,
+    /// The handler is waiting for more of that body (its last poll of the
+    /// body found nothing), so the client, not the server, is behind.
+    body_waiting: AtomicBool,
+    /// Bytes of that body read so far.
+    body_received: AtomicU64,
+    /// The stamp of when the earliest answer not yet handed whole to the
+    /// socket started to go out; 0 when every answer has been. A later
+    /// (pipelined) answer does not move it.
+    send_since: AtomicU64,
+    /// The stamp of when the socket began refusing bytes; 0 while it takes
+    /// them.
+    write_blocked_since: AtomicU64,
+    /// Answer bytes a response body has yielded less bytes written to the
+    /// socket (heads and chunk framing count too, so it runs a little
+    /// low); reset when the socket has everything. See [`WRITE_BUFFER`].
+    unsent: AtomicI64,
+    /// A response body is holding back until `unsent` drops below
+    /// [`WRITE_BUFFER`]; the socket's next write wakes it.
+    parked: AtomicBool,
     /// Close now (at the cap, or when the grace period is over); set once,
     /// by [`Shared::evict`].
     evicted: AtomicBool,
@@ -482,6 +582,14 @@ impl Conn {
             phase: AtomicU8::new(FRESH),
             since: AtomicU64::new(opened),
             in_flight: AtomicUsize::new(0),
+            answers_open: AtomicUsize::new(0),
+            body_head: AtomicU64::new(0),
+            body_waiting: AtomicBool::new(false),
+            body_received: AtomicU64::new(0),
+            send_since: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
+            unsent: AtomicI64::new(0),
+            parked: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             graceful: AtomicBool::new(false),
             wake: Notify::new(),
@@ -503,6 +611,8 @@ impl Conn {
 struct Deadlines {
     header_read_timeout: Duration,
     keepalive_idle: Duration,
+    body_read_timeout: Duration,
+    send_timeout: Duration,
 }
 
 /// How a connection ended.
@@ -512,18 +622,29 @@ enum End {
     Done,
     HeadTimeout,
     IdleTimeout,
+    SendTimeout,
     Evicted,
 }
 
 impl Deadlines {
-    /// When `conn` is to be closed if nothing changes, and why.
+    /// When `conn` is to be closed if nothing changes, and why. (The body
+    /// deadline is kept by the request itself, [`Tracked`], which can
+    /// still answer `408`.)
     fn of(&self, conn: &Conn, shared: &Shared) -> Option<(Instant, End)> {
         let phase = conn.phase.load(Ordering::Acquire);
         let since = shared.at(conn.since.load(Ordering::Relaxed));
-        match phase {
+        let by_phase = match phase {
             FRESH | HEAD => Some((since + self.header_read_timeout, End::HeadTimeout)),
             IDLE => Some((since + self.keepalive_idle, End::IdleTimeout)),
             _ => None,
+        };
+        let sending = match conn.send_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some((shared.at(since) + self.send_timeout, End::SendTimeout)),
+        };
+        match (by_phase, sending) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -552,6 +673,12 @@ async fn serve_connection(
             shared
                 .counters
                 .idle_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        End::SendTimeout => {
+            shared
+                .counters
+                .send_timeouts
                 .fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -593,6 +720,7 @@ async fn drive(
         app,
         conn: conn.clone(),
         shared: shared.clone(),
+        body_read_timeout: deadlines.body_read_timeout,
     };
     let mut builder = http1::Builder::new();
     builder.header_read_timeout(None);
@@ -649,7 +777,9 @@ async fn drive(
     .await
 }
 
-/// The socket, watched for the first byte of a head after an idle spell.
+/// The socket, watched for the first byte of a head after an idle spell,
+/// for writes it refuses (a client not reading), and for when it has been
+/// handed every answer so far.
 struct Watched {
     stream: TcpStream,
     conn: Arc<Conn>,
@@ -672,13 +802,44 @@ impl AsyncRead for Watched {
     }
 }
 
+impl Watched {
+    /// Notes what a write did: bytes taken end a blocked spell and may let
+    /// a parked response body go on; a refusal starts a blocked spell.
+    fn wrote(&self, polled: &Poll<io::Result<usize>>, cx: &Context<'_>) {
+        let conn = &self.conn;
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if conn.write_blocked_since.load(Ordering::Relaxed) != 0 {
+                    conn.write_blocked_since.store(0, Ordering::Relaxed);
+                }
+                let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                let left = conn.unsent.fetch_sub(n, Ordering::Relaxed) - n;
+                if left < WRITE_BUFFER && conn.parked.swap(false, Ordering::Relaxed) {
+                    // The body is polled by this same task, later in this
+                    // turn of hyper's loop or the next.
+                    cx.waker().wake_by_ref();
+                }
+            }
+            Poll::Pending => {
+                if conn.write_blocked_since.load(Ordering::Relaxed) == 0 {
+                    let now = self.shared.stamp(Instant::now());
+                    conn.write_blocked_since.store(now, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
 impl AsyncWrite for Watched {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.wrote(&polled, cx);
+        polled
     }
 
     fn poll_write_vectored(
@@ -686,15 +847,28 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(&polled, cx);
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
 
+    /// hyper flushes the socket once its own buffer is written out, so
+    /// with no answer still going out every answer has been handed over
+    /// whole.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        let conn = &self.conn;
+        if conn.send_since.load(Ordering::Relaxed) != 0
+            && conn.answers_open.load(Ordering::Relaxed) == 0
+        {
+            conn.send_since.store(0, Ordering::Relaxed);
+            conn.unsent.store(0, Ordering::Relaxed);
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -703,28 +877,197 @@ impl AsyncWrite for Watched {
 }
 
 /// The router, marking the connection busy from a request's head until
-/// its response is written.
+/// its response is written, and keeping the request's body deadline.
 struct Tracked {
     app: Router,
     conn: Arc<Conn>,
     shared: Arc<Shared>,
+    body_read_timeout: Duration,
 }
+
+type TrackedFuture =
+    Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
+    type Future = TrackedFuture;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let guard = InFlight::begin(self.conn.clone(), self.shared.clone());
-        let response = self.app.clone().oneshot(request.map(Body::new));
+        let (conn, shared) = (self.conn.clone(), self.shared.clone());
+        if hyper::body::Body::is_end_stream(request.body()) {
+            let response = self.app.clone().oneshot(request.map(Body::new));
+            return Box::pin(async move {
+                let response = response.await?;
+                Ok(answer(response, guard, &conn, &shared))
+            });
+        }
+        let head = shared.stamp(Instant::now());
+        conn.body_received.store(0, Ordering::Relaxed);
+        conn.body_waiting.store(false, Ordering::Relaxed);
+        conn.body_head.store(head, Ordering::Relaxed);
+        let request = request.map(|incoming| {
+            Body::new(AwaitedBody {
+                incoming,
+                conn: conn.clone(),
+                head,
+            })
+        });
+        let response = self.app.clone().oneshot(request);
+        let timeout = self.body_read_timeout;
         Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|body| TrackedBody {
-                body,
-                guard: Some(guard),
-            }))
+            let response = tokio::select! {
+                biased;
+                response = response => response?,
+                () = body_overdue(&conn, &shared, head, timeout) => {
+                    shared.counters.body_timeouts.fetch_add(1, Ordering::Relaxed);
+                    request_timeout(timeout)
+                }
+            };
+            Ok(answer(response, guard, &conn, &shared))
         })
+    }
+}
+
+/// The response, as it starts to go out. Its send deadline runs from now
+/// when every earlier answer has been written (`unsent` at or below 0:
+/// only their heads' few hundred bytes can still be unwritten then), and
+/// otherwise keeps running from when the earliest unwritten one started:
+/// a pipelined request does not buy an unread answer more time.
+fn answer(
+    response: Response<Body>,
+    mut guard: InFlight,
+    conn: &Arc<Conn>,
+    shared: &Shared,
+) -> Response<TrackedBody> {
+    let caught_up =
+        conn.answers_open.load(Ordering::Relaxed) == 0 && conn.unsent.load(Ordering::Relaxed) <= 0;
+    if caught_up || conn.send_since.load(Ordering::Relaxed) == 0 {
+        conn.unsent.store(0, Ordering::Relaxed);
+        conn.send_since
+            .store(shared.stamp(Instant::now()), Ordering::Relaxed);
+    }
+    conn.answers_open.fetch_add(1, Ordering::Relaxed);
+    guard.answering = true;
+    response.map(|body| TrackedBody {
+        body,
+        guard: Some(guard),
+        conn: conn.clone(),
+    })
+}
+
+/// Resolves when the body of the request whose head came at `head` is
+/// overdue: still awaited `timeout` after the head, or, after
+/// [`BODY_RATE_GRACE`], behind [`MIN_BODY_RATE`]. Only while the handler
+/// waits for it: a handler busy with its own work is never cut, and a body
+/// read whole or dropped ends the watch.
+async fn body_overdue(conn: &Conn, shared: &Shared, head: u64, timeout: Duration) {
+    let head_at = shared.at(head);
+    let deadline = head_at + timeout;
+    let mut check = (head_at + BODY_RATE_GRACE).min(deadline);
+    loop {
+        tokio::time::sleep_until(check).await;
+        if conn.body_head.load(Ordering::Relaxed) != head {
+            return std::future::pending().await;
+        }
+        let now = Instant::now();
+        if conn.body_waiting.load(Ordering::Relaxed) {
+            let elapsed = now.saturating_duration_since(head_at);
+            let due = u128::from(MIN_BODY_RATE) * elapsed.as_millis() / 1000;
+            let received = u128::from(conn.body_received.load(Ordering::Relaxed));
+            if now >= deadline || received < due {
+                return;
+            }
+        }
+        let left = deadline.saturating_duration_since(now);
+        let step = Duration::from_secs(1);
+        check = now + if left.is_zero() { step } else { left.min(step) };
+    }
+}
+
+/// `408 Request Timeout` in the API's error shape, closing the connection
+/// (the rest of the body is never read).
+fn request_timeout(timeout: Duration) -> Response<Body> {
+    let body = format!(
+        r#"{{"error":"request_timeout","error_description":"the request body did not arrive within {} s, or arrived slower than {} bytes a second; send the body with the request"}}"#,
+        timeout.as_secs_f64(),
+        MIN_BODY_RATE
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A request body, telling the connection whether the handler is waiting
+/// on the client for it and how much has come.
+struct AwaitedBody {
+    incoming: Incoming,
+    conn: Arc<Conn>,
+    /// The stamp of its head: marks the connection's body state as this
+    /// body's.
+    head: u64,
+}
+
+impl AwaitedBody {
+    fn finish(&self) {
+        let conn = &self.conn;
+        if conn
+            .body_head
+            .compare_exchange(self.head, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            conn.body_waiting.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+impl hyper::body::Body for AwaitedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.incoming).poll_frame(cx);
+        let conn = &self.conn;
+        match &polled {
+            Poll::Pending => conn.body_waiting.store(true, Ordering::Relaxed),
+            Poll::Ready(Some(Ok(frame))) => {
+                conn.body_waiting.store(false, Ordering::Relaxed);
+                if let Some(data) = frame.data_ref() {
+                    conn.body_received
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if self.incoming.is_end_stream() {
+                    self.finish();
+                }
+            }
+            Poll::Ready(_) => self.finish(),
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+impl Drop for AwaitedBody {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -733,6 +1076,8 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
 struct InFlight {
     conn: Arc<Conn>,
     shared: Arc<Shared>,
+    /// Its answer has started to go out ([`answer`]).
+    answering: bool,
 }
 
 impl InFlight {
@@ -740,12 +1085,19 @@ impl InFlight {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         let since = conn.since.load(Ordering::Relaxed);
         conn.enter(BUSY, since);
-        InFlight { conn, shared }
+        InFlight {
+            conn,
+            shared,
+            answering: false,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        if self.answering {
+            self.conn.answers_open.fetch_sub(1, Ordering::Relaxed);
+        }
         if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             let now = self.shared.since_epoch(Instant::now());
             self.conn.enter(IDLE, now);
@@ -754,10 +1106,12 @@ impl Drop for InFlight {
 }
 
 /// A response body that ends its request's [`InFlight`] once written (or
-/// dropped unwritten).
+/// dropped unwritten), and is read no further than [`WRITE_BUFFER`] ahead
+/// of the socket.
 struct TrackedBody {
     body: Body,
     guard: Option<InFlight>,
+    conn: Arc<Conn>,
 }
 
 impl hyper::body::Body for TrackedBody {
@@ -768,9 +1122,22 @@ impl hyper::body::Body for TrackedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if self.conn.unsent.load(Ordering::Relaxed) >= WRITE_BUFFER {
+            // hyper writes what it holds next, and the write that brings
+            // `unsent` down wakes this task (`Watched::wrote`).
+            self.conn.parked.store(true, Ordering::Relaxed);
+            return Poll::Pending;
+        }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.guard = None;
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = i64::try_from(data.len()).unwrap_or(i64::MAX);
+                    self.conn.unsent.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => self.guard = None,
+            _ => {}
         }
         polled
     }
@@ -875,7 +1242,7 @@ fn report_evicted(count: u64, max: usize) {
     tracing::warn!(
         count,
         max_connections = max,
-        "at the connection cap: closed {count} connection(s) that had sent no complete request or sat idle, to make room for new ones"
+        "at the connection cap: closed {count} connection(s) that were waiting on their client (no complete request head, idle, a body not coming, an answer not read), to make room for new ones"
     );
 }
 
@@ -883,7 +1250,7 @@ fn report_refused(count: u64, max: usize) {
     tracing::warn!(
         count,
         max_connections = max,
-        "at the connection cap with every connection serving a request: closed {count} new connection(s) at once"
+        "at the connection cap with every connection being served: closed {count} new connection(s) at once"
     );
 }
 

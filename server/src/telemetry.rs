@@ -29,7 +29,7 @@
 //! | `jwks_last_success_age_seconds` | gauge | |
 //! | `http_request_duration_seconds` | histogram | `route`: [`ROUTES`] |
 //! | `http_connections_open` | gauge | |
-//! | `http_connections_total` | counter | `event`: `accepted`, `header_timeout`, `idle_timeout`, `evicted`, `refused`, `accept_error` |
+//! | `http_connections_total` | counter | `event`: `accepted`, `header_timeout`, `idle_timeout`, `body_timeout`, `send_timeout`, `evicted`, `refused`, `accept_error` |
 //! | `dev_idp_sign_ins_total`, `dev_idp_errors_total` | counter | `event` (only while the dev server runs) |
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -126,10 +126,12 @@ struct Inner {
     sources: Mutex<Sources>,
 }
 
-const CONNECTION_EVENTS: [&str; 6] = [
+const CONNECTION_EVENTS: [&str; 8] = [
     "accepted",
     "header_timeout",
     "idle_timeout",
+    "body_timeout",
+    "send_timeout",
     "evicted",
     "refused",
     "accept_error",
@@ -405,6 +407,8 @@ impl Metrics {
                 stats.accepted,
                 stats.head_timeouts,
                 stats.idle_timeouts,
+                stats.body_timeouts,
+                stats.send_timeouts,
                 stats.evicted,
                 stats.refused,
                 stats.accept_errors,

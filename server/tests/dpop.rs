@@ -166,6 +166,8 @@ impl Rs {
             ServeOptions {
                 header_read_timeout: Duration::from_secs(5),
                 keepalive_idle: Duration::from_secs(5),
+                body_read_timeout: Duration::from_secs(5),
+                send_timeout: Duration::from_secs(5),
                 max_connections: 64,
                 shutdown_grace: Some(Duration::from_secs(1)),
             },

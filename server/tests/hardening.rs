@@ -32,7 +32,7 @@ use leptos::prelude::LeptosOptions;
 use server::bearer::ManualClock;
 use server::browser_auth::BrowserAuth;
 use server::config::Config;
-use server::serve::{ServeOptions, Server, Stats, StatsHandle};
+use server::serve::{ServeOptions, Server, Stats, StatsHandle, STUCK_GRACE};
 use server::RouterSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -67,11 +67,12 @@ fn lowered_fd_limit() -> u64 {
     server::serve::descriptor_limit().unwrap()
 }
 
-/// A small app: `POST /api/health` answers at once, `GET /slow` after a
-/// second.
+/// A small app: `POST /api/health` reads its body and answers at once,
+/// `GET /slow` after a second, `GET /big` with [`BIG`] bytes.
 fn small_app() -> Router {
     Router::new()
-        .route("/api/health", post(|| async { "ok" }))
+        .route("/api/health", post(|_: axum::body::Bytes| async { "ok" }))
+        .route("/big", get(|| async { vec![b'x'; BIG] }))
         .route(
             "/slow",
             get(|| async {
@@ -81,12 +82,27 @@ fn small_app() -> Router {
         )
 }
 
+/// The size of `GET /big`: far more than the socket buffers of both ends
+/// on loopback hold for a client with a small receive buffer.
+const BIG: usize = 8 << 20;
+
 fn options(header_read_timeout: f64, keepalive_idle: f64, max_connections: usize) -> ServeOptions {
     ServeOptions {
         header_read_timeout: Duration::from_secs_f64(header_read_timeout),
         keepalive_idle: Duration::from_secs_f64(keepalive_idle),
+        body_read_timeout: Duration::from_secs(10),
+        send_timeout: Duration::from_secs(30),
         max_connections,
         shutdown_grace: None,
+    }
+}
+
+/// [`options`] with the body and send deadlines given, in seconds.
+fn slow_client_options(body: f64, send: f64, max_connections: usize) -> ServeOptions {
+    ServeOptions {
+        body_read_timeout: Duration::from_secs_f64(body),
+        send_timeout: Duration::from_secs_f64(send),
+        ..options(10.0, 30.0, max_connections)
     }
 }
 
@@ -133,8 +149,29 @@ impl Running {
         }
     }
 
+    /// The stats once `done` holds of them, waiting up to `limit`.
+    async fn settled_within(&self, limit: Duration, done: impl Fn(&Stats) -> bool) -> Stats {
+        let until = Instant::now() + limit;
+        loop {
+            let stats = self.stats();
+            if done(&stats) {
+                return stats;
+            }
+            assert!(Instant::now() < until, "{stats:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     async fn connect(&self) -> TcpStream {
         TcpStream::connect(self.addr).await.unwrap()
+    }
+
+    /// A connection whose receive buffer is 4 KiB: a client that reads
+    /// nothing stops the server's writes almost at once.
+    async fn connect_small_window(&self) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(self.addr).await.unwrap()
     }
 
     /// Sends `request` on a new connection and reads the answer.
@@ -156,6 +193,11 @@ const HEALTH_KEEP_ALIVE: &str =
     "POST /api/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n";
 /// The issue's flood: a request line and one header, then nothing.
 const HALF_OPEN: &str = "POST /api/whoami HTTP/1.1\r\nHost: localhost\r\n";
+/// Issue 23's slow-body flood: a whole head announcing 60,000 bytes.
+const SLOW_BODY_HEAD: &str =
+    "POST /api/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 60000\r\n\r\n";
+/// Issue 23's slow reader: the big answer, asked for three times at once.
+const BIG_PIPELINED: &str = "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\nGET /big HTTP/1.1\r\nHost: localhost\r\n\r\nGET /big HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 #[derive(Debug)]
 struct Answer {
@@ -533,6 +575,218 @@ async fn shutdown_stops_accepting_closes_idle_connections_and_lets_requests_fini
         .await
         .expect("run returns once the request in flight is done")
         .unwrap();
+}
+
+/// Asserts `answer` is the connection loop's `408`, closing the connection.
+fn assert_request_timeout(answer: &Answer) {
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(body["error"], "request_timeout");
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("send the body with the request"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_is_answered_408_at_its_deadline_and_its_connection_closed() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    let server = Running::start(small_app(), slow_client_options(3.0, 30.0, 100)).await;
+    let mut stream = server.connect().await;
+    stream.write_all(SLOW_BODY_HEAD.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // Fast enough for the minimum rate (4 KiB at once, then 4 KiB a
+    // second), too slow to finish 60,000 bytes before the deadline.
+    let feeding = async {
+        for _ in 0..10 {
+            if stream.write_all(&[b'a'; 2048]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let (stats, ()) = tokio::join!(
+        server.settled_within(Duration::from_secs(5), |s| s.body_timeouts == 1),
+        feeding
+    );
+    let cut_after = started.elapsed();
+    assert!(
+        cut_after >= Duration::from_millis(2_900) && cut_after < Duration::from_millis(4_200),
+        "cut after {cut_after:?}"
+    );
+    assert_request_timeout(&read_answer(&mut stream).await);
+    assert!(closed_within(&mut stream, Duration::from_millis(500))
+        .await
+        .is_some());
+    assert_eq!(stats.evicted + stats.send_timeouts, 0, "{stats:?}");
+    // A body that comes with its head is untouched.
+    let mut fine = server.connect().await;
+    fine.write_all(
+        b"POST /api/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_answer(&mut fine).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_cut_at_the_minimum_rate_long_before_its_deadline() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    let server = Running::start(small_app(), slow_client_options(30.0, 30.0, 100)).await;
+    let mut stream = server.connect().await;
+    stream.write_all(SLOW_BODY_HEAD.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // A byte every 200 ms: each one would renew a per-read timeout.
+    let trickle = async {
+        for _ in 0..50 {
+            if stream.write_all(b"a").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (stats, ()) = tokio::select! {
+        stats = server.settled_within(Duration::from_secs(5), |s| s.body_timeouts == 1) => (stats, ()),
+        () = trickle => panic!("never cut"),
+    };
+    let cut_after = started.elapsed();
+    // BODY_RATE_GRACE (2 s) is when the rate is first checked.
+    assert!(
+        cut_after >= Duration::from_millis(1_900) && cut_after < Duration::from_millis(3_200),
+        "cut after {cut_after:?}"
+    );
+    assert_eq!(stats.body_timeouts, 1);
+    assert_request_timeout(&read_answer(&mut stream).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_busy_with_its_own_work_is_not_cut_by_the_body_deadline() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    // Reads its body, then works for longer than the body deadline.
+    let app = Router::new().route(
+        "/work",
+        post(|_: axum::body::Bytes| async {
+            tokio::time::sleep(Duration::from_millis(2_500)).await;
+            "worked"
+        }),
+    );
+    let server = Running::start(app, slow_client_options(1.0, 30.0, 100)).await;
+    let answer = server
+        .request("POST /work HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+        .await;
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (200, &b"worked"[..])
+    );
+    assert_eq!(server.stats().body_timeouts, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_cut_at_the_send_deadline_which_pipelined_requests_do_not_reset() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    let server = Running::start(small_app(), slow_client_options(10.0, 2.0, 100)).await;
+    let mut reader = server.connect_small_window().await;
+    reader.write_all(BIG_PIPELINED.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let stats = server
+        .settled_within(Duration::from_secs(4), |s| s.send_timeouts == 1)
+        .await;
+    let cut_after = started.elapsed();
+    assert!(
+        cut_after >= Duration::from_millis(1_900) && cut_after < Duration::from_millis(3_000),
+        "cut after {cut_after:?}"
+    );
+    assert_eq!(stats.open, 0, "{stats:?}");
+    // What reached the client is a part of the first answer, then the end.
+    let received = closed_within(&mut reader, Duration::from_secs(2))
+        .await
+        .expect("closed");
+    assert!(received.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    assert!(received.len() < BIG, "{} bytes", received.len());
+    // A client that reads gets all three whole, each with a deadline of
+    // its own once the one before is written.
+    let mut patient = server.connect().await;
+    patient.write_all(BIG_PIPELINED.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut all = Vec::new();
+    let expected = 3 * BIG;
+    let mut buf = vec![0u8; 64 * 1024];
+    while all.len() < expected {
+        let n = patient.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {} bytes", all.len());
+        all.extend_from_slice(&buf[..n]);
+    }
+    let heads = all
+        .windows(17)
+        .filter(|w| w == b"HTTP/1.1 200 OK\r\n")
+        .count();
+    assert_eq!(heads, 3);
+    assert_eq!(server.stats().send_timeouts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_flood_of_slow_bodies_does_not_keep_a_new_client_out() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    let cap = 40;
+    let server = Running::start(small_app(), slow_client_options(10.0, 30.0, cap)).await;
+    let mut flood = Vec::new();
+    for _ in 0..cap {
+        let mut stream = server.connect().await;
+        stream.write_all(SLOW_BODY_HEAD.as_bytes()).await.unwrap();
+        stream.write_all(b"a").await.unwrap();
+        flood.push(stream);
+    }
+    server.settled(|s| s.open == cap).await;
+    // Past the grace, each of them is waiting on its client.
+    tokio::time::sleep(STUCK_GRACE + Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let answer = server.request(HEALTH).await;
+        assert_eq!(answer.status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    let stats = server.stats();
+    // Each answered request's connection closes after it, so one slot
+    // made by eviction serves them all in turn.
+    assert!(stats.evicted >= 1, "{stats:?}");
+    assert_eq!((stats.refused, stats.body_timeouts), (0, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_flood_of_slow_readers_does_not_keep_a_new_client_out() {
+    lowered_fd_limit();
+    let _shared = DESCRIPTORS.read().await;
+    let cap = 20;
+    let server = Running::start(small_app(), slow_client_options(10.0, 30.0, cap)).await;
+    let mut flood = Vec::new();
+    for _ in 0..cap {
+        let mut stream = server.connect_small_window().await;
+        stream.write_all(BIG_PIPELINED.as_bytes()).await.unwrap();
+        flood.push(stream);
+    }
+    server.settled(|s| s.open == cap).await;
+    tokio::time::sleep(STUCK_GRACE + Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    let answer = server.request(HEALTH).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let stats = server.stats();
+    assert!(stats.evicted >= 1 && stats.refused == 0, "{stats:?}");
 }
 
 /// The app's router, as `main` builds it with `settings`.

@@ -105,7 +105,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEPALIVE_IDLE};
+use crate::config::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEPALIVE_IDLE,
+    DEFAULT_SEND_TIMEOUT,
+};
 use crate::serve::{
     bind as listen, default_max_connections, descriptor_limit, ServeOptions, Server,
 };
@@ -649,6 +652,8 @@ fn serve_options(listeners: usize) -> ServeOptions {
     ServeOptions {
         header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         keepalive_idle: DEFAULT_KEEPALIVE_IDLE,
+        body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+        send_timeout: DEFAULT_SEND_TIMEOUT,
         max_connections: app_cap / 4 / listeners.max(1),
         shutdown_grace: None,
     }
