@@ -32,8 +32,9 @@ const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=3153600
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const SHORT: HeaderValue = HeaderValue::from_static("public, max-age=3600");
-/// Bytes read from a file at a time (tower-http's default is 64 KiB).
-pub const FILE_CHUNK: usize = 16 * 1024;
+/// Bytes read from a file at a time (tower-http's default is 64 KiB): an
+/// open file keeps a buffer this size, and a slow reader holds it.
+pub const FILE_CHUNK: usize = 8 * 1024;
 
 /// Serves `site_root/pkg_dir` at `/{pkg_dir}`, answering with the
 /// precompressed `.br` or `.gz` copy of a file when the browser accepts it

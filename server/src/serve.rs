@@ -109,9 +109,10 @@ pub const MIN_BODY_RATE: u64 = 1024;
 /// bytes (the flow control nginx's `sendfile_max_chunk` and output buffers
 /// give it): without it hyper queued up to 400 KiB of a file per
 /// connection for a client that never read, and 2,000 such clients held
-/// 800 MB. The largest chunk a body yields (16 KiB for the files under
-/// `/pkg`, `crate::delivery`) can come on top.
-pub const WRITE_BUFFER: i64 = 16 * 1024;
+/// 800 MB; now one holds about 43 KiB (`tests/slow_readers.rs`). The
+/// largest chunk a body yields (8 KiB for the files under `/pkg`,
+/// `crate::delivery::FILE_CHUNK`) can come on top.
+pub const WRITE_BUFFER: i64 = 8 * 1024;
 
 /// Listens on `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`),
 /// but with a queue of [`LISTEN_BACKLOG`] new connections.
