@@ -1,5 +1,23 @@
 #!/usr/bin/env python3
-"""The half-open flood of issue 15, from one client, against a running server.
+"""The floods of issues 15 and 23, from one client, against a running server.
+
+--kind picks the flood (issue 15's is the default):
+- half-open: each connection sends `POST /api/whoami HTTP/1.1` and one
+  header, then nothing;
+- slow-body: each sends a whole `POST /api/health` head announcing a
+  60,000-byte body, then one byte every --trickle-every seconds;
+- slow-reader: each connection, with a 4 KiB receive buffer, asks for
+  --reader-path three times, pipelined, and never reads.
+--well-behaved N adds N clients that send the probe request over and over
+on keep-alive connections (reconnecting when closed) while the flood
+lasts, and reports how many of their requests were answered (the mixed
+case of issue 23). --server-pid reports the server's peak resident memory
+and, each second, the connections it holds (its open descriptors less
+those it held before), which is what counts for the slow readers: the
+client cannot see the server close a socket whose data it never read.
+
+    python3 server/load/flood.py --kind slow-body --connections 12000 --processes 2 \
+        --well-behaved 50 --server-pid "$(pgrep -f target/release/server)"
 
 Opens --connections TCP connections to --addr as fast as it can; each sends
 `POST /api/whoami HTTP/1.1` and one header, then nothing. Meanwhile a probe
@@ -38,6 +56,16 @@ import threading
 import time
 
 HALF_OPEN = b"POST /api/whoami HTTP/1.1\r\nHost: localhost\r\n"
+SLOW_BODY = b"POST /api/health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 60000\r\n\r\n"
+
+
+def flood_head(kind, reader_path):
+    if kind == "half-open":
+        return HALF_OPEN
+    if kind == "slow-body":
+        return SLOW_BODY
+    one = f"GET {reader_path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+    return one * 3
 
 
 def probe_request(host, get_path):
@@ -151,12 +179,14 @@ def raise_fd_limit(want):
 BATCH = 256
 
 
-def open_batch(addr, n, failed):
+def open_batch(addr, n, failed, head, small_window):
     """Starts `n` connects at once (non-blocking, as a real flood does),
-    then sends the half-open head on each that connects within 5 s."""
+    then sends `head` on each that connects within 5 s."""
     starting = []
     for _ in range(n):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if small_window:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.setblocking(False)
         err = s.connect_ex(addr)
         if err not in (0, errno.EINPROGRESS):
@@ -180,7 +210,7 @@ def open_batch(addr, n, failed):
                 s.close()
                 continue
             try:
-                s.send(HALF_OPEN)
+                s.send(head)
                 opened.append(s)
             except OSError as e:
                 failed.append(f"send: {e}")
@@ -191,25 +221,102 @@ def open_batch(addr, n, failed):
     return opened
 
 
-def worker(addr, count, hold, conn):
-    """Opens `count` half-open connections, reports when done, then counts
+def trickle(socks, second, every):
+    """One byte on each slow-body connection whose turn it is this second
+    (each gets one every `every` seconds)."""
+    for i, s in enumerate(socks):
+        if (i + second) % every == 0:
+            try:
+                s.send(b"a")
+            except OSError:
+                pass
+
+
+def worker(addr, count, hold, conn, kind, reader_path, trickle_every):
+    """Opens `count` flood connections, reports when done, then counts
     the open ones at each second the parent names."""
     raise_fd_limit(count + 64)
+    head = flood_head(kind, reader_path)
     conn.recv()  # go
     socks, failed = [], []
     left = count
     while left:
-        batch = open_batch(addr, min(left, BATCH), failed)
+        batch = open_batch(addr, min(left, BATCH), failed, head, kind == "slow-reader")
         socks.extend(batch)
         left -= min(left, BATCH)
     conn.send((time.monotonic(), len(socks), len(failed), failed[:1]))
     flood_open = conn.recv()
     for second in range(int(hold) + 1):
         time.sleep(max(0.0, flood_open + second - time.monotonic()))
-        conn.send((second, still_open(socks)))
+        if kind == "slow-body":
+            trickle(socks, second, trickle_every)
+        # A slow-body connection the server answered (408) and closed
+        # reads as closed; a slow reader always has data to read.
+        conn.send((second, still_open(socks) if kind != "slow-reader" else None))
     conn.recv()  # done
     for s in socks:
         s.close()
+
+
+class WellBehaved(threading.Thread):
+    """Sends `request` (with keep-alive) over and over, one at a time,
+    reconnecting when the server closes; counts answered and sent."""
+
+    def __init__(self, addr, request, timeout):
+        super().__init__(daemon=True)
+        self.addr, self.timeout = addr, timeout
+        self.request = request.replace(b"Connection: close\r\n", b"")
+        self.sent = self.answered = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        sock, buffered = None, b""
+        while not self.stop.is_set():
+            try:
+                if sock is None:
+                    sock = socket.create_connection(self.addr, timeout=self.timeout)
+                    buffered = b""
+                self.sent += 1
+                sock.sendall(self.request)
+                while b"\r\n\r\n" not in buffered:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    buffered += chunk
+                head, _, rest = buffered.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(rest) < length:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    rest += chunk
+                buffered = rest[length:]
+                if head[9:12] == b"200":
+                    self.answered += 1
+            except OSError:
+                if sock is not None:
+                    sock.close()
+                sock = None
+                self.stop.wait(0.05)
+
+
+def server_memory(pid):
+    """(VmRSS, VmHWM) of `pid`, in MB."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                values[name] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def server_descriptors(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def main():
@@ -223,7 +330,17 @@ def main():
     parser.add_argument("--probe-timeout", type=float, default=5.0)
     parser.add_argument("--probe-addr", help="where the probe goes (default: --addr)")
     parser.add_argument("--probe-get", metavar="PATH", help="probe with GET PATH instead")
+    parser.add_argument("--kind", choices=["half-open", "slow-body", "slow-reader"],
+                        default="half-open")
+    parser.add_argument("--trickle-every", type=int, default=5,
+                        help="slow-body: seconds between a connection's bytes")
+    parser.add_argument("--reader-path", default="/pkg/okta-implicit.wasm",
+                        help="slow-reader: the (large) file asked for")
+    parser.add_argument("--well-behaved", type=int, default=0, metavar="N")
+    parser.add_argument("--server-pid", type=int)
     args = parser.parse_args()
+    if args.kind == "slow-reader" and not args.server_pid:
+        parser.error("--kind slow-reader needs --server-pid: only the server sees its slow readers closed")
     host, port = args.addr.rsplit(":", 1)
     addr = (host, int(port))
     probe_host, probe_port = (args.probe_addr or args.addr).rsplit(":", 1)
@@ -237,13 +354,20 @@ def main():
     workers = []
     for share in shares:
         ours, theirs = ctx.Pipe()
-        process = ctx.Process(target=worker, args=(addr, share, args.hold, theirs))
+        process = ctx.Process(target=worker, args=(addr, share, args.hold, theirs, args.kind,
+                                                   args.reader_path, args.trickle_every))
         process.start()
         workers.append((process, ours))
 
     probe = Probe(probe_addr, args.probe_every, args.probe_timeout, args.probe_get)
     probe.start()
     time.sleep(args.before)
+    fds_before = server_descriptors(args.server_pid) if args.server_pid else None
+    rss_before = server_memory(args.server_pid)[0] if args.server_pid else None
+    clients = [WellBehaved(probe_addr, probe.request, args.probe_timeout)
+               for _ in range(args.well_behaved)]
+    for client in clients:
+        client.start()
 
     flood_start = time.monotonic()
     for _, conn in workers:
@@ -255,18 +379,27 @@ def main():
     first_failure = next((f[0] for _, _, _, f in opened if f), None)
     for _, conn in workers:
         conn.send(flood_open)
-    timeline = []
+    timeline, peak_rss = [], 0.0
     for second in range(int(args.hold) + 1):
         counts = [conn.recv() for _, conn in workers]
-        timeline.append((second, sum(n for _, n in counts)))
+        if args.server_pid:
+            held = server_descriptors(args.server_pid) - fds_before
+            peak_rss = max(peak_rss, server_memory(args.server_pid)[0])
+        open_now = (sum(n for _, n in counts) if args.kind != "slow-reader"
+                    else f"{held} held by the server")
+        timeline.append((second, open_now))
     end = time.monotonic()
     probe.stop.set()
+    for client in clients:
+        client.stop.set()
     probe.join()
+    for client in clients:
+        client.join()
     for process, conn in workers:
         conn.send("done")
         process.join()
 
-    print(f"client: {args.connections} half-open connections to {args.addr} from "
+    print(f"client: {args.connections} {args.kind} connections to {args.addr} from "
           f"{args.processes} process(es), local ports {ports[0]}-{ports[1]}")
     print(f"flood opened in {flood_open - flood_start:.2f} s: {connected} connected and sent, "
           f"{failed} failed" + (f" (first: {first_failure})" if first_failure else ""))
@@ -275,6 +408,14 @@ def main():
     print(f"  before the flood:           {summary(probe.between(0, flood_start))}")
     print(f"  while the flood opened:     {summary(probe.between(flood_start, flood_open))}")
     print(f"  during the {args.hold:.0f} s after it: {summary(probe.between(flood_open, end))}")
+    if clients:
+        sent = sum(c.sent for c in clients)
+        answered = sum(c.answered for c in clients)
+        print(f"{len(clients)} well-behaved keep-alive clients during the flood: "
+              f"{answered} of {sent} requests answered")
+    if args.server_pid:
+        print(f"server memory: {rss_before:.0f} MB before, peak {peak_rss:.0f} MB "
+              f"(sampled each second; VmHWM {server_memory(args.server_pid)[1]:.0f} MB)")
     print("flood connections the server has not closed, seconds after the last one opened:")
     print("  " + ", ".join(f"{s} s: {n}" for s, n in timeline))
 
