@@ -2,7 +2,7 @@
 //! return. Every one of them answers errors with [`ApiError`] (`error.rs`).
 //!
 //! The Bearer access token is validated by the server before any of these
-//! run: `server/src/bearer_layer.rs` refuses every request under `/api/`
+//! run: `server/src/edge/bearer_layer.rs` refuses every request under `/api/`
 //! that is not public and lacks a valid token, so a protected function
 //! only ever runs for a valid token. [`ssr::authorize`] hands it the
 //! caller's claims and checks the scope it needs.

@@ -46,8 +46,8 @@ use server::bearer::header::bearer_token;
 use server::bearer::verified::token_hash;
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
-use server::request_span::RequestSpanLayer;
-use server::telemetry::Metrics;
+use server::edge::request_span::RequestSpanLayer;
+use server::ops::telemetry::Metrics;
 use server::RouterSettings;
 use tower::{Layer, ServiceExt};
 

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use app::api::ApiError;
 use app::auth::config::ssr::{IssuerKeys, SharedIssuerKeys};
 use app::auth::config::{PublicAuthConfig, PublicJwk};
+use app::error::ApiError;
 
 use crate::bearer::discovery::Discovery;
 use crate::bearer::Validator;

@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::bearer::fetch::checked_url;
 use crate::bearer::{InitError, DEFAULT_LEEWAY, MAX_LEEWAY};
-use crate::serve::{default_max_connections, DESCRIPTOR_RESERVE};
+use crate::edge::serve::{default_max_connections, DESCRIPTOR_RESERVE};
 
 /// What the dev authorization server listens on unless `DEV_IDP_ADDR` says
 /// otherwise.

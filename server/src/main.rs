@@ -2,7 +2,7 @@
 //! development authorization server when no `ISSUER` is configured (and
 //! only where others cannot reach it, unless `DEV_IDP=1`), discovers the
 //! issuer and loads its keys, then serves the Leptos app and its protected
-//! server functions through its own connection loop (`server::serve`:
+//! server functions through its own connection loop (`server::edge::serve`:
 //! deadlines, a connection cap under the descriptor limit), with the
 //! Prometheus endpoint on its own address when `METRICS_ADDR` is set. On
 //! SIGTERM or SIGINT it stops accepting, lets the requests in flight finish
@@ -24,8 +24,8 @@ use server::bearer::{DpopOptions, Policy, Validator, ValidatorOptions};
 use server::browser_auth::BrowserAuth;
 use server::config::{Config, DevIdpExposure};
 use server::dev_idp::{self, DevIdpOptions};
-use server::serve::{self, ServeOptions, Server};
-use server::telemetry::Metrics;
+use server::edge::serve::{self, ServeOptions, Server};
+use server::ops::telemetry::Metrics;
 use server::RouterSettings;
 use tokio::sync::watch;
 
@@ -68,7 +68,7 @@ async fn run() -> Result<(), String> {
     }
     let site_addr = leptos_options.site_addr;
     let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
-    server::logging::init(config.log_format);
+    server::ops::logging::init(config.log_format);
     let fd_limit = serve::descriptor_limit().map_err(context(
         "cannot read the file-descriptor limit (getrlimit RLIMIT_NOFILE)",
     ))?;

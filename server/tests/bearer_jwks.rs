@@ -172,7 +172,7 @@ async fn with_the_issuer_down_known_keys_work_and_unknown_kids_get_503() {
         .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(err, AuthError::KeysUnavailable { retry_after: 30 });
-    assert_eq!(app::api::ApiError::from(err).status(), 503);
+    assert_eq!(app::error::ApiError::from(err).status(), 503);
 
     // During the cool-down the answer stays 503 (the key may exist), with
     // the remaining time, and nothing is fetched.

@@ -523,7 +523,7 @@ async fn tokens_never_reach_the_log() {
 async fn tokens_never_reach_the_log_in(format: LogFormat) {
     let log = CapturedLog::default();
     let writer = log.clone();
-    let subscriber = server::logging::subscriber(
+    let subscriber = server::ops::logging::subscriber(
         format,
         tracing_subscriber::EnvFilter::new("trace"),
         move || writer.clone(),

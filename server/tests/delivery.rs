@@ -89,7 +89,7 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> &str {
 #[tokio::test]
 async fn hashed_pkg_files_go_out_precompressed_and_cached_for_a_year() {
     let root = site();
-    let pkg: Router = server::delivery::pkg_router(root.to_str().unwrap(), "pkg", true);
+    let pkg: Router = server::edge::delivery::pkg_router(root.to_str().unwrap(), "pkg", true);
     let path = "/pkg/app.0123abcd.wasm";
 
     for (accept, encoding, body) in [
@@ -119,7 +119,7 @@ async fn hashed_pkg_files_go_out_precompressed_and_cached_for_a_year() {
     assert_eq!(header(&headers, header::CACHE_CONTROL), "no-store");
 
     // Names without a content hash must be checked again each time.
-    let unhashed: Router = server::delivery::pkg_router(root.to_str().unwrap(), "pkg", false);
+    let unhashed: Router = server::edge::delivery::pkg_router(root.to_str().unwrap(), "pkg", false);
     let (_, headers, _) = get(&unhashed, path, &[("accept-encoding", "br")]).await;
     assert_eq!(header(&headers, header::CACHE_CONTROL), "no-cache");
     assert_eq!(header(&headers, header::CONTENT_ENCODING), "br");

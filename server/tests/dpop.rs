@@ -34,7 +34,7 @@ use server::bearer::nonce::NonceKey;
 use server::bearer::stats::{DPOP_OUTCOMES, OUTCOMES};
 use server::bearer::{Clock, DpopOptions, ManualClock, Validator};
 use server::browser_auth::BrowserAuth;
-use server::serve::{ServeOptions, Server};
+use server::edge::serve::{ServeOptions, Server};
 use server::RouterSettings;
 use tokio::sync::{oneshot, RwLock, RwLockReadGuard};
 
@@ -160,7 +160,7 @@ impl Rs {
             BrowserAuth::new(browser_config(&issuer.issuer()), validator.clone()),
             RouterSettings::default(),
         );
-        let listener = server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = server::edge::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = Server::new(
             listener,
             ServeOptions {
@@ -882,7 +882,7 @@ async fn refusals_never_log_the_token_or_the_proof() {
     let _alone = LOGGING.write().await;
     let log = Captured::default();
     let writer = log.clone();
-    let subscriber = server::logging::subscriber(
+    let subscriber = server::ops::logging::subscriber(
         server::config::LogFormat::Text,
         tracing_subscriber::EnvFilter::new("trace"),
         move || writer.clone(),

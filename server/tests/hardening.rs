@@ -1,5 +1,5 @@
 //! Issue 15 over real sockets on 127.0.0.1: the connection loop
-//! (`server::serve`) under half-open floods, slow heads, idle keep-alive
+//! (`server::edge::serve`) under half-open floods, slow heads, idle keep-alive
 //! connections, a full cap and shutdown, with the descriptor limit of this
 //! test process lowered so the flood runs into it fast; the body limit (413
 //! with the JSON error, the rest unread) and `Strict-Transport-Security`
@@ -32,7 +32,7 @@ use leptos::prelude::LeptosOptions;
 use server::bearer::ManualClock;
 use server::browser_auth::BrowserAuth;
 use server::config::Config;
-use server::serve::{ServeOptions, Server, Stats, StatsHandle, STUCK_GRACE};
+use server::edge::serve::{ServeOptions, Server, Stats, StatsHandle, STUCK_GRACE};
 use server::RouterSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -64,7 +64,7 @@ fn lowered_fd_limit() -> u64 {
             assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
         }
     });
-    server::serve::descriptor_limit().unwrap()
+    server::edge::serve::descriptor_limit().unwrap()
 }
 
 /// A small app: `POST /api/health` reads its body and answers at once,
@@ -115,7 +115,7 @@ struct Running {
 
 impl Running {
     async fn start(app: Router, options: ServeOptions) -> Running {
-        let listener = server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = server::edge::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = Server::new(listener, options);
         let addr = server.local_addr().unwrap();
         let stats = server.stats();
@@ -354,7 +354,7 @@ async fn the_listener_queues_a_burst_of_new_connections_beyond_128() {
     }
     // Bound, never accepting: the queue alone holds the burst. With
     // TcpListener::bind's 128, the connections past it would hang.
-    let listener = server::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = server::edge::serve::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     let connects = (0..burst)
         .map(|_| tokio::time::timeout(Duration::from_millis(900), TcpStream::connect(addr)));

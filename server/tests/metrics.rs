@@ -27,7 +27,7 @@ use leptos::prelude::LeptosOptions;
 use serde_json::json;
 use server::bearer::{Clock, ManualClock, Validator};
 use server::browser_auth::BrowserAuth;
-use server::telemetry::{route_of, Metrics, ROUTES};
+use server::ops::telemetry::{route_of, Metrics, ROUTES};
 use server::RouterSettings;
 use tower::ServiceExt;
 

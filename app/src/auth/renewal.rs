@@ -6,7 +6,7 @@
 
 /// What the callback page in the renewal iframe puts before the fragment
 /// it hands to the app's window (the server's iframe-only page,
-/// `server/src/silent_callback.rs`, and the app's own callback page).
+/// `server/src/edge/silent_callback.rs`, and the app's own callback page).
 pub const SILENT_MESSAGE_PREFIX: &str = "okta-implicit.silent-callback";
 
 /// A silent sign-in that has not answered in this long has failed.

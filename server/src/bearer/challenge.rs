@@ -18,7 +18,7 @@
 //! 17, and a client reading only the first field still sees the Bearer
 //! challenge it always saw.
 
-use app::api::ApiError;
+use app::error::ApiError;
 
 use super::dpop::ALGS;
 use super::header::Scheme;

@@ -6,7 +6,7 @@
 //! request, so they are safe to log and to put in a `WWW-Authenticate`
 //! header.
 
-use app::api::ApiError;
+use app::error::ApiError;
 
 pub use super::dpop::ProofError;
 

@@ -4,7 +4,7 @@
 //!
 //! Self-contained apart from the shared wire types of `app::api`
 //! ([`AccessClaims`](app::api::AccessClaims) and the
-//! [`ApiError`](app::api::ApiError) that [`AuthError`] maps onto): copy the
+//! [`ApiError`](app::error::ApiError) that [`AuthError`] maps onto): copy the
 //! folder to reuse it.
 //!
 //! ```text

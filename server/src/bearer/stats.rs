@@ -1,6 +1,6 @@
 //! What the validator decided, counted: plain atomics, one relaxed add per
 //! request, read by whoever exports them (the server's Prometheus endpoint,
-//! `server/src/telemetry.rs`). Every label is a fixed name from here, never
+//! `server/src/ops/telemetry.rs`). Every label is a fixed name from here, never
 //! anything taken from a request.
 
 use std::sync::atomic::{AtomicU64, Ordering};

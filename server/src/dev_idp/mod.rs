@@ -109,7 +109,7 @@ use crate::config::{
     DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_KEEPALIVE_IDLE,
     DEFAULT_SEND_TIMEOUT,
 };
-use crate::serve::{
+use crate::edge::serve::{
     bind as listen, default_max_connections, descriptor_limit, ServeOptions, Server,
 };
 
@@ -642,7 +642,7 @@ pub async fn start(opts: DevIdpOptions) -> Result<RunningDevIdp, DevIdpError> {
     })
 }
 
-/// The app's connection loop (`crate::serve`) with its default deadlines
+/// The app's connection loop (`crate::edge::serve`) with its default deadlines
 /// and a quarter of its default cap, shared among the `listeners`: the dev
 /// server shares the process's descriptors with the app, and under
 /// `axum::serve` a flood of half-open connections against it (reachable by

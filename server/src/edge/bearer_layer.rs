@@ -20,8 +20,9 @@
 //! Every decision is counted by outcome ([`crate::bearer::stats`]); a
 //! valid token whose function answers 403 counts as `insufficient_scope`.
 
-use app::api::ssr::{error_response, BearerAuth};
-use app::api::ApiError;
+use app::api::ssr::BearerAuth;
+use app::error::ssr::error_response;
+use app::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;

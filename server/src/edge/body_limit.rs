@@ -11,8 +11,8 @@
 //! function read up to axum's default 2 MB and answered 400, its decoding
 //! error.
 
-use app::api::ssr::error_response;
-use app::api::ApiError;
+use app::error::ssr::error_response;
+use app::error::ApiError;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::header;

@@ -22,7 +22,7 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeDir;
 
-use crate::bearer_layer::API_PREFIX;
+use crate::edge::bearer_layer::API_PREFIX;
 
 /// Smaller answers are sent as they are: below about one packet, the
 /// compressed form saves nothing on the wire and costs CPU each time.
@@ -48,7 +48,7 @@ pub fn pkg_router<S: Clone + Send + Sync + 'static>(
 ) -> Router<S> {
     let files = ServeDir::new(Path::new(site_root).join(pkg_dir))
         // Small reads, so a client that does not read its answer holds
-        // little of the file in memory (`crate::serve::WRITE_BUFFER`).
+        // little of the file in memory (`crate::edge::serve::WRITE_BUFFER`).
         .with_buf_chunk_size(FILE_CHUNK)
         .precompressed_br()
         .precompressed_gzip();

@@ -26,7 +26,7 @@ use axum::response::Response;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use crate::telemetry::{route_of, Metrics, ROUTES};
+use crate::ops::telemetry::{route_of, Metrics, ROUTES};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

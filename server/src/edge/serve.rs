@@ -111,7 +111,7 @@ pub const MIN_BODY_RATE: u64 = 1024;
 /// connection for a client that never read, and 2,000 such clients held
 /// 800 MB; now one holds about 43 KiB (`tests/slow_readers.rs`). The
 /// largest chunk a body yields (8 KiB for the files under `/pkg`,
-/// `crate::delivery::FILE_CHUNK`) can come on top.
+/// `crate::edge::delivery::FILE_CHUNK`) can come on top.
 pub const WRITE_BUFFER: i64 = 8 * 1024;
 
 /// Listens on `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`),

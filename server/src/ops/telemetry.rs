@@ -10,10 +10,10 @@
 //! dev server's [`DevIdpEvent`]), never a `sub`, `kid`, path or token part.
 //!
 //! Only the request-duration histogram is recorded per request, by
-//! [`crate::request_span`] (two clock reads and a lock-free push). The
+//! [`crate::edge::request_span`] (two clock reads and a lock-free push). The
 //! rest is counted where it happens in plain atomics (the validator's
 //! [`Stats`](crate::bearer::stats::Stats), the JWKS cache's fetch counts,
-//! the connection loop's [`Stats`](crate::serve::Stats), the dev server's
+//! the connection loop's [`Stats`](crate::edge::serve::Stats), the dev server's
 //! [`DevIdpStats`]) and copied into the registry when `/metrics` is
 //! scraped, so those cost the same with metrics off.
 //!
@@ -47,7 +47,7 @@ use metrics_exporter_prometheus::{
 use crate::bearer::stats::{DPOP_OUTCOMES, OUTCOMES};
 use crate::bearer::{FetchCause, FetchResult, Validator};
 use crate::dev_idp::{DevIdpEvent, DevIdpStats};
-use crate::serve::StatsHandle;
+use crate::edge::serve::StatsHandle;
 
 /// The route names of the request-duration histogram; every path maps to
 /// one of them ([`route_of`]).
