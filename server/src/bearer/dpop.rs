@@ -27,6 +27,7 @@ use base64::Engine;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 
+pub use super::error::ProofError;
 use super::jws;
 
 /// The request header that carries the proof (RFC 9449 §4.1). Lower case,
@@ -50,102 +51,6 @@ pub const MAX_PROOF_LEN: usize = 8 * 1024;
 pub const MAX_JTI_LEN: usize = 256;
 /// Longest `nonce` read; this server's own are 55 characters.
 pub const MAX_NONCE_LEN: usize = 256;
-
-/// What is wrong with a DPoP proof. Every variant is answered
-/// `invalid_dpop_proof`; the message is the `error_description`, and
-/// never contains anything taken from the request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ProofError {
-    #[error("the DPoP proof is larger than 8 KiB")]
-    TooLarge,
-    #[error("the DPoP proof is not a JWS in compact serialization (three base64url parts)")]
-    NotCompactJws,
-    #[error("the DPoP proof's header is not base64url-encoded UTF-8 JSON of the expected types")]
-    BadHeader,
-    #[error("the DPoP proof's typ is not dpop+jwt")]
-    WrongType,
-    #[error("the DPoP proof is not signed with one of ES256 RS256")]
-    AlgorithmNotAllowed,
-    #[error("the DPoP proof has critical header parameters this server does not understand")]
-    UnsupportedCrit,
-    #[error("the DPoP proof's header has no jwk")]
-    MissingJwk,
-    #[error("the DPoP proof's jwk contains a private key")]
-    PrivateKey,
-    #[error("the DPoP proof's jwk is not a public key for its alg (ES256: EC P-256; RS256: RSA of 2048 to 8192 bits)")]
-    BadKey,
-    #[error("the DPoP proof's signature is not valid for its jwk")]
-    BadSignature,
-    #[error("the DPoP proof's claims are not base64url-encoded UTF-8 JSON of the expected types")]
-    BadClaims,
-    #[error("the DPoP proof has no {0} claim")]
-    MissingClaim(&'static str),
-    #[error("the DPoP proof's htm is not this request's method")]
-    WrongMethod,
-    #[error("the DPoP proof's htu is not this request's URL")]
-    WrongUri,
-    #[error("the DPoP proof was made too long ago (iat)")]
-    Stale,
-    #[error("the DPoP proof was made in the future (iat)")]
-    IssuedInFuture,
-    #[error("the DPoP proof's ath is not the hash of the access token sent with it")]
-    WrongAth,
-    #[error("the DPoP proof has been used before (jti)")]
-    Replayed,
-}
-
-impl ProofError {
-    /// Every [`ProofError::reason`], in the order of [`ProofError::index`].
-    pub const REASONS: [&'static str; 18] = [
-        "too_large",
-        "not_compact_jws",
-        "bad_header",
-        "wrong_typ",
-        "algorithm_not_allowed",
-        "unsupported_crit",
-        "missing_jwk",
-        "private_key",
-        "bad_key",
-        "bad_signature",
-        "bad_claims",
-        "missing_claim",
-        "wrong_htm",
-        "wrong_htu",
-        "stale_iat",
-        "future_iat",
-        "wrong_ath",
-        "replayed",
-    ];
-
-    /// This problem's place in [`ProofError::REASONS`].
-    pub fn index(self) -> usize {
-        match self {
-            ProofError::TooLarge => 0,
-            ProofError::NotCompactJws => 1,
-            ProofError::BadHeader => 2,
-            ProofError::WrongType => 3,
-            ProofError::AlgorithmNotAllowed => 4,
-            ProofError::UnsupportedCrit => 5,
-            ProofError::MissingJwk => 6,
-            ProofError::PrivateKey => 7,
-            ProofError::BadKey => 8,
-            ProofError::BadSignature => 9,
-            ProofError::BadClaims => 10,
-            ProofError::MissingClaim(_) => 11,
-            ProofError::WrongMethod => 12,
-            ProofError::WrongUri => 13,
-            ProofError::Stale => 14,
-            ProofError::IssuedInFuture => 15,
-            ProofError::WrongAth => 16,
-            ProofError::Replayed => 17,
-        }
-    }
-
-    /// A short fixed name for the problem, for metrics labels.
-    pub fn reason(self) -> &'static str {
-        Self::REASONS[self.index()]
-    }
-}
 
 /// What the request a proof came with looked like, and what it must say.
 #[derive(Clone, Copy, Debug)]
