@@ -386,7 +386,7 @@ def main():
             held = server_descriptors(args.server_pid) - fds_before
             peak_rss = max(peak_rss, server_memory(args.server_pid)[0])
         open_now = (sum(n for _, n in counts) if args.kind != "slow-reader"
-                    else f"{held} held by the server")
+                    else f"{held} descriptors")
         timeline.append((second, open_now))
     end = time.monotonic()
     probe.stop.set()
@@ -416,7 +416,9 @@ def main():
     if args.server_pid:
         print(f"server memory: {rss_before:.0f} MB before, peak {peak_rss:.0f} MB "
               f"(sampled each second; VmHWM {server_memory(args.server_pid)[1]:.0f} MB)")
-    print("flood connections the server has not closed, seconds after the last one opened:")
+    print("flood connections the server has not closed, seconds after the last one opened"
+          + (" (the server's descriptors beyond those it held before: a slow reader"
+             " holds two, its socket and the file)" if args.kind == "slow-reader" else "") + ":")
     print("  " + ", ".join(f"{s} s: {n}" for s, n in timeline))
 
 

@@ -8,6 +8,15 @@
 //! SIGTERM or SIGINT it stops accepting, lets the requests in flight finish
 //! (at most `SHUTDOWN_GRACE_SECS`) and exits with status 0.
 //!
+//! Start-up, step by step (the numbered comments in [`run`]):
+//! 1. the settings: Leptos's, then ours ([`Config`]), then logging;
+//! 2. the connection limits, from the descriptor limit;
+//! 3. the issuer: `ISSUER`, or the embedded development server;
+//! 4. the issuer's discovery document and keys: the bearer validator;
+//! 5. the router: pages, server functions, files, probes (`server::app_router_with`);
+//! 6. the listeners: the site, and the metrics when `METRICS_ADDR` is set;
+//! 7. serving until SIGTERM or SIGINT, then letting requests finish.
+//!
 //! Run with `cargo leptos watch` (or `./dev.sh run`); settings come from the
 //! environment and `.env` (DESIGN.md, "Configuration"). Any problem before
 //! listening prints one line naming it and exits with status 2.
@@ -53,6 +62,7 @@ async fn main() -> ExitCode {
 
 /// Everything that can stop start-up returns its one-line message.
 async fn run() -> Result<(), String> {
+    // 1. Settings.
     let conf = get_configuration(None).map_err(context(
         "cannot read the Leptos configuration (LEPTOS_* variables)",
     ))?;
@@ -69,6 +79,8 @@ async fn run() -> Result<(), String> {
     let site_addr = leptos_options.site_addr;
     let config = Config::from_env(site_addr).map_err(|err| err.to_string())?;
     server::ops::logging::init(config.log_format);
+
+    // 2. Connection limits.
     let fd_limit = serve::descriptor_limit().map_err(context(
         "cannot read the file-descriptor limit (getrlimit RLIMIT_NOFILE)",
     ))?;
@@ -86,6 +98,7 @@ async fn run() -> Result<(), String> {
         "connection limits"
     );
 
+    // 3. The issuer.
     let metrics = config.metrics_addr.map(|_| Metrics::new());
     // Kept alive for as long as the server runs.
     let mut _dev_idp = None;
@@ -121,6 +134,7 @@ async fn run() -> Result<(), String> {
         }
     };
 
+    // 4. Discovery and keys.
     // Config requires CLIENT_ID whenever ISSUER is set; the dev server has one.
     let client_id_for_browser = client_id
         .clone()
@@ -151,6 +165,7 @@ async fn run() -> Result<(), String> {
     if let Some(metrics) = &metrics {
         metrics.watch_validator(&validator);
     }
+    // 5. The router.
     let browser_auth = BrowserAuth::new(
         BrowserAuth::public_config(&config, client_id_for_browser, &discovery)?,
         validator.clone(),
@@ -164,6 +179,7 @@ async fn run() -> Result<(), String> {
             ..RouterSettings::from_config(&config)
         },
     );
+    // 6. The listeners.
     let listener = serve::bind(site_addr).map_err(context(format!(
         "cannot listen on {site_addr} (LEPTOS_SITE_ADDR)"
     )))?;
@@ -208,6 +224,7 @@ async fn run() -> Result<(), String> {
         _ => None,
     };
 
+    // 7. Serve until a signal, then let the requests in flight finish.
     tokio::spawn(async move {
         let signal = shutdown_signal().await;
         tracing::info!(
