@@ -20,6 +20,7 @@ import type { AppOptions } from './tests/fixtures';
 // | third-party-implicit           | 3070 | 127.0.0.1:3170 | the same with `id_token token` |
 // | third-party-implicit-allowed   | 3070 | 127.0.0.1:3170 | the same, third-party cookies allowed (the control) |
 // | dpop                           | 3080 | localhost:3180 | `RESPONSE_TYPE=code`, `offline_access`, `DPOP=1`, `REQUIRE_DPOP=1` |
+// | dpop-nonce                     | 3090 | localhost:3190 | the same with `DPOP_NONCE=1`: the server functions ask for nonces too |
 //
 // APP_URL runs the default project against a server you started yourself
 // (with `DEV_IDP_CONTROL=1` and `DEV_IDP_CONFIG=end2end/dev-idp.json`).
@@ -40,6 +41,14 @@ const servers: Record<string, Server> = {
   thirdPartyCode: { port: base + 60, idpHost: '127.0.0.1', env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES } },
   thirdPartyImplicit: { port: base + 70, idpHost: '127.0.0.1', env: {} },
   dpop: { port: base + 80, env: { RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES, DPOP: '1', REQUIRE_DPOP: '1' } },
+  dpopNonce: {
+    port: base + 90,
+    env: {
+      RESPONSE_TYPE: 'code', SCOPES: CODE_SCOPES, DPOP: '1', REQUIRE_DPOP: '1', DPOP_NONCE: '1',
+      // A test-only secret; a real one comes from `openssl rand -hex 32`.
+      DPOP_NONCE_SECRET: '6e6f6e63652d7365637265742d666f722d74686520706c61797772696768742d',
+    },
+  },
 };
 const appURL = (port: number) => `http://localhost:${port}`;
 const idpHost = (server: Server) => `${server.idpHost ?? 'localhost'}:${server.port + 100}`;
@@ -132,6 +141,7 @@ export default defineConfig<AppOptions>({
     project('third-party-implicit-allowed', servers.thirdPartyImplicit, { thirdPartyCookies: 'allowed' },
       /third-party\.spec\.ts/),
     project('dpop', servers.dpop, { responseType: 'code', refreshTokens: true }, /dpop\.spec\.ts/),
+    project('dpop-nonce', servers.dpopNonce, { responseType: 'code', refreshTokens: true }, /dpop\.spec\.ts/),
   ],
   webServer: process.env.APP_URL
     ? undefined

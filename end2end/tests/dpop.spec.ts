@@ -109,8 +109,10 @@ test('a reload and a second tab prove the same key; a refresh proves it too', as
   expect(proof.claims.htm).toBe('POST');
   expect(proof.claims.htu).toMatch(/\/oauth2\/default\/v1\/token$/);
   await expect(page.locator('#whoami-sub')).toHaveText(users.bob.login);
+  // The refresh's answer is stored a moment after its request: wait for it.
+  await expect.poll(async () => JSON.parse((await storedSession(page))!).access_token)
+    .not.toBe(session.access_token);
   const renewed = JSON.parse((await storedSession(page))!);
-  expect(renewed.access_token).not.toBe(session.access_token);
   expect(jwtClaims(renewed.access_token).cnf).toEqual({ jkt: session.dpop_jkt });
   await other.locator('#refresh').click();
   await expect(other.locator('#whoami-sub')).toHaveText(users.bob.login);
@@ -152,4 +154,46 @@ test('sign-out deletes the key', async ({ page }) => {
   await page.waitForURL((url) => url.pathname === '/' && url.search === '');
   await expect(page.locator('#notice')).toHaveText('You are signed out.');
   await expect.poll(async () => Object.keys(await storedKeys(page))).toEqual([]);
+});
+
+test('with DPOP_NONCE the server functions hand out a nonce and the page retries once with it', async ({ page }, testInfo) => {
+  test.skip(testInfo.project.name !== 'dpop-nonce', 'the dpop-nonce project runs the server with DPOP_NONCE=1');
+  const claimsOf = (proof: string | undefined) => (proof ? jws(proof).claims : {});
+  const api: { status: number; nonce?: string; handedOut?: string; challenge?: string }[] = [];
+  const token: { status: number; nonce?: string }[] = [];
+  page.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    const nonce = claimsOf(r.request().headers()['dpop']).nonce;
+    if (path === '/api/whoami') {
+      api.push({
+        status: r.status(), nonce, handedOut: r.headers()['dpop-nonce'], challenge: r.headers()['www-authenticate'],
+      });
+    } else if (path.endsWith('/v1/token')) {
+      token.push({ status: r.status(), nonce });
+    }
+  });
+  await signIn(page, users.alice);
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+
+  // The token endpoint (as Okta's does) refuses the first proof for want
+  // of its nonce; the retry carries it.
+  expect(token[0]).toEqual({ status: 400, nonce: undefined });
+  expect(token[1].status).toBe(200);
+  expect(token[1].nonce).toBeTruthy();
+  // The server functions do the same with their own nonce.
+  expect(api[0].status).toBe(401);
+  expect(api[0].nonce).toBeUndefined();
+  expect(api[0].challenge).toMatch(/^DPoP .*error="use_dpop_nonce"/);
+  expect(api[0].handedOut).toBeTruthy();
+  expect(api[1].status).toBe(200);
+  expect(api[1].nonce).toBe(api[0].handedOut);
+  // Later calls carry the nonce they were given: no second refusal.
+  const seen = api.length;
+  await page.locator('#refresh').click();
+  await expect.poll(() => api.length).toBeGreaterThan(seen);
+  await expect(page.locator('#whoami-sub')).toHaveText(users.alice.login);
+  for (const call of api.slice(seen)) {
+    expect(call.status).toBe(200);
+    expect(call.nonce).toBeTruthy();
+  }
 });
