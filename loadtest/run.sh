@@ -3,7 +3,7 @@
 # harness, then runs every case (loadtest/src/cases.rs) N times against
 # the real binary over loopback and prints the table of medians.
 #
-#   loadtest/run.sh            # 3 passes of cases 1-9 (~5 min a pass)
+#   loadtest/run.sh            # 3 passes of cases 1-10 (~6 min a pass)
 #   loadtest/run.sh 1 --short  # one quick pass, durations / 10
 #   loadtest/run.sh 3 --cases 1,2,3
 #

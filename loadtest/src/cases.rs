@@ -42,6 +42,7 @@ fn plan_health() -> Arc<dyn Plan> {
     Arc::new(|_: usize, _: &mut Rng| Req {
         path: "/api/health",
         auth: None,
+        dpop: None,
         expect: Expect::Health,
         class: Class::Health,
     })
@@ -53,6 +54,7 @@ fn plan_health_carrying(authorization: HeaderValue) -> Arc<dyn Plan> {
     Arc::new(move |_: usize, _: &mut Rng| Req {
         path: "/api/health",
         auth: Some(authorization.clone()),
+        dpop: None,
         expect: Expect::Health,
         class: Class::Health,
     })
@@ -62,6 +64,7 @@ pub fn valid_req(t: &Token) -> Req {
     Req {
         path: "/api/whoami",
         auth: Some(t.header.clone()),
+        dpop: None,
         expect: Expect::Valid(t.sub.clone()),
         class: Class::Valid,
     }
@@ -103,6 +106,7 @@ fn plan_mix(tokens: &Tokens, valid: usize) -> Arc<dyn Plan> {
             Req {
                 path: "/api/whoami",
                 auth: Some(pool[(rng.next() % pool.len() as u64) as usize].clone()),
+                dpop: None,
                 expect: Expect::InvalidToken,
                 class: Class::Invalid,
             }
@@ -299,6 +303,7 @@ pub async fn case6_storm(ctx: &Ctx, run: usize, case2_p99: f64) {
     let storm: Arc<dyn Plan> = Arc::new(move |_: usize, rng: &mut Rng| Req {
         path: "/api/whoami",
         auth: Some(unknown_kid_token(rng, &issuer)),
+        dpop: None,
         expect: Expect::InvalidToken,
         class: Class::Unknown,
     });
@@ -414,6 +419,7 @@ pub async fn case8_outage(ctx: &Ctx, run: usize) {
             Req {
                 path: "/api/whoami",
                 auth: Some(unknown_kid_token(rng, &issuer)),
+                dpop: None,
                 expect: Expect::UnavailableOrInvalid,
                 class: Class::Unknown,
             }
@@ -422,6 +428,7 @@ pub async fn case8_outage(ctx: &Ctx, run: usize) {
             Req {
                 path: "/api/whoami",
                 auth: Some(t.header.clone()),
+                dpop: None,
                 expect: Expect::ValidOrUnavailable(t.sub.clone()),
                 class: Class::Recovering,
             }
@@ -538,7 +545,7 @@ async fn server_serves(addr: SocketAddr, token: &Token) -> bool {
     matches!(
         tokio::time::timeout(
             Duration::from_secs(10),
-            c.send("/api/whoami", Some(&token.header))
+            c.send("/api/whoami", Some(&token.header), None)
         )
         .await,
         Ok(Ok((StatusCode::OK, _, _)))
@@ -563,6 +570,7 @@ pub async fn case9_faults(ctx: &Ctx, run: usize, case2_p99: f64) {
                 Req {
                     path: "/api/whoami",
                     auth: Some(unknown_kid_token(rng, &issuer)),
+                    dpop: None,
                     expect: Expect::Unavailable,
                     class: Class::Unknown,
                 }

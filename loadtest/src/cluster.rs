@@ -194,6 +194,7 @@ fn valid_req(t: &Token) -> Req {
     Req {
         path: "/api/whoami",
         auth: Some(t.header.clone()),
+        dpop: None,
         expect: Expect::Valid(t.sub.clone()),
         class: Class::Valid,
     }
@@ -220,6 +221,7 @@ fn plan_mix(tokens: &Tokens) -> Arc<dyn Plan> {
             Req {
                 path: "/api/whoami",
                 auth: Some(bad[(rng.next() % bad.len() as u64) as usize].clone()),
+                dpop: None,
                 expect: Expect::InvalidToken,
                 class: Class::Invalid,
             }
@@ -406,7 +408,7 @@ async fn case_c(cluster: &Cluster, tokens: &Tokens, results: &Results) {
                 };
                 let answer = tokio::time::timeout(
                     Duration::from_secs(10),
-                    c.send("/api/whoami", Some(&token.header)),
+                    c.send("/api/whoami", Some(&token.header), None),
                 )
                 .await;
                 let at = start.elapsed();

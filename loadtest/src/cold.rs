@@ -144,6 +144,7 @@ impl Pools {
                     Req {
                         path: "/api/whoami",
                         auth: Some(pool[i % pool.len()].clone()),
+                        dpop: None,
                         expect: Expect::InvalidToken,
                         class: Class::Invalid,
                     }
@@ -263,7 +264,7 @@ fn ipis_in(interrupts: &str) -> u64 {
 
 /// CPU seconds the calling thread has used, to the nanosecond
 /// (`/proc/thread-self/schedstat`: time on a CPU, waiting, timeslices).
-fn thread_cpu_secs() -> f64 {
+pub fn thread_cpu_secs() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())

@@ -54,6 +54,7 @@ impl Conn {
         &mut self,
         path: &str,
         auth: Option<&HeaderValue>,
+        dpop: Option<&HeaderValue>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
         if self.sender.is_closed() || self.sender.ready().await.is_err() {
             // The other end closed this keep-alive connection after its
@@ -70,6 +71,9 @@ impl Conn {
             .header(header::ACCEPT, "application/json");
         if let Some(auth) = auth {
             req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(dpop) = dpop {
+            req = req.header("dpop", dpop.clone());
         }
         let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
         let resp = self
@@ -149,6 +153,8 @@ pub enum Class {
 pub struct Req {
     pub path: &'static str,
     pub auth: Option<HeaderValue>,
+    /// A `DPoP` proof header, sent with a DPoP-bound token.
+    pub dpop: Option<HeaderValue>,
     pub expect: Expect,
     pub class: Class,
 }
@@ -308,9 +314,11 @@ pub async fn drive(
                 }
                 let c = conn.as_mut().expect("connection");
                 let t0 = Instant::now();
-                let outcome =
-                    tokio::time::timeout(REQUEST_TIMEOUT, c.send(req.path, req.auth.as_ref()))
-                        .await;
+                let outcome = tokio::time::timeout(
+                    REQUEST_TIMEOUT,
+                    c.send(req.path, req.auth.as_ref(), req.dpop.as_ref()),
+                )
+                .await;
                 let took = t0.elapsed();
                 stats
                     .latencies

@@ -32,8 +32,9 @@
 //!   bare client, one request in flight per connection), checks each
 //!   answer's status, headers and body against the decision expected for
 //!   that request (`driver.rs`, with the plan of each case in `cases.rs`,
-//!   case 3's in `cold.rs`), and reports throughput, p50 and p99, and
-//!   for case 3 the server's CPU per request next to a raw RSA verify
+//!   case 3's in `cold.rs`, case 10's, DPoP, in `dpop.rs`), and reports
+//!   throughput, p50 and p99, and for cases 3 and 10 the server's CPU per
+//!   request next to a raw RSA (3) or P-256 (10) verify
 //!   timed in this process (with `--perf`, `perf record` profiles of the
 //!   server too: `profile.rs`);
 //! - repeats each case `--runs` times and prints median and min–max of
@@ -52,6 +53,7 @@
 mod cases;
 mod cluster;
 mod cold;
+mod dpop;
 mod driver;
 mod issuer;
 mod profile;
@@ -67,6 +69,7 @@ use crate::cases::{
     case4_mix, case5_rss, case6_storm, case7_rotation, case8_outage, case9_faults, paired_case, Ctx,
 };
 use crate::cold::case3_cold;
+use crate::dpop::case10_dpop;
 use crate::issuer::Issuer;
 use crate::report::Results;
 use crate::server_process::Launcher;
@@ -121,7 +124,7 @@ impl Args {
         let mut args = Args {
             server: PathBuf::from("target/release/server"),
             runs: 3,
-            cases: (1..=9).collect(),
+            cases: (1..=10).collect(),
             short: false,
             site_root: None,
             perf: false,
@@ -277,6 +280,7 @@ async fn run(args: Args) -> bool {
                 7 => case7_rotation(&ctx, run).await,
                 8 => case8_outage(&ctx, run).await,
                 9 => case9_faults(&ctx, run, case2_p99).await,
+                10 => case10_dpop(&ctx, run).await,
                 other => ctx.results.fail(&format!("no case {other}")),
             }
             println!("  ({:.1} s)", t.elapsed().as_secs_f64());

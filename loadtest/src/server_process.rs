@@ -170,7 +170,7 @@ async fn health_ok(addr: SocketAddr) -> bool {
         return false;
     };
     matches!(
-        tokio::time::timeout(Duration::from_secs(2), conn.send("/api/health", None)).await,
+        tokio::time::timeout(Duration::from_secs(2), conn.send("/api/health", None, None)).await,
         Ok(Ok((StatusCode::OK, _, _)))
     )
 }

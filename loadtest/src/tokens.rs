@@ -202,6 +202,14 @@ impl Tokens {
     }
 }
 
+/// A valid k1 token for `sub` bound to the DPoP key whose RFC 7638
+/// thumbprint is `jkt` (`cnf.jkt`, RFC 9449 §6.1), as the raw JWS.
+pub fn bound_token(tokens: &Tokens, sub: &str, jkt: &str) -> String {
+    let mut claims = claims(&tokens.issuer, sub, unix_now() + 3600, AUDIENCE);
+    claims["cnf"] = json!({ "jkt": jkt });
+    tokens.k1.sign(&claims)
+}
+
 /// Forged tokens, one fewer than `tokens`: each valid token's header and
 /// payload with the next one's signature. Right structure, known kid, a
 /// real signature by the right key, but not of these bytes: only the RSA
