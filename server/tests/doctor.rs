@@ -39,6 +39,11 @@ fn test_config_file() -> std::path::PathBuf {
         "response_types": ["id_token"],
     }));
     clients.push(json!({
+        "client_id": "0oa-dpop",
+        "redirect_uris": [REDIRECT_URI],
+        "dpop_bound_access_tokens": true,
+    }));
+    clients.push(json!({
         "client_id": "0oa-no-reports",
         "redirect_uris": [REDIRECT_URI],
         "scopes": ["openid", "profile", "email"],
@@ -794,6 +799,34 @@ async fn the_code_flow_against_the_dev_server() {
         }
     }
     panic!("no token_endpoint line: {:#?}", run.lines);
+}
+
+#[tokio::test]
+async fn with_dpop_the_client_must_require_dpop_and_cors_allow_the_header() {
+    let dpop = |client: &'static str| {
+        against_idp(&[
+            ("RESPONSE_TYPE", "code"),
+            ("SCOPES", "openid profile email offline_access"),
+            ("DPOP", "1"),
+            ("CLIENT_ID", client),
+        ])
+    };
+    let requiring = run(&dpop("0oa-dpop"), None).await;
+    assert!(requiring.failures().is_empty(), "{:#?}", requiring.lines);
+    requiring.line_starting("✓ the issuer takes DPoP proofs signed with ES256");
+    requiring.line_starting("✓ the token endpoint allows CORS from the app's origin");
+    requiring.line_starting("✓ the client requires DPoP proofs in token requests");
+
+    // The demo client takes Bearer token requests too.
+    let bearer = run(&dpop("0oa-dev-spa"), None).await;
+    bearer.assert_one_failure(&[
+        "DPOP=1, but the client does not require DPoP",
+        "invalid_grant",
+    ]);
+    assert!(bearer
+        .lines
+        .iter()
+        .any(|l| l.contains("Require Demonstrating Proof of Possession")));
 }
 
 // ----------------------------------------------------- the real binary

@@ -176,10 +176,24 @@ async fn check_issuer(target: &Target, config: &Config, options: &Options, sink:
 
     // The token endpoint, from the app's origin.
     if code {
+        let dpop = config.dpop.browser;
         sink.push(match &token_endpoint {
-            Some(endpoint) => code_flow::cors(endpoint, &config.public_origin, &options.http).await,
+            Some(endpoint) => {
+                code_flow::cors(endpoint, &config.public_origin, dpop, &options.http).await
+            }
             None => code_flow::cors_not_checked(),
         });
+        if let (true, Some(endpoint)) = (dpop, &token_endpoint) {
+            sink.push(
+                code_flow::dpop_required(
+                    endpoint,
+                    &target.client_id,
+                    &config.redirect_uri,
+                    &options.http,
+                )
+                .await,
+            );
+        }
     }
 
     // The authorize endpoint.
