@@ -96,6 +96,9 @@ pub enum Expect {
     Valid(Arc<str>),
     /// 401 `invalid_token`, with the challenge.
     InvalidToken,
+    /// 401 for a request without a token: the challenge with no error
+    /// code (RFC 6750 §3.1).
+    MissingToken,
     /// 503 with `Retry-After`.
     Unavailable,
     /// An unknown kid around the issuer's return: 503 with `Retry-After`
@@ -132,6 +135,15 @@ impl Expect {
             Expect::Health => status == StatusCode::OK && body == b"\"ok\"",
             Expect::Valid(sub) => valid(sub),
             Expect::InvalidToken => invalid_token(),
+            Expect::MissingToken => {
+                status == StatusCode::UNAUTHORIZED
+                    && headers
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .is_some_and(|v| {
+                            v.starts_with(r#"Bearer realm="api""#) && !v.contains("error=")
+                        })
+            }
             Expect::Unavailable => unavailable(),
             Expect::ValidOrUnavailable(sub) => valid(sub) || unavailable(),
             Expect::UnavailableOrInvalid => unavailable() || invalid_token(),

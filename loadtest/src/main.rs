@@ -32,7 +32,8 @@
 //!   bare client, one request in flight per connection), checks each
 //!   answer's status, headers and body against the decision expected for
 //!   that request (`driver.rs`, with the plan of each case in `cases.rs`,
-//!   case 3's in `cold.rs`, case 10's, DPoP, in `dpop.rs`), and reports
+//!   case 3's in `cold.rs`, case 10's, DPoP, in `dpop.rs`, case 11's,
+//!   the Node peers, in `peers.rs`), and reports
 //!   throughput, p50 and p99, and for cases 3 and 10 the server's CPU per
 //!   request next to a raw RSA (3) or P-256 (10) verify
 //!   timed in this process (with `--perf`, `perf record` profiles of the
@@ -56,6 +57,7 @@ mod cold;
 mod dpop;
 mod driver;
 mod issuer;
+mod peers;
 mod profile;
 mod report;
 mod rng;
@@ -71,6 +73,7 @@ use crate::cases::{
 use crate::cold::case3_cold;
 use crate::dpop::case10_dpop;
 use crate::issuer::Issuer;
+use crate::peers::case11_peers;
 use crate::report::Results;
 use crate::server_process::Launcher;
 use crate::tokens::Tokens;
@@ -281,6 +284,7 @@ async fn run(args: Args) -> bool {
                 8 => case8_outage(&ctx, run).await,
                 9 => case9_faults(&ctx, run, case2_p99).await,
                 10 => case10_dpop(&ctx, run).await,
+                11 => case11_peers(&ctx, run).await,
                 other => ctx.results.fail(&format!("no case {other}")),
             }
             println!("  ({:.1} s)", t.elapsed().as_secs_f64());
