@@ -265,10 +265,7 @@ fn ipis_in(interrupts: &str) -> u64 {
 /// CPU seconds the calling thread has used, to the nanosecond
 /// (`/proc/thread-self/schedstat`: time on a CPU, waiting, timeslices).
 pub fn thread_cpu_secs() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+    crate::server_process::schedstat_secs("/proc/thread-self/schedstat")
 }
 
 /// Case 3; see the module doc.

@@ -23,7 +23,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rand::SystemRandom;
@@ -42,7 +42,7 @@ use crate::cold::thread_cpu_secs;
 use crate::driver::{drive, Class, Expect, Plan, Req, Stats, Stop};
 use crate::rng::Rng;
 use crate::server_process::cpu_secs;
-use crate::tokens::bound_token;
+use crate::tokens::{bound_token, unix_now};
 
 /// Proofs minted for each DPoP window: more than one window can send.
 const PROOFS_PER_WINDOW: usize = 30_000;
@@ -86,7 +86,7 @@ impl DpopKey {
 
     /// A proof for `POST htu` with the access token's hash `ath`; returns
     /// the compact JWS and, apart, its signing input and signature.
-    fn proof(&self, htu: &str, ath: &str, jti: &str, iat: u64) -> (String, String, Vec<u8>) {
+    fn proof(&self, htu: &str, ath: &str, jti: &str, iat: i64) -> (String, String, Vec<u8>) {
         let claims = json!({"jti": jti, "htm": "POST", "htu": htu, "iat": iat, "ath": ath});
         let input = format!(
             "{}.{}",
@@ -101,13 +101,6 @@ impl DpopKey {
         let jws = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
         (jws, input, sig)
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
 }
 
 /// What the DPoP windows send: the bound token, and proofs to take in

@@ -290,8 +290,5 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
 
 /// The CPU seconds of `pid`'s main thread alone.
 fn main_thread_cpu_secs(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+    crate::server_process::schedstat_secs(&format!("/proc/{pid}/task/{pid}/schedstat"))
 }

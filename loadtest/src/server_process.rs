@@ -209,6 +209,15 @@ fn threads_cpu_secs(pid: u32) -> Option<f64> {
     Some(ns as f64 / 1e9)
 }
 
+/// The CPU seconds a `schedstat` file of `/proc` gives (its first field,
+/// nanoseconds on the CPU); NaN when it cannot be read.
+pub fn schedstat_secs(path: &str) -> f64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+}
+
 fn stat_cpu_secs(pid: u32) -> f64 {
     // utime and stime, in ticks of 10 ms.
     (stat_field(pid, 14) + stat_field(pid, 15)) as f64 / 100.0

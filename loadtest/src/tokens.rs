@@ -87,7 +87,7 @@ fn rsa_public_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
     (strip(n), strip(e))
 }
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
