@@ -139,6 +139,30 @@ async fn fetch(port: u16, request: &str) -> (u16, usize, Duration) {
     (status, answer.len(), started.elapsed())
 }
 
+/// The Prometheus exposition the server's metrics listener answers.
+async fn metrics(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut exposition = String::new();
+    stream.read_to_string(&mut exposition).await.unwrap();
+    exposition
+}
+
+/// The value of `http_connections_total{event="<event>"}`.
+fn series(exposition: &str, event: &str) -> usize {
+    let prefix = format!("http_connections_total{{event=\"{event}\"}} ");
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {event} series"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 async fn wait_ready(port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -251,29 +275,22 @@ async fn two_thousand_slow_readers_hold_little_memory_and_are_closed_at_the_send
         "all closed {:?} after the last connection opened",
         flood_opened.elapsed()
     );
-    // And counted as such.
-    let mut stream = TcpStream::connect(("127.0.0.1", metrics_port))
-        .await
-        .unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut exposition = String::new();
-    stream.read_to_string(&mut exposition).await.unwrap();
-    let series = |event: &str| -> usize {
-        let prefix = format!("http_connections_total{{event=\"{event}\"}} ");
-        exposition
-            .lines()
-            .find_map(|line| line.strip_prefix(prefix.as_str()))
-            .unwrap_or_else(|| panic!("no {event} series"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    // Closed at the send deadline, or (the few whose answers the kernel
-    // took whole) at the keep-alive one.
-    let (send, idle) = (series("send_timeout"), series("idle_timeout"));
+    // And counted as such: closed at the send deadline, or (the few whose
+    // answers the kernel took whole) at the keep-alive one. The loop above
+    // stops with up to 8 descriptors left, and the metrics are refreshed
+    // in the background, so ask until the last ones are counted.
+    let (mut send, mut idle);
+    loop {
+        let exposition = metrics(metrics_port).await;
+        (send, idle) = (
+            series(&exposition, "send_timeout"),
+            series(&exposition, "idle_timeout"),
+        );
+        if send + idle >= READERS || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(send + idle, READERS, "send {send}, idle {idle}");
     assert!(send >= READERS * 9 / 10, "send {send}, idle {idle}");
     drop(readers);
