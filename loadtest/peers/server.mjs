@@ -11,14 +11,28 @@
 // `Bearer realm="api"` and no error for a missing token, with
 // `error="invalid_token"` for a bad one.
 //
-// Environment: PEER, ISSUER, AUDIENCE, CLIENT_ID, PORT.
+// The jose peers also take DPoP-bound tokens (RFC 9449 §7), as the server
+// does, with jose verifying each proof: `Authorization: DPoP <token>` and a
+// `DPoP` proof whose ES256 signature verifies by its own `jwk`, with `typ`
+// dpop+jwt, `htm` and `htu` of this request, `iat` within 60 s either way,
+// a `jti` not seen before (kept until it is stale), `ath` the token's
+// SHA-256, and a token whose `cnf.jkt` is the proof key's thumbprint. A
+// bound token sent as Bearer is refused. Okta's verifier has no DPoP.
+//
+// Environment: PEER, ISSUER, AUDIENCE, CLIENT_ID, PORT, and ORIGIN (the
+// public origin proofs name in `htu`; http://localhost:PORT by default).
+import { createHash } from 'node:crypto';
 import Fastify from 'fastify';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { calculateJwkThumbprint, createRemoteJWKSet, EmbeddedJWK, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
 import OktaJwtVerifier from '@okta/jwt-verifier';
 
 const { PEER, ISSUER, AUDIENCE, CLIENT_ID, PORT } = process.env;
+const ORIGIN = process.env.ORIGIN ?? `http://localhost:${PORT}`;
 const CACHE_SIZE = 10_000;
+// As the server's DPOP_IAT_WINDOW_SECS and its replay cache's size.
+const IAT_WINDOW_SECS = 60;
+const seenProofs = new LRUCache({ max: 500_000, ttl: 2 * IAT_WINDOW_SECS * 1000 + 1000 });
 
 function joseVerifier() {
   const keys = createRemoteJWKSet(new URL(`${ISSUER}/v1/keys`));
@@ -59,6 +73,38 @@ if (!verifiers[PEER]) {
   process.exit(2);
 }
 const verify = verifiers[PEER]();
+const dpop = PEER !== 'okta';
+
+class ProofError extends Error {}
+
+// The proof of a DPoP request for `token`, checked (RFC 9449 §4.3); the
+// thumbprint of its key, or a ProofError.
+async function checkProof(proof, token, method, path) {
+  let payload, protectedHeader;
+  try {
+    ({ payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
+      typ: 'dpop+jwt', algorithms: ['ES256'],
+    }));
+  } catch {
+    throw new ProofError('proof');
+  }
+  const now = Math.floor(Date.now() / 1000);
+  if (typeof payload.jti !== 'string' || payload.htm !== method
+      || typeof payload.iat !== 'number' || Math.abs(payload.iat - now) > IAT_WINDOW_SECS) {
+    throw new ProofError('claims');
+  }
+  let htu;
+  try {
+    htu = new URL(payload.htu);
+  } catch {
+    throw new ProofError('htu');
+  }
+  if (htu.origin !== ORIGIN || htu.pathname !== path) throw new ProofError('htu');
+  if (payload.ath !== createHash('sha256').update(token).digest('base64url')) throw new ProofError('ath');
+  if (seenProofs.has(payload.jti)) throw new ProofError('replayed');
+  seenProofs.set(payload.jti, true);
+  return calculateJwkThumbprint(protectedHeader.jwk);
+}
 
 const app = Fastify({ logger: false });
 // Server-function calls are empty forms.
@@ -74,6 +120,12 @@ function refuse(reply, error) {
   return { error, error_description: 'the access token is not valid' };
 }
 
+function refuseDpop(reply, error) {
+  reply.code(401).header('cache-control', 'no-store')
+    .header('www-authenticate', `DPoP algs="ES256", error="${error}", error_description="the DPoP proof or token is not valid"`);
+  return { error, error_description: 'the DPoP proof or token is not valid' };
+}
+
 app.post('/api/health', async (_request, reply) => {
   reply.type('application/json');
   return '"ok"';
@@ -82,13 +134,25 @@ app.post('/api/whoami', async (request, reply) => {
   const header = request.headers.authorization;
   if (!header) return refuse(reply, null);
   const [scheme, token] = header.split(' ');
-  if (scheme !== 'Bearer' || !token) return refuse(reply, 'invalid_request');
+  if (!token || !(scheme === 'Bearer' || (dpop && scheme === 'DPoP'))) return refuse(reply, 'invalid_request');
+  let jkt;
+  if (scheme === 'DPoP') {
+    const proof = request.headers.dpop;
+    if (typeof proof !== 'string') return refuseDpop(reply, 'invalid_dpop_proof');
+    try {
+      jkt = await checkProof(proof, token, request.method, request.url.split('?')[0]);
+    } catch {
+      return refuseDpop(reply, 'invalid_dpop_proof');
+    }
+  }
   let claims;
   try {
     claims = await verify(token);
   } catch {
-    return refuse(reply, 'invalid_token');
+    return jkt ? refuseDpop(reply, 'invalid_token') : refuse(reply, 'invalid_token');
   }
+  // A bound token only with a proof by its key; a proof only with one.
+  if (claims.cnf?.jkt !== jkt) return jkt ? refuseDpop(reply, 'invalid_token') : refuse(reply, 'invalid_token');
   reply.header('cache-control', 'no-store');
   return { sub: claims.sub, scopes: claims.scp ?? [], expires_at: claims.exp };
 });

@@ -45,19 +45,19 @@ use crate::server_process::cpu_secs;
 use crate::tokens::{bound_token, unix_now};
 
 /// Proofs minted for each DPoP window: more than one window can send.
-const PROOFS_PER_WINDOW: usize = 30_000;
+pub const PROOFS_PER_WINDOW: usize = 30_000;
 
 /// The harness's DPoP key, as a browser's would be: a P-256 pair whose
 /// public half travels in every proof.
-struct DpopKey {
+pub struct DpopKey {
     pair: EcdsaKeyPair,
     header: String,
-    jkt: String,
+    pub jkt: String,
     public: Vec<u8>,
 }
 
 impl DpopKey {
-    fn generate() -> DpopKey {
+    pub fn generate() -> DpopKey {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
                 .expect("P-256 key generation");
@@ -86,7 +86,7 @@ impl DpopKey {
 
     /// A proof for `POST htu` with the access token's hash `ath`; returns
     /// the compact JWS and, apart, its signing input and signature.
-    fn proof(&self, htu: &str, ath: &str, jti: &str, iat: i64) -> (String, String, Vec<u8>) {
+    pub fn proof(&self, htu: &str, ath: &str, jti: &str, iat: i64) -> (String, String, Vec<u8>) {
         let claims = json!({"jti": jti, "htm": "POST", "htu": htu, "iat": iat, "ath": ath});
         let input = format!(
             "{}.{}",
@@ -105,11 +105,11 @@ impl DpopKey {
 
 /// What the DPoP windows send: the bound token, and proofs to take in
 /// order, each once.
-struct Proofs {
-    authorization: HeaderValue,
-    sub: Arc<str>,
-    pool: Vec<HeaderValue>,
-    next: AtomicUsize,
+pub struct Proofs {
+    pub authorization: HeaderValue,
+    pub sub: Arc<str>,
+    pub pool: Vec<HeaderValue>,
+    pub next: AtomicUsize,
 }
 
 impl Plan for Proofs {
@@ -125,6 +125,27 @@ impl Plan for Proofs {
             class: Class::Valid,
         }
     }
+}
+
+/// [`PROOFS_PER_WINDOW`] proofs for `POST htu` with `ath`, their `jti`s
+/// numbered from `from`, minted on a blocking thread.
+pub async fn mint_proofs(
+    key: Arc<DpopKey>,
+    htu: String,
+    ath: String,
+    from: usize,
+) -> Vec<HeaderValue> {
+    tokio::task::spawn_blocking(move || {
+        let iat = unix_now();
+        (from..from + PROOFS_PER_WINDOW)
+            .map(|i| {
+                let (jws, _, _) = key.proof(&htu, &ath, &format!("load-{i}"), iat);
+                HeaderValue::from_str(&jws).expect("ascii")
+            })
+            .collect()
+    })
+    .await
+    .expect("minting proofs")
 }
 
 /// Case 10; see the module doc.
@@ -149,17 +170,9 @@ pub async fn case10_dpop(ctx: &Ctx, run: usize) {
 
     let mut minted = 0usize;
     let mut proofs = |key: Arc<DpopKey>| {
-        let (htu, ath, from) = (htu.clone(), ath.clone(), minted);
+        let from = minted;
         minted += PROOFS_PER_WINDOW;
-        tokio::task::spawn_blocking(move || {
-            let iat = unix_now();
-            (from..from + PROOFS_PER_WINDOW)
-                .map(|i| {
-                    let (jws, _, _) = key.proof(&htu, &ath, &format!("load-{i}"), iat);
-                    HeaderValue::from_str(&jws).expect("ascii")
-                })
-                .collect::<Vec<_>>()
-        })
+        mint_proofs(key, htu.clone(), ath.clone(), from)
     };
     let dpop_plan = |pool: Vec<HeaderValue>| -> Arc<dyn Plan> {
         Arc::new(Proofs {
@@ -186,7 +199,7 @@ pub async fn case10_dpop(ctx: &Ctx, run: usize) {
         1,
     )
     .await;
-    let pool = proofs(key.clone()).await.expect("minting");
+    let pool = proofs(key.clone()).await;
     drive(
         server.addr,
         WORKERS,
@@ -221,7 +234,7 @@ pub async fn case10_dpop(ctx: &Ctx, run: usize) {
                     bearer_stats.merge(window);
                 }
                 1 => {
-                    let pool = proofs(key.clone()).await.expect("minting");
+                    let pool = proofs(key.clone()).await;
                     let cpu0 = cpu_secs(server.pid());
                     let window = drive(
                         server.addr,

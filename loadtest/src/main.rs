@@ -100,7 +100,7 @@ fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR] [--perf] [--pace-us N]
+const USAGE: &str = "usage: load [--server PATH] [--runs N] [--cases 1,2,...] [--short] [--site-root DIR] [--perf] [--pace-us N] [--connections N]
        load --cluster 1,2,4 [--cluster-script deploy/run-cluster.sh] [--no-retry-post] [--server PATH] [--runs N]";
 
 struct Args {
@@ -116,6 +116,9 @@ struct Args {
     /// Case 3 paces each connection at one request per this many µs
     /// (open loop) instead of sending the next request on each answer.
     pace_us: Option<u64>,
+    /// Keep-alive connections for case 11 (the peers); 32 by default, as
+    /// the other cases.
+    connections: usize,
     /// Cluster sizes for the scale-out cases (issue 14), if given.
     cluster: Vec<usize>,
     cluster_script: PathBuf,
@@ -132,6 +135,7 @@ impl Args {
             site_root: None,
             perf: false,
             pace_us: None,
+            connections: cases::WORKERS,
             cluster: Vec::new(),
             cluster_script: PathBuf::from("deploy/run-cluster.sh"),
             no_retry_post: false,
@@ -156,6 +160,12 @@ impl Args {
                         Ok(n @ 100..=1_000_000) => n,
                         _ => return Err("--pace-us: 100..=1000000".into()),
                     })
+                }
+                "--connections" => {
+                    args.connections = match value()?.parse() {
+                        Ok(n @ 1..=1000) => n,
+                        _ => return Err("--connections: 1..=1000".into()),
+                    }
                 }
                 "--cluster" => {
                     args.cluster = value()?

@@ -13,7 +13,18 @@
 //!   there is a cache);
 //! - **missing**: no token (401);
 //! - **never-seen**: valid tokens each sent once, a slice of the minted
-//!   pool of its own for each server, so each is a full verification.
+//!   pool of its own for each server, so each is a full verification;
+//! - **DPoP**: one DPoP-bound token (`cnf.jkt`), over and over, each
+//!   request with a fresh proof (`jti`, `htm`, `htu`, `iat`, `ath`)
+//!   minted before its window, as case 10 sends them: the server and the
+//!   jose peers verify every proof's ES256 signature by its embedded key
+//!   (jose's `EmbeddedJWK`), its claims and `jti` against a replay cache,
+//!   and the token as they do a Bearer one (so from its cache where there
+//!   is one). Okta's verifier has no DPoP and sits this kind out.
+//!
+//! `--connections N` sets the keep-alive connections of every window (32
+//! by default, as the other cases): Node's cost per request depends on
+//! how many answers each turn of its event loop gathers.
 //!
 //! Each server's CPU comes from `/proc/<pid>` around its windows (every
 //! thread), so the ratios do not depend on how much CPU the client takes.
@@ -24,11 +35,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cases::{boot, valid_req, Ctx, WORKERS};
+use aws_lc_rs::digest::{digest, SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::cases::{boot, valid_req, Ctx};
+use crate::dpop::{mint_proofs, DpopKey, Proofs, PROOFS_PER_WINDOW};
 use crate::driver::{drive, Class, Expect, Plan, Req, Stats, Stop};
 use crate::rng::Rng;
 use crate::server_process::cpu_secs;
-use crate::tokens::Token;
+use crate::tokens::{bound_token, Token};
 use crate::{AUDIENCE, CLIENT_ID};
 
 const PEERS: [&str; 3] = ["jose", "jose-lru", "okta"];
@@ -86,6 +104,7 @@ async fn start_peer(name: &str, issuer: &str) -> Result<Peer, String> {
         .env("AUDIENCE", AUDIENCE)
         .env("CLIENT_ID", CLIENT_ID)
         .env("PORT", port.to_string())
+        .env("ORIGIN", format!("http://localhost:{port}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -104,21 +123,23 @@ async fn start_peer(name: &str, issuer: &str) -> Result<Peer, String> {
     Ok(peer)
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Repeated,
     Missing,
     NeverSeen,
+    Dpop,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Repeated, Kind::Missing, Kind::NeverSeen];
+    const ALL: [Kind; 4] = [Kind::Repeated, Kind::Missing, Kind::NeverSeen, Kind::Dpop];
 
     fn label(self) -> &'static str {
         match self {
             Kind::Repeated => "repeated token",
             Kind::Missing => "no token (401)",
             Kind::NeverSeen => "never-seen token",
+            Kind::Dpop => "DPoP, a fresh proof each",
         }
     }
 
@@ -141,6 +162,11 @@ impl Plan for Once {
         let i = self.next.fetch_add(1, Ordering::Relaxed);
         valid_req(&self.pool[i % self.pool.len()])
     }
+}
+
+/// Whether `server` (0 is this one, then [`PEERS`]) takes DPoP.
+fn takes_dpop(server: usize) -> bool {
+    server == 0 || PEERS[server - 1] != "okta"
 }
 
 /// Case 11; see the module doc.
@@ -167,12 +193,36 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
         let addr = ([127, 0, 0, 1], peer.port).into();
         targets.push((name, addr, peer.child.id()));
     }
+    let connections = ctx.args.connections;
 
     // The never-seen tokens: a slice of the pool per server and round.
     let pool = &ctx.tokens.fresh[1..];
     // Most of the pool for the windows, the rest for the warm-up.
     let per_window = pool.len() * 9 / 10 / (targets.len() * ROUNDS);
     let repeated = ctx.tokens.fresh[0].clone();
+    // The DPoP windows' key and token; each server's proofs name its own
+    // origin in `htu`, and every window gets proofs never sent before.
+    let key = Arc::new(DpopKey::generate());
+    let dpop_sub: Arc<str> = Arc::from("dpop-user");
+    let bound = bound_token(&ctx.tokens, &dpop_sub, &key.jkt);
+    let ath = URL_SAFE_NO_PAD.encode(digest(&SHA256, bound.as_bytes()));
+    let dpop_authorization =
+        HeaderValue::from_maybe_shared(Bytes::from(format!("DPoP {bound}"))).expect("b64token");
+    let mut minted = 0usize;
+    let mut proofs = |addr: std::net::SocketAddr| {
+        let from = minted;
+        minted += PROOFS_PER_WINDOW;
+        let htu = format!("http://localhost:{}/api/whoami", addr.port());
+        mint_proofs(key.clone(), htu, ath.clone(), from)
+    };
+    let dpop_plan = |pool: Vec<HeaderValue>| -> Arc<dyn Plan> {
+        Arc::new(Proofs {
+            authorization: dpop_authorization.clone(),
+            sub: dpop_sub.clone(),
+            pool,
+            next: AtomicUsize::new(0),
+        })
+    };
     let plan = |kind: Kind, server: usize, round: usize| -> (Arc<dyn Plan>, Arc<Stop>) {
         let wall = ctx.args.secs(1);
         match kind {
@@ -202,6 +252,7 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
                     Stop::after_count(per_window as u64, Duration::from_secs(60)),
                 )
             }
+            Kind::Dpop => unreachable!("DPoP plans carry their proofs"),
         }
     };
 
@@ -210,7 +261,7 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
     // repeated token's one verification, the JWKS fetch. Its never-seen
     // tokens are the pool's last slice, which no window sends.
     let spare = &pool[targets.len() * ROUNDS * per_window..];
-    for (_, addr, _) in &targets {
+    for (server, (_, addr, _)) in targets.iter().enumerate() {
         for kind in Kind::ALL {
             let plan: Arc<dyn Plan> = match kind {
                 Kind::NeverSeen if spare.is_empty() => continue,
@@ -218,24 +269,27 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
                     pool: spare.to_vec(),
                     next: AtomicUsize::new(0),
                 }),
+                Kind::Dpop if !takes_dpop(server) => continue,
+                Kind::Dpop => dpop_plan(proofs(*addr).await),
                 _ => plan(kind, 0, 0).0,
             };
             let stop = match kind {
                 Kind::NeverSeen => Stop::after_count(spare.len() as u64, ctx.args.secs(2)),
                 _ => Stop::after(ctx.args.secs(2)),
             };
-            drive(*addr, WORKERS, plan, stop, None, 1).await;
+            drive(*addr, connections, plan, stop, None, 1).await;
         }
     }
 
     let n = targets.len();
+    let kinds = Kind::ALL.len();
     let mut stats: Vec<Vec<Stats>> = (0..n)
         .map(|_| Kind::ALL.map(|_| Stats::default()).into())
         .collect();
-    let mut cpu = vec![[0.0f64; 3]; n];
+    let mut cpu = vec![vec![0.0f64; kinds]; n];
     // The main thread's share: Node runs JavaScript on one thread, and
     // V8's garbage collector and compiler on others.
-    let mut main_cpu = vec![[0.0f64; 3]; n];
+    let mut main_cpu = vec![vec![0.0f64; kinds]; n];
     for round in 0..ROUNDS {
         let mut order: Vec<usize> = (0..n).collect();
         if round % 2 == 1 {
@@ -244,9 +298,14 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
         for (k, kind) in Kind::ALL.into_iter().enumerate() {
             for &server in &order {
                 let (_, addr, pid) = targets[server];
-                let (plan, stop) = plan(kind, server, round);
+                let (plan, stop) = match kind {
+                    Kind::Dpop if !takes_dpop(server) => continue,
+                    // Minted before the window opens, on the harness's side.
+                    Kind::Dpop => (dpop_plan(proofs(addr).await), Stop::after(ctx.args.secs(1))),
+                    _ => plan(kind, server, round),
+                };
                 let (cpu0, main0) = (cpu_secs(pid), main_thread_cpu_secs(pid));
-                let window = drive(addr, WORKERS, plan, stop, None, 2 + round as u64).await;
+                let window = drive(addr, connections, plan, stop, None, 2 + round as u64).await;
                 cpu[server][k] += cpu_secs(pid) - cpu0;
                 main_cpu[server][k] += main_thread_cpu_secs(pid) - main0;
                 stats[server][k].elapsed += window.elapsed;
@@ -256,9 +315,12 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
     }
 
     let r = &ctx.results;
-    let mut per_request = vec![[0.0f64; 3]; n];
+    let mut per_request = vec![vec![f64::NAN; kinds]; n];
     for (server, (name, _, _)) in targets.iter().enumerate() {
         for (k, kind) in Kind::ALL.into_iter().enumerate() {
+            if kind == Kind::Dpop && !takes_dpop(server) {
+                continue;
+            }
             let count = stats[server][k].count(kind.class()).max(1) as f64;
             per_request[server][k] = r.report_cpu_per_request(
                 &format!("11 {name}, {}", kind.label()),
@@ -276,6 +338,9 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
     }
     for (server, (name, _, _)) in targets.iter().enumerate().skip(1) {
         for (k, kind) in Kind::ALL.into_iter().enumerate() {
+            if kind == Kind::Dpop && !takes_dpop(server) {
+                continue;
+            }
             r.add(
                 &format!("11 this server ÷ {name}, {}", kind.label()),
                 per_request[0][k] / per_request[server][k],

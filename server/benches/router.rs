@@ -1,5 +1,6 @@
 //! What a protected server function costs next to a public one, in
-//! process: the whole `app_router` (bearer layer, leptos_axum, the server
+//! process: the whole app as `main` serves it (`server::app_with`: the
+//! edge layers, the bearer layer, leptos_axum, the server
 //! function, JSON encoding, security headers) without sockets, so the
 //! figures are the server's own work per request.
 //!
@@ -35,7 +36,6 @@ use std::time::Duration;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use criterion::{criterion_group, Criterion};
@@ -47,6 +47,7 @@ use server::bearer::verified::token_hash;
 use server::bearer::{Clock, ManualClock};
 use server::browser_auth::BrowserAuth;
 use server::edge::request_span::RequestSpanLayer;
+use server::edge::serve::App;
 use server::ops::telemetry::Metrics;
 use server::RouterSettings;
 use tower::{Layer, ServiceExt};
@@ -65,7 +66,7 @@ fn request(path: &str, authorization: Option<&HeaderValue>) -> Request<Body> {
 }
 
 /// Sends one request through the router and reads the whole answer.
-async fn call(router: &Router, path: &str, authorization: Option<&HeaderValue>) -> usize {
+async fn call(router: &impl App, path: &str, authorization: Option<&HeaderValue>) -> usize {
     let response = router
         .clone()
         .oneshot(request(path, authorization))
@@ -87,16 +88,17 @@ fn bench(c: &mut Criterion) {
     let server = runtime.block_on(JwksServer::start(jwks(&[key])));
     let clock = Arc::new(ManualClock::starting_now());
     let validator = runtime.block_on(validator_for(&server, clock.clone()));
-    let router = server::app_router(
+    let router = server::app_with(
         LeptosOptions::builder()
             .output_name("okta-implicit")
             .build(),
         validator.clone(),
         BrowserAuth::new(browser_config(&server.issuer()), validator.clone()),
+        RouterSettings::default(),
     );
     let metrics = Metrics::new();
     metrics.watch_validator(&validator);
-    let router_metrics = server::app_router_with(
+    let router_metrics = server::app_with(
         LeptosOptions::builder()
             .output_name("okta-implicit")
             .build(),

@@ -10,7 +10,7 @@
 //! | [`doctor`] | `server doctor`: the configuration checked against the issuer |
 //! | [`ops`] | what an operator touches: metrics, logging, the probes |
 //!
-//! [`app_router_with`] puts the routes together: the Leptos pages and
+//! [`app_with`] puts the routes together: the Leptos pages and
 //! server functions behind the bearer gate, the site files, the probes,
 //! all inside [`edge::layers`]. `main.rs` reads the configuration and
 //! starts it.
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use crate::bearer::Validator;
 use crate::browser_auth::BrowserAuth;
 use crate::config::{Config, DEFAULT_BODY_LIMIT};
-use crate::edge::{bearer_layer, delivery};
+use crate::edge::delivery;
 use crate::ops::{probes, telemetry::Metrics};
 
 /// What the router takes from the configuration.
@@ -87,16 +87,28 @@ pub fn app_router(
 }
 
 /// The app's router: the Leptos pages, the server functions behind the
-/// bearer layer, the site files, and the probes `/healthz` and `/readyz`
-/// beside the bearer layer, all inside the layers every answer goes
-/// through ([`edge::layers`]). Used by `main` and by the integration
-/// tests, so the tests exercise exactly what is served.
+/// bearer layer, the site files, and the probes `/healthz` and `/readyz`,
+/// all inside the layers every answer goes through ([`edge::layers`]), as
+/// a `Router` for the integration tests: [`app_with`] around which sits an
+/// empty router, which passes every request straight on.
 pub fn app_router_with(
     leptos_options: LeptosOptions,
     validator: Validator,
     browser_auth: BrowserAuth,
     settings: RouterSettings,
 ) -> Router {
+    Router::new().fallback_service(app_with(leptos_options, validator, browser_auth, settings))
+}
+
+/// The app as one tower service, what `main` serves: the routes (pages,
+/// server functions, files, probes) inside [`edge::layers`]. The
+/// connection loop calls it directly, without a router around it.
+pub fn app_with(
+    leptos_options: LeptosOptions,
+    validator: Validator,
+    browser_auth: BrowserAuth,
+    settings: RouterSettings,
+) -> impl edge::serve::App {
     let routes = generate_route_list(App);
     // Shared, so the handlers that capture it clone a pointer.
     let browser_auth = Arc::new(browser_auth);
@@ -115,11 +127,7 @@ pub fn app_router_with(
         .fallback(leptos_axum::file_and_error_handler_with_context(
             context, shell,
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            validator.clone(),
-            bearer_layer::bearer_auth,
-        ))
-        .merge(probes::routes(validator))
+        .merge(probes::routes(validator.clone()))
         .with_state(leptos_options);
-    Router::new().fallback_service(edge::layers(routes, &settings))
+    edge::layers(routes, &settings, validator)
 }

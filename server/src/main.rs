@@ -13,7 +13,7 @@
 //! 2. the connection limits, from the descriptor limit;
 //! 3. the issuer: `ISSUER`, or the embedded development server;
 //! 4. the issuer's discovery document and keys: the bearer validator;
-//! 5. the router: pages, server functions, files, probes (`server::app_router_with`);
+//! 5. the app: pages, server functions, files, probes (`server::app_with`);
 //! 6. the listeners: the site, and the metrics when `METRICS_ADDR` is set;
 //! 7. serving until SIGTERM or SIGINT, then letting requests finish.
 //!
@@ -165,12 +165,12 @@ async fn run() -> Result<(), String> {
     if let Some(metrics) = &metrics {
         metrics.watch_validator(&validator);
     }
-    // 5. The router.
+    // 5. The app.
     let browser_auth = BrowserAuth::new(
         BrowserAuth::public_config(&config, client_id_for_browser, &discovery)?,
         validator.clone(),
     );
-    let app = server::app_router_with(
+    let app = server::app_with(
         leptos_options,
         validator,
         browser_auth,

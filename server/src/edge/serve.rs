@@ -51,7 +51,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
-use axum::Router;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
@@ -61,6 +60,35 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt as _;
+
+/// What the loop serves: the app as one tower service (`server::app_with`),
+/// or any axum `Router`. Generic rather than boxed, so a request costs no
+/// allocation or clone of the whole stack on its way in.
+pub trait App:
+    tower::Service<
+        Request<Body>,
+        Response = Response<Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
 
 /// Descriptors kept for the server's own use, outside the connection cap:
 /// standard streams, listeners, the runtime's, the dev server's, outbound
@@ -258,7 +286,7 @@ impl Server {
     /// Serves `app` until `shutdown` resolves, then stops accepting, closes
     /// idle connections and returns once the requests in flight are done
     /// (or the grace period is over).
-    pub async fn run(self, app: Router, shutdown: impl Future<Output = ()>) {
+    pub async fn run<S: App>(self, app: S, shutdown: impl Future<Output = ()>) {
         let Server {
             listener,
             options,
@@ -650,9 +678,9 @@ impl Deadlines {
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<S: App>(
     stream: TcpStream,
-    app: Router,
+    app: S,
     id: u64,
     conn: Arc<Conn>,
     shared: Arc<Shared>,
@@ -705,9 +733,9 @@ async fn serve_connection(
 /// requests, so it would close idle connections after the header timeout
 /// and leave no room for a longer keep-alive. The phases of [`Conn`] tell
 /// the two waits apart.
-async fn drive(
+async fn drive<S: App>(
     stream: TcpStream,
-    app: Router,
+    app: S,
     conn: &Arc<Conn>,
     shared: &Arc<Shared>,
     deadlines: Deadlines,
@@ -879,8 +907,8 @@ impl AsyncWrite for Watched {
 
 /// The router, marking the connection busy from a request's head until
 /// its response is written, and keeping the request's body deadline.
-struct Tracked {
-    app: Router,
+struct Tracked<S> {
+    app: S,
     conn: Arc<Conn>,
     shared: Arc<Shared>,
     body_read_timeout: Duration,
@@ -889,7 +917,7 @@ struct Tracked {
 type TrackedFuture =
     Pin<Box<dyn Future<Output = Result<Response<TrackedBody>, Infallible>> + Send>>;
 
-impl hyper::service::Service<Request<Incoming>> for Tracked {
+impl<S: App> hyper::service::Service<Request<Incoming>> for Tracked<S> {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
     type Future = TrackedFuture;
