@@ -20,7 +20,9 @@
 //!   jose peers verify every proof's ES256 signature by its embedded key
 //!   (jose's `EmbeddedJWK`), its claims and `jti` against a replay cache,
 //!   and the token as they do a Bearer one (so from its cache where there
-//!   is one). Okta's verifier has no DPoP and sits this kind out.
+//!   is one). Okta's verifier has no DPoP and sits this kind out. Before
+//!   the windows, each of them must refuse a replayed proof, a proof made
+//!   for another server and the bound token sent as Bearer.
 //!
 //! `--connections N` sets the keep-alive connections of every window (32
 //! by default, as the other cases): Node's cost per request depends on
@@ -39,14 +41,14 @@ use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 
 use crate::cases::{boot, valid_req, Ctx};
 use crate::dpop::{mint_proofs, DpopKey, Proofs, PROOFS_PER_WINDOW};
-use crate::driver::{drive, Class, Expect, Plan, Req, Stats, Stop};
+use crate::driver::{drive, Class, Conn, Expect, Plan, Req, Stats, Stop};
 use crate::rng::Rng;
 use crate::server_process::cpu_secs;
-use crate::tokens::{bound_token, Token};
+use crate::tokens::{bound_token, unix_now, Token};
 use crate::{AUDIENCE, CLIENT_ID};
 
 const PEERS: [&str; 3] = ["jose", "jose-lru", "okta"];
@@ -281,6 +283,17 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
         }
     }
 
+    // Each server that takes DPoP must refuse what a careful one refuses,
+    // or its figures would be those of a verifier that checks less.
+    for (server, (name, addr, _)) in targets.iter().enumerate() {
+        if takes_dpop(server) {
+            let other = targets[(server + 1) % targets.len()].1;
+            if let Err(e) = check_refusals(*addr, other, &key, &bound, &ath).await {
+                ctx.results.fail(&format!("11 {name}: {e}"));
+            }
+        }
+    }
+
     let n = targets.len();
     let kinds = Kind::ALL.len();
     let mut stats: Vec<Vec<Stats>> = (0..n)
@@ -351,6 +364,58 @@ pub async fn case11_peers(ctx: &Ctx, run: usize) {
     }
     drop(peers);
     drop(ours);
+}
+
+/// Sends `addr` a valid DPoP request, then the same proof again (a
+/// replay), a proof made for `other` (its `htu`), and the bound token as
+/// a Bearer one: the first must be answered, the others refused with 401.
+async fn check_refusals(
+    addr: std::net::SocketAddr,
+    other: std::net::SocketAddr,
+    key: &DpopKey,
+    bound: &str,
+    ath: &str,
+) -> Result<(), String> {
+    let htu = |addr: std::net::SocketAddr| format!("http://localhost:{}/api/whoami", addr.port());
+    let header = |value: String| HeaderValue::from_str(&value).expect("ascii");
+    let dpop = header(format!("DPoP {bound}"));
+    let jti = format!("check-{}", addr.port());
+    let (proof, _, _) = key.proof(&htu(addr), ath, &jti, unix_now());
+    let (elsewhere, _, _) = key.proof(&htu(other), ath, &format!("{jti}-other"), unix_now());
+    let mut conn = Conn::open(addr).await?;
+    let tries = [
+        (
+            "a valid proof",
+            Some(&dpop),
+            Some(header(proof.clone())),
+            StatusCode::OK,
+        ),
+        (
+            "a replayed proof",
+            Some(&dpop),
+            Some(header(proof)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a proof for another server",
+            Some(&dpop),
+            Some(header(elsewhere)),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "a bound token as Bearer",
+            Some(&header(format!("Bearer {bound}"))),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (what, auth, proof, expected) in tries {
+        let (status, _, _) = conn.send("/api/whoami", auth, proof.as_ref()).await?;
+        if status != expected {
+            return Err(format!("{what} was answered {status}, not {expected}"));
+        }
+    }
+    Ok(())
 }
 
 /// The CPU seconds of `pid`'s main thread alone.
