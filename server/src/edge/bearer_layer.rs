@@ -9,10 +9,11 @@
 //! list.
 //!
 //! With a valid token the layer leaves an [`app::api::ssr::BearerAuth`] in
-//! the request's extensions. It runs on the `Router`, before leptos_axum
-//! hands the request to a server function, so the extension is part of
-//! the request `Parts` that [`app::api::ssr::authorize`] reads to hand
-//! the function the claims and check its scope.
+//! the request's extensions. It wraps the router (innermost of
+//! [`crate::edge::layers`]), so the extension is there before leptos_axum
+//! hands the request to a server function, part of the request `Parts`
+//! that [`app::api::ssr::authorize`] reads to hand the function the
+//! claims and check its scope.
 //!
 //! With `DPOP_NONCE=1` every 401 carries a fresh `DPoP-Nonce`, and so does
 //! an answer to a proof whose nonce is getting old (RFC 9449 §8.2, §9).
