@@ -25,8 +25,9 @@
 //!   for another server and the bound token sent as Bearer.
 //!
 //! `--connections N` sets the keep-alive connections of every window (32
-//! by default, as the other cases): Node's cost per request depends on
-//! how many answers each turn of its event loop gathers.
+//! by default, as the other cases), to see whether a server's cost per
+//! request depends on how many requests each turn of its event loop
+//! finds waiting (at 256, Node's barely moved: BENCHMARKS.md).
 //!
 //! Each server's CPU comes from `/proc/<pid>` around its windows (every
 //! thread), so the ratios do not depend on how much CPU the client takes.

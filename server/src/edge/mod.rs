@@ -53,7 +53,9 @@ pub fn layers(
        + Send
        + Sync
        + 'static {
-    let security_headers = SecurityHeaders::new(settings.hsts.clone());
+    let security_headers = SecurityHeaders {
+        hsts: settings.hsts.clone(),
+    };
     ServiceBuilder::new()
         .layer(RequestSpanLayer::new(settings.metrics.clone()))
         // Compression's answers carry its own body type; back to axum's,
@@ -84,10 +86,6 @@ struct SecurityHeaders {
 }
 
 impl SecurityHeaders {
-    fn new(hsts: Option<HeaderValue>) -> SecurityHeaders {
-        SecurityHeaders { hsts }
-    }
-
     fn apply(&self, mut response: axum::response::Response) -> axum::response::Response {
         let headers = response.headers_mut();
         if let Some(hsts) = &self.hsts {
