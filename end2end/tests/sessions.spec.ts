@@ -2,7 +2,7 @@ import { type BrowserContext, type Page, type Request, type Route } from '@playw
 import { test, expect } from './fixtures';
 import {
   users, testUser, signIn, storedSession, storedPerson, setTokenLifetime, endSessions, hydrated, submitLogin,
-  TABS_CHANNEL, refuseWhoami, type User,
+  TABS_CHANNEL, refuseWhoami, jwtClaims, type User,
 } from './helpers';
 
 // Sessions that last and span tabs: renewal (a hidden prompt=none iframe in
@@ -133,12 +133,32 @@ test('two tabs with 20 s tokens: one renewal per token for both, both keep loadi
   // One tab's worth: what a single tab would send, not twice that.
   expect(renewals.length).toBeGreaterThanOrEqual(120 / LIFETIME);
   expect(renewals.length).toBeLessThanOrEqual(120 / (LIFETIME / 2) + 1);
-  // Both tabs end on the same token. A renewal may have just finished in
-  // one of them, so wait for its message to reach the other rather than
-  // comparing at one instant.
-  await expect
-    .poll(async () => (await accessToken(page)) === (await accessToken(other)), { timeout: 10_000 })
-    .toBe(true);
+});
+
+test('after the computer slept past expiry, the next call renews first and the session goes on', async ({ page, context, idp }) => {
+  test.setTimeout(90_000);
+  const user = testUser('walter');
+  // The page's clock runs as the real one until the "sleep" below.
+  await context.clock.install();
+  await shortLivedSignIn(page, idp, user);
+  const expiresAt = jwtClaims(await accessToken(page)).exp as number;
+  const renewals = watchRenewals(context);
+
+  // Asleep: the page's timers stand still (the renewal timer among them)
+  // while the wall clock goes on past the token's expiry; on waking, the
+  // clock is right again and the timers go on from where they stood.
+  await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 500);
+  while (Date.now() / 1000 < expiresAt + 2) await new Promise((r) => setTimeout(r, 500));
+  await page.clock.setSystemTime(Date.now());
+  await page.clock.resume();
+  expect(renewals).toHaveLength(0);
+
+  // The first call after waking: a renewal, then the call with the new
+  // token. Not a call without a token, and not "your session has expired".
+  await loadsProtectedData(page, user);
+  expect(renewals.length).toBeGreaterThanOrEqual(1);
+  expect(jwtClaims(await accessToken(page)).exp).toBeGreaterThan(Date.now() / 1000);
+  await expect(page.getByText(/session has (expired|ended)/)).toHaveCount(0);
 });
 
 test('a new tab opened while signed in shows the profile without asking the issuer', async ({ page, context }) => {

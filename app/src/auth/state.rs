@@ -221,7 +221,9 @@ impl Auth {
     /// refused DPoP proof) gets one renewal and one retry; a second one
     /// signs the tab out, as a `401` without a token error does at once,
     /// but only if the tab still holds the session the refused call was
-    /// sent with. No call is sent without a token.
+    /// sent with. A token that expired before its renewal ran (the
+    /// computer slept) is renewed before the call, not sent. No call is
+    /// sent without a token.
     pub async fn call<T, F, Fut>(self, call: F) -> Result<T, ApiError>
     where
         F: Fn() -> Fut,
@@ -235,6 +237,22 @@ impl Auth {
             return Err(ApiError::Unauthorized {
                 error_description: "this tab holds no access token".into(),
             });
+        };
+        // The token expired before its renewal ran: the computer slept, or
+        // its clock moved on, while the renewal timer (which counts time
+        // awake) had not fired yet. The token is not sent; renew first, as
+        // for a refused call, and call with what that gives.
+        #[cfg(feature = "hydrate")]
+        let sent_with = if sent_with.is_expired(super::clock::now())
+            && self.may_renew(&sent_with)
+            && renew_now(self, &sent_with).await
+        {
+            self.session
+                .get_untracked()
+                .filter(|s| s.access_token.is_some())
+                .unwrap_or(sent_with)
+        } else {
+            sent_with
         };
         let first = with_nonce(&call).await;
         #[cfg(feature = "hydrate")]
@@ -253,6 +271,17 @@ impl Auth {
             self.end_if_current(&sent_with, EXPIRED, true);
         }
         first
+    }
+
+    /// Whether renewing `session` is still worth a try: not once its
+    /// renewal stopped for good (the issuer ended the session, or it now
+    /// has someone else signed in).
+    #[cfg(feature = "hydrate")]
+    fn may_renew(&self, session: &Session) -> bool {
+        let key = session.key();
+        !self
+            .ending
+            .with_value(|e| e.as_ref().is_some_and(|(about, _)| *about == key))
     }
 
     /// Turns a protected call's error into what the user reads.
