@@ -645,12 +645,7 @@ mod browser_side {
 
     /// One try, under the lock.
     async fn try_renewal(auth: Auth, due: Session) -> Try {
-        if !auth.holds(&due)
-            || auth
-                .ending
-                .with_value(|e| e.as_ref().is_some_and(|(about, _)| *about == due.key()))
-            || took_newer(auth, &due)
-        {
+        if !auth.holds(&due) || !auth.may_renew(&due) || took_newer(auth, &due) {
             return Try::Done;
         }
         // Until it succeeds, an expiry now is one that renewal could not
